@@ -1,0 +1,3 @@
+//! The `fleet` command.
+
+fn main() {}

@@ -1,0 +1,10 @@
+//! Is this instance healthy? HTTP and TCP probes with the policies operators know.
+//!
+//! `fleet-health` probes any URL or socket address, understands JSON health bodies
+//! (`{"status": "ok"}` and `application/health+json`), applies a probe policy (start
+//! period, interval, timeout, thresholds, deadline) and probes many targets at once.
+//! It knows nothing of the Docker Engine, SQLite or the terminal.
+
+mod error;
+
+pub use error::Error;

@@ -1,0 +1,3 @@
+//! The test app.
+
+fn main() {}
