@@ -1,0 +1,1 @@
+//! The test bed itself: registry harness, test app images, containers.
