@@ -1,1 +1,48 @@
-//! The fleet test bed.
+//! The fleet test bed: the real parts every end-to-end test stands on.
+//!
+//! - [`registry::TestRegistry`]: Debian's `docker-registry` (the CNCF distribution
+//!   registry) on `127.0.0.1:<free port>` with its own config and temporary storage,
+//!   optionally behind htpasswd auth; stopped on drop.
+//! - [`image::TestImage`]: images of the test app (`tests/testapp`, a static binary in a
+//!   `FROM scratch` image) for a chosen version and behaviour (healthy, crashing, never
+//!   healthy, slow to start, flapping), built by the local Docker Engine and pushed to a
+//!   test registry under chosen tags. Nothing is pulled from the internet.
+//! - [`docker::TestDocker`]: a connection to the Docker Engine that gives a test its own
+//!   names, labels and networks, and removes every container, network and registry image
+//!   it created when dropped.
+//! - [`tools::require`]: finds an external program (`skopeo`, `docker-registry`) or fails
+//!   with a message naming the Debian package to install. Tests never skip themselves.
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! use fleet_tests::{docker::TestDocker, image::{Behaviour, TestImage}, registry::TestRegistry};
+//!
+//! let registry = TestRegistry::start()?;
+//! let docker = TestDocker::new().await?;
+//! let image = TestImage::new("1.0.0").behaviour(Behaviour::Healthy).build(&docker).await?;
+//! let digest = image.push(&docker, &registry, "app", &["v1.0.0", "v1", "latest"]).await?;
+//! # Ok(()) }
+//! ```
+
+pub mod docker;
+pub mod image;
+pub mod net;
+pub mod registry;
+pub mod testapp;
+pub mod tools;
+
+use std::path::PathBuf;
+
+/// The root of the Cargo workspace (the directory holding `Cargo.lock`).
+pub fn workspace_root() -> PathBuf {
+    let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or(manifest_dir)
+}
+
+/// A short random hexadecimal string, for names that must not collide between tests.
+pub fn unique_suffix() -> String {
+    format!("{:08x}", rand::random::<u32>())
+}

@@ -1,0 +1,48 @@
+//! Loopback ports and waiting for servers.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+///
+/// Another process can take it before the caller binds it; callers that start servers on
+/// it retry with a new port when the bind fails.
+pub fn free_port() -> anyhow::Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0").context("cannot bind a loopback port")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// Waits until something accepts TCP connections on `address`, or `timeout` passes.
+pub fn wait_for_tcp(address: SocketAddr, timeout: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_ok() {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("nothing accepts connections on {address} after {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Polls `url` until it answers `200 OK`, or `timeout` passes; returns the body.
+pub async fn wait_http_ok(url: &str, timeout: Duration) -> anyhow::Result<String> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()?;
+    let deadline = Instant::now() + timeout;
+    loop {
+        let last = match client.get(url).send().await {
+            Ok(response) if response.status().is_success() => return Ok(response.text().await?),
+            Ok(response) => format!("status {}", response.status()),
+            Err(e) => format!("{e:#}"),
+        };
+        if Instant::now() > deadline {
+            bail!("{url} did not answer 200 OK within {timeout:?} (last: {last})");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
