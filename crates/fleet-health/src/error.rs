@@ -1,6 +1,14 @@
 //! The one error type of this crate.
+//!
+//! A probe that finds its target unhealthy is not an error: it is a [`ProbeResult`]
+//! with an [`Health::Unhealthy`] outcome and a reason. Errors are for what cannot be
+//! probed at all: a target, status range or header that does not make sense, or an
+//! HTTP client that cannot be built.
+//!
+//! [`ProbeResult`]: crate::ProbeResult
+//! [`Health::Unhealthy`]: crate::Health::Unhealthy
 
-/// Everything that can go wrong while configuring or running probes.
+/// Everything that can go wrong while configuring or preparing probes.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -12,4 +20,24 @@ pub enum Error {
         /// Why it was refused.
         reason: String,
     },
+    /// An expected HTTP status range could not be understood.
+    #[error("invalid HTTP status range {range:?}: {reason}")]
+    InvalidStatusRange {
+        /// What the caller gave.
+        range: String,
+        /// Why it was refused.
+        reason: &'static str,
+    },
+    /// A request header name or value is not valid HTTP.
+    #[error("invalid request header {name:?}")]
+    InvalidHeader {
+        /// The header name the caller gave.
+        name: String,
+        /// What HTTP said about it.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The HTTP client could not be built (for example, TLS could not be initialised).
+    #[error("cannot build the HTTP client for probes")]
+    Client(#[source] reqwest::Error),
 }

@@ -5,6 +5,16 @@
 //! period, interval, timeout, thresholds, deadline) and probes many targets at once.
 //! It knows nothing of the Docker Engine, SQLite or the terminal.
 
+mod body;
+mod durations;
 mod error;
+mod probe;
+mod report;
+mod target;
 
+pub use body::{BodyFormat, Check, HealthBody};
 pub use error::Error;
+pub use probe::{DEFAULT_REDIRECT_LIMIT, FailureKind, Health, ProbeResult, Prober};
+pub use target::{
+    DEFAULT_MAX_BODY_BYTES, Headers, HttpTarget, ProbeTarget, StatusRange, TcpTarget,
+};

@@ -1,0 +1,5 @@
+//! fleet-health against real local servers (axum on loopback, raw listeners): one test
+//! binary, one module per part of the crate.
+
+mod probe;
+mod support;
