@@ -1,5 +1,25 @@
 //! How durations are written: humantime strings in configuration, milliseconds in reports.
 
+/// `"30s"`, `"1m 30s"`, `"250ms"`: durations in configuration, as people write them.
+pub(crate) mod human {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(crate) fn serialize<S: Serializer>(value: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&humantime::format_duration(*value))
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text).map_err(|e| {
+            serde::de::Error::custom(format_args!(
+                "invalid duration {text:?} ({e}); write it like \"5s\", \"1m 30s\" or \"250ms\""
+            ))
+        })
+    }
+}
+
 /// Milliseconds as a number with microsecond precision: durations in reports, for
 /// programs (`jq '.attempts[].latency_ms'`).
 pub(crate) mod millis {

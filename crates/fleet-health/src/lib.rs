@@ -8,12 +8,14 @@
 mod body;
 mod durations;
 mod error;
+mod policy;
 mod probe;
 mod report;
 mod target;
 
 pub use body::{BodyFormat, Check, HealthBody};
 pub use error::Error;
+pub use policy::{PolicyState, ProbePolicy, Verdict};
 pub use probe::{DEFAULT_REDIRECT_LIMIT, FailureKind, Health, ProbeResult, Prober};
 pub use target::{
     DEFAULT_MAX_BODY_BYTES, Headers, HttpTarget, ProbeTarget, StatusRange, TcpTarget,
