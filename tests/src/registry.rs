@@ -268,14 +268,11 @@ impl Keeper {
                     }
                 };
                 // Wait for the stop signal (or the owner disappearing), checking the child.
-                loop {
-                    match stop_rx.recv_timeout(Duration::from_millis(200)) {
-                        Err(mpsc::RecvTimeoutError::Timeout) => {
-                            if matches!(child.try_wait(), Ok(Some(_))) {
-                                return;
-                            }
-                        }
-                        _ => break,
+                while let Err(mpsc::RecvTimeoutError::Timeout) =
+                    stop_rx.recv_timeout(Duration::from_millis(200))
+                {
+                    if matches!(child.try_wait(), Ok(Some(_))) {
+                        return;
                     }
                 }
                 let _ = child.kill();
