@@ -32,8 +32,8 @@ async fn main() -> anyhow::Result<()> {
 
     let data = tempfile::Builder::new().prefix("fleet-demo-").tempdir()?;
     println!(
-        "{:<8} {:<24} {:<8} {:<8} {}",
-        "NAME", "URL", "VERSION", "HEALTH", "DATA"
+        "{:<8} {:<24} {:<8} {:<8} DATA",
+        "NAME", "URL", "VERSION", "HEALTH"
     );
     for name in ["alice", "bob"] {
         let dir = data.path().join(name);
