@@ -315,7 +315,7 @@ fn health(app: &App) -> (u16, serde_json::Value) {
         Behaviour::SlowStart(secs) if app.started.elapsed() < Duration::from_secs(secs) => {
             return unhealthy("starting", format!("slow start: healthy after {secs}s"));
         }
-        Behaviour::Flap if request_number % 2 == 0 => {
+        Behaviour::Flap if request_number.is_multiple_of(2) => {
             return unhealthy("unhealthy", "flapping (test behaviour)".into());
         }
         _ => {}
