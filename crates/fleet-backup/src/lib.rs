@@ -4,7 +4,75 @@
 //! snapshots SQLite databases consistently while they are written, verifies archives,
 //! restores them atomically and applies retention. It knows nothing of the Docker Engine,
 //! registries or the terminal.
+//!
+//! # Map
+//!
+//! - [`create`] with [`CreateOptions`] writes `NAME-YYYYMMDD-HHMMSS.tar.zst` and returns an
+//!   [`ArchiveInfo`]. SQLite databases become consistent snapshots: [`sqlite`] says exactly
+//!   what that guarantees.
+//! - [`verify`] checks an archive end to end against its [`Manifest`]; every [`Problem`]
+//!   found is reported in [`Error::Verification`].
+//! - [`restore`] verifies while extracting beside the target, then swaps atomically; the
+//!   replaced data comes back as [`PreviousData`] in the [`RestoreOutcome`].
+//! - [`list`] shows the archives of a directory with a [`ManifestSummary`] each;
+//!   [`prune`] applies a [`RetentionPolicy`].
+//! - Long operations report [`Progress`] through a callback.
+//! - Archive names are [`ArchiveName`]s built from a [`BackupName`].
+//!
+//! The archive layout (a plain tar inside zstd frames, manifest first, readable by
+//! `tar -I zstd -xf`) is described in the `layout` module source.
+//!
+//! ```
+//! use fleet_backup::{BackupName, CreateOptions, create, restore, verify};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let tmp = tempfile::tempdir()?;
+//! let data = tmp.path().join("data");
+//! std::fs::create_dir(&data)?;
+//! std::fs::write(data.join("notes.txt"), "hello")?;
+//!
+//! let options = CreateOptions::new(BackupName::new("shop")?);
+//! let archive = create(&data, &tmp.path().join("backups"), &options, &mut |_| {})?;
+//! assert!(archive.name.to_string().starts_with("shop-"));
+//! verify(&archive.path, &mut |_| {})?;
+//!
+//! std::fs::write(data.join("notes.txt"), "oops")?;
+//! let outcome = restore(&archive.path, &data, &mut |_| {})?;
+//! assert_eq!(std::fs::read_to_string(data.join("notes.txt"))?, "hello");
+//! if let Some(previous) = outcome.previous {
+//!     previous.remove()?;
+//! }
+//! # Ok(())
+//! # }
+//! ```
 
+#![deny(missing_docs)]
+
+mod create;
 mod error;
+mod layout;
+mod list;
+mod manifest;
+mod name;
+mod problem;
+mod progress;
+mod restore;
+mod retention;
+mod scan;
+pub mod sqlite;
+mod swap;
+mod verify;
+mod walk;
 
+pub use create::{ArchiveInfo, CreateOptions, Level, create};
 pub use error::Error;
+pub use list::{ListedArchive, list, read_manifest};
+pub use manifest::{
+    Entry, EntryKind, FORMAT_VERSION, Manifest, ManifestSummary, ROOT, Sha256, Skipped,
+};
+pub use name::{ArchiveName, BackupName};
+pub use problem::{Problem, Problems};
+pub use progress::Progress;
+pub use restore::{PreviousData, RestoreOutcome, restore};
+pub use retention::{PruneReport, RetentionPolicy, prune};
+pub use verify::{Verified, verify};
