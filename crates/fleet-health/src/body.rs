@@ -214,7 +214,8 @@ fn vocabulary(status: &str) -> Option<Health> {
         "warn" | "warning" | "degraded" | "yellow" | "partial" => Some(Health::Degraded),
         "unhealthy" | "fail" | "failed" | "failing" | "failure" | "down" | "error" | "critical"
         | "red" | "out_of_service" | "not_ready" | "not_serving" | "unavailable"
-        | "maintenance" | "false" => Some(Health::Unhealthy),
+        | "maintenance" | "false" | "starting" | "initializing" | "initialising" | "pending"
+        | "stopping" => Some(Health::Unhealthy),
         _ => None,
     }
 }
@@ -341,6 +342,8 @@ mod tests {
         insta::assert_snapshot!(check(JSON, r#"{"status":"unhealthy","checks":{"db":{"status":"fail","error":"refused"}}}"#), @r#"json unhealthy [db=unhealthy] | reported status "unhealthy"; checks: db fail (refused)"#);
         insta::assert_snapshot!(check(JSON, r#"{"status":"OUT_OF_SERVICE"}"#), @r#"json unhealthy | reported status "OUT_OF_SERVICE""#);
         insta::assert_snapshot!(check(JSON, r#"{"status":true}"#), @"json healthy");
+        // Not ready yet is not up.
+        insta::assert_snapshot!(check(JSON, r#"{"status":"starting"}"#), @r#"json unhealthy | reported status "starting""#);
         insta::assert_snapshot!(check(JSON, r#""fail""#), @r#"json unhealthy | reported status "fail""#);
     }
 

@@ -39,4 +39,30 @@ pub(crate) mod millis {
     fn round(value: &Duration) -> f64 {
         (value.as_micros() as f64) / 1000.0
     }
+
+    /// The same for an optional duration.
+    pub(crate) mod option {
+        use std::time::Duration;
+
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        pub(crate) fn serialize<S: Serializer>(
+            value: &Option<Duration>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            match value {
+                Some(value) => s.serialize_some(&super::round(value)),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<Option<Duration>, D::Error> {
+            Option::<f64>::deserialize(d)?
+                .map(|ms| Duration::try_from_secs_f64(ms / 1000.0))
+                .transpose()
+                .map_err(serde::de::Error::custom)
+        }
+    }
 }

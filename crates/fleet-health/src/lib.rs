@@ -4,19 +4,66 @@
 //! (`{"status": "ok"}` and `application/health+json`), applies a probe policy (start
 //! period, interval, timeout, thresholds, deadline) and probes many targets at once.
 //! It knows nothing of the Docker Engine, SQLite or the terminal.
+//!
+//! # Map
+//!
+//! - [`ProbeTarget`]: what to probe, parsed from `http://…`, `https://…` or
+//!   `tcp://host:port` ([`HttpTarget`] adds the expected [`StatusRange`], [`Headers`]
+//!   and a body cap).
+//! - [`Prober`]: makes probes ([`Prober::probe`]) and returns a [`ProbeResult`]:
+//!   [`Health`] (healthy, degraded, unhealthy), latency, reason, [`FailureKind`], HTTP
+//!   status, the version and [`Check`]s the app reported ([`HealthBody`] reads bodies).
+//! - [`ProbePolicy`]: Docker-style start period, interval, timeout and thresholds, plus
+//!   a deadline; [`PolicyState`] is its pure state machine, ending in a [`Verdict`].
+//! - [`Prober::wait_healthy`]: probes until the policy decides; returns a
+//!   [`HealthReport`] of every [`Attempt`]. [`wait_with_probe`] applies a policy to a
+//!   probe of the caller's.
+//! - [`Prober::probe_many`] and [`Prober::wait_many`]: many targets, a bounded number at
+//!   a time, results in input order.
+//! - [`HealthSpec`]: a health check as configuration states it (kind, path, container
+//!   port, policy), turned into a target once the address is known.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use fleet_health::{ProbePolicy, ProbeTarget, Prober, Verdict};
+//!
+//! # async fn run() -> Result<(), fleet_health::Error> {
+//! let target: ProbeTarget = "http://127.0.0.1:8080/healthz".parse()?;
+//! let policy = ProbePolicy {
+//!     start_period: Duration::from_secs(10),
+//!     interval: Duration::from_secs(2),
+//!     timeout: Duration::from_secs(1),
+//!     ..ProbePolicy::default()
+//! };
+//! let report = Prober::new()?.wait_healthy(&target, &policy).await;
+//! if report.verdict != Verdict::Healthy {
+//!     eprintln!("{report}");
+//! }
+//! # Ok(())
+//! # }
+//! ```
 
 mod body;
 mod durations;
 mod error;
+mod many;
 mod policy;
 mod probe;
 mod report;
+mod spec;
 mod target;
+mod wait;
 
 pub use body::{BodyFormat, Check, HealthBody};
 pub use error::Error;
+pub use many::DEFAULT_CONCURRENCY;
 pub use policy::{PolicyState, ProbePolicy, Verdict};
-pub use probe::{DEFAULT_REDIRECT_LIMIT, FailureKind, Health, ProbeResult, Prober};
+pub use probe::{DEFAULT_REDIRECT_LIMIT, FailureKind, Health, ProbeResult, Prober, probe};
+pub use report::{Attempt, HealthReport};
+pub use spec::{HealthSpec, ProbeKind};
 pub use target::{
     DEFAULT_MAX_BODY_BYTES, Headers, HttpTarget, ProbeTarget, StatusRange, TcpTarget,
 };
+pub use wait::{wait_healthy, wait_with_probe};

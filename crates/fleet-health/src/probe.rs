@@ -150,6 +150,14 @@ impl fmt::Display for ProbeResult {
     }
 }
 
+/// Probes `target` once, within `timeout`.
+///
+/// Builds a [`Prober`] for this one probe; make one and call [`Prober::probe`] to probe
+/// several times.
+pub async fn probe(target: &ProbeTarget, timeout: Duration) -> Result<ProbeResult, Error> {
+    Ok(Prober::new()?.probe(target, timeout).await)
+}
+
 /// Probes targets. Holds one HTTP client, so make one and reuse it (clones share it).
 ///
 /// Every probe opens a new connection (no keep-alive between probes), as Docker's
