@@ -126,11 +126,11 @@ pub fn restore(
     let previous = match crate::swap::swap(&new, &target, &aside) {
         Ok(previous) => previous,
         Err(err) => {
-            if !matches!(fs::symlink_metadata(&target), Ok(m) if m.is_dir()) {
-                // The target is gone: keep the restored data, the error says where it is.
-                return Err(err);
+            // Keep the restored data only when the previous data could not be put back (the
+            // error says where both are); otherwise the target is as it was.
+            if !aside.exists() || target.exists() {
+                let _ = fs::remove_dir_all(&new);
             }
-            let _ = fs::remove_dir_all(&new);
             return Err(err);
         }
     };
@@ -280,5 +280,80 @@ impl Sink for Extractor {
         }
         let mtime = file_time(entry.mtime);
         filetime::set_symlink_file_times(&path, mtime, mtime).map_err(Error::io(&path))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::swap::{FAIL_AT, NO_EXCHANGE, Step};
+    use crate::{BackupName, CreateOptions, create};
+
+    /// Restores an archive holding `v = new` over `live/v = old` (or over nothing), with a
+    /// failure injected at `fail`; describes the result, the target and what lies beside it.
+    fn check(fail: Option<Step>, exchange: bool, existing: bool) -> String {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = tmp.path().join("src");
+        fs::create_dir(&src).unwrap();
+        fs::write(src.join("v"), "new").unwrap();
+        let options = CreateOptions::new(BackupName::new("t").unwrap());
+        let archive = create(&src, &tmp.path().join("archives"), &options, &mut |_| {})
+            .unwrap()
+            .path;
+        fs::remove_dir_all(&src).unwrap();
+        let live = tmp.path().join("live");
+        if existing {
+            fs::create_dir(&live).unwrap();
+            fs::write(live.join("v"), "old").unwrap();
+        }
+
+        FAIL_AT.set(fail);
+        NO_EXCHANGE.set(!exchange);
+        let result = restore(&archive, &live, &mut |_| {});
+        FAIL_AT.set(None);
+        NO_EXCHANGE.set(false);
+
+        let outcome = match &result {
+            Ok(outcome) => match &outcome.previous {
+                Some(previous) => format!("restored, previous in {}", generic(previous.path())),
+                None => "restored".to_owned(),
+            },
+            Err(Error::Swap { reason, .. }) => {
+                format!("failed: {}", reason.split(';').nth(1).unwrap_or("").trim())
+            }
+            Err(err) => format!("failed: {err}"),
+        };
+        let live_v = fs::read_to_string(live.join("v")).unwrap_or_else(|_| "missing".to_owned());
+        let mut beside: Vec<String> = fs::read_dir(tmp.path())
+            .unwrap()
+            .map(|e| generic(&e.unwrap().path()))
+            .collect();
+        beside.sort();
+        format!("{outcome}; live/v={live_v}; beside: {}", beside.join(" "))
+    }
+
+    /// A file name with its time stamp or random part replaced by `*`.
+    fn generic(path: &Path) -> String {
+        let name = path.file_name().unwrap().to_str().unwrap();
+        for prefix in ["live.pre-restore-", ".live.restore-"] {
+            if name.starts_with(prefix) {
+                return format!("{prefix}*");
+            }
+        }
+        name.to_owned()
+    }
+
+    #[test]
+    fn swaps_and_failed_swaps() {
+        insta::assert_snapshot!(check(None, true, true), @"restored, previous in live.pre-restore-*; live/v=new; beside: archives live live.pre-restore-*");
+        insta::assert_snapshot!(check(None, false, true), @"restored, previous in live.pre-restore-*; live/v=new; beside: archives live live.pre-restore-*");
+        insta::assert_snapshot!(check(None, true, false), @"restored; live/v=new; beside: archives live");
+        // Killed half-way, simulated at each step: the old data stays, nothing is left over.
+        insta::assert_snapshot!(check(Some(Step::Exchange), true, true), @"failed: the previous data is untouched; live/v=old; beside: archives live");
+        insta::assert_snapshot!(check(Some(Step::MoveAside), false, true), @"failed: it is untouched; live/v=old; beside: archives live");
+        insta::assert_snapshot!(check(Some(Step::MoveIn), false, true), @"failed: the previous data is back; live/v=old; beside: archives live");
+        insta::assert_snapshot!(check(Some(Step::MoveIn), true, false), @"failed: ; live/v=missing; beside: archives");
+        // After the exchange the restore is complete; the old data keeps its temporary name.
+        insta::assert_snapshot!(check(Some(Step::MoveAside), true, true), @"restored, previous in .live.restore-*; live/v=new; beside: .live.restore-* archives live");
     }
 }

@@ -131,3 +131,70 @@ pub fn prune(
     }
     Ok(report)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn names(seconds: &[i64]) -> Vec<ArchiveName> {
+        let name = BackupName::new("app").unwrap();
+        seconds
+            .iter()
+            .map(|s| ArchiveName::new(name.clone(), Timestamp::from_second(*s).unwrap(), 0))
+            .collect()
+    }
+
+    /// The seconds of the archives `keep_last` / `max_age` (seconds) expire at `now`.
+    fn check(seconds: &[i64], keep_last: usize, max_age: Option<i64>, now: i64) -> String {
+        let mut policy = RetentionPolicy::keep_last(NonZeroUsize::new(keep_last).unwrap());
+        policy.max_age = max_age.map(SignedDuration::from_secs);
+        let expired = policy.expired(&names(seconds), Timestamp::from_second(now).unwrap());
+        format!(
+            "{:?}",
+            expired
+                .iter()
+                .map(|n| n.time().as_second())
+                .collect::<Vec<_>>()
+        )
+    }
+
+    #[test]
+    fn policies() {
+        insta::assert_snapshot!(check(&[], 10, None, 0), @"[]");
+        insta::assert_snapshot!(check(&[1, 2, 3], 10, None, 10), @"[]");
+        insta::assert_snapshot!(check(&[5, 1, 4, 2, 3], 2, None, 10), @"[1, 2, 3]");
+        insta::assert_snapshot!(check(&[1, 2, 3, 4], 10, Some(5), 8), @"[1, 2]");
+        insta::assert_snapshot!(check(&[1, 2, 3, 4], 3, Some(5), 8), @"[1, 2]");
+        // Everything is too old, but the newest is always kept.
+        insta::assert_snapshot!(check(&[1, 2, 3], 10, Some(5), 100), @"[1, 2]");
+        insta::assert_snapshot!(check(&[1, 2, 3], 1, None, 3), @"[1, 2]");
+    }
+
+    proptest! {
+        #[test]
+        fn never_the_newest_and_exactly_the_policy(
+            seconds in proptest::collection::btree_set(0i64..1_000_000, 0..40),
+            keep_last in 1usize..15,
+            max_age in proptest::option::of(0i64..1_000_000),
+            now in 0i64..2_000_000,
+        ) {
+            let seconds: Vec<i64> = seconds.into_iter().collect();
+            let mut policy = RetentionPolicy::keep_last(NonZeroUsize::new(keep_last).unwrap());
+            policy.max_age = max_age.map(SignedDuration::from_secs);
+            let expired = policy.expired(&names(&seconds), Timestamp::from_second(now).unwrap());
+            let expired: Vec<i64> = expired.iter().map(|n| n.time().as_second()).collect();
+            if let Some(newest) = seconds.iter().max() {
+                prop_assert!(!expired.contains(newest));
+            }
+            let kept = seconds.len() - expired.len();
+            prop_assert!(kept >= 1.min(seconds.len()));
+            prop_assert!(kept <= keep_last.max(1));
+            for (rank, s) in seconds.iter().rev().enumerate() {
+                let too_old = max_age.is_some_and(|age| now - s > age);
+                let should_go = rank > 0 && (rank >= keep_last || too_old);
+                prop_assert_eq!(expired.contains(s), should_go, "archive {} of rank {}", s, rank);
+            }
+        }
+    }
+}

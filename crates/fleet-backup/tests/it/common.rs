@@ -56,6 +56,17 @@ pub(crate) fn describe_tree(root: &Path) -> BTreeMap<String, String> {
     tree
 }
 
+/// The state a failed restore must leave alone: everything in `target` exactly, and which
+/// paths exist anywhere under `scratch` (the staging directory beside the target changes its
+/// parent's mtime, nothing else).
+pub(crate) fn untouched_state(
+    scratch: &Path,
+    target: &Path,
+) -> (BTreeMap<String, String>, Vec<String>) {
+    let paths = describe_tree(scratch).into_keys().collect();
+    (describe_tree(target), paths)
+}
+
 /// Asserts two trees are identical, printing the first differences.
 pub(crate) fn assert_same_tree(expected: &Path, actual: &Path) {
     let expected = describe_tree(expected);

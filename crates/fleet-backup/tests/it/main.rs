@@ -2,6 +2,7 @@
 
 mod common;
 mod corrupt;
+mod craft;
 mod malicious;
 mod retention;
 mod roundtrip;

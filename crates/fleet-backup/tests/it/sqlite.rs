@@ -18,7 +18,9 @@ const ROWS_PER_TX: i64 = 10;
 fn open_writer(db: &Path) -> Connection {
     let conn = Connection::open(db).unwrap();
     conn.busy_timeout(Duration::from_secs(10)).unwrap();
-    let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)).unwrap();
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(mode, "wal");
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, tx INTEGER NOT NULL, payload BLOB NOT NULL);
@@ -31,13 +33,21 @@ fn open_writer(db: &Path) -> Connection {
 
 /// Commits transactions of `ROWS_PER_TX` rows (and a counter update) until `stop` says so.
 fn write_transactions(conn: &mut Connection, mut stop: impl FnMut(i64) -> bool) -> i64 {
-    let mut tx_no: i64 = conn.query_row("SELECT last_tx FROM meta", [], |r| r.get(0)).unwrap();
+    let mut tx_no: i64 = conn
+        .query_row("SELECT last_tx FROM meta", [], |r| r.get(0))
+        .unwrap();
     while !stop(tx_no) {
         tx_no += 1;
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).unwrap();
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .unwrap();
         for i in 0..ROWS_PER_TX {
             let payload = vec![(tx_no + i) as u8; 300 + (i as usize * 37) % 700];
-            tx.execute("INSERT INTO t (tx, payload) VALUES (?1, ?2)", (tx_no, payload)).unwrap();
+            tx.execute(
+                "INSERT INTO t (tx, payload) VALUES (?1, ?2)",
+                (tx_no, payload),
+            )
+            .unwrap();
         }
         tx.execute("UPDATE meta SET last_tx = ?1", [tx_no]).unwrap();
         tx.commit().unwrap();
@@ -49,16 +59,27 @@ fn write_transactions(conn: &mut Connection, mut stop: impl FnMut(i64) -> bool) 
 /// `committed_before` present.
 fn check_restored(db: &Path, committed_before: i64) -> i64 {
     let conn = Connection::open(db).unwrap();
-    let integrity: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    let integrity: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(integrity, "ok", "{}", db.display());
     let (rows, max_tx, last_tx): (i64, i64, i64) = conn
-        .query_row("SELECT count(*), coalesce(max(tx), 0), (SELECT last_tx FROM meta) FROM t", [], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })
+        .query_row(
+            "SELECT count(*), coalesce(max(tx), 0), (SELECT last_tx FROM meta) FROM t",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
         .unwrap();
-    assert_eq!(rows, max_tx * ROWS_PER_TX, "every transaction whole, none missing");
+    assert_eq!(
+        rows,
+        max_tx * ROWS_PER_TX,
+        "every transaction whole, none missing"
+    );
     assert_eq!(last_tx, max_tx, "the counter committed with the rows");
-    assert!(max_tx >= committed_before, "snapshot has {max_tx} transactions, {committed_before} were committed before the backup");
+    assert!(
+        max_tx >= committed_before,
+        "snapshot has {max_tx} transactions, {committed_before} were committed before the backup"
+    );
     max_tx
 }
 
@@ -71,7 +92,9 @@ fn writer_commits_every_transaction_whole() {
         let stop_file = db.with_extension("stop");
         let deadline = Instant::now() + Duration::from_secs(120);
         let mut conn = open_writer(db);
-        write_transactions(&mut conn, |_| stop_file.exists() || Instant::now() > deadline);
+        write_transactions(&mut conn, |_| {
+            stop_file.exists() || Instant::now() > deadline
+        });
         return;
     }
     let s = Scratch::new();
@@ -94,22 +117,37 @@ fn wal_snapshots_taken_during_writes_hold_every_committed_transaction() {
     let journal_db = src.join("journal.sqlite");
     {
         let conn = Connection::open(&journal_db).unwrap();
-        conn.execute_batch("PRAGMA journal_mode=DELETE; CREATE TABLE x (v); INSERT INTO x VALUES (1), (2), (3);").unwrap();
+        conn.execute_batch(
+            "PRAGMA journal_mode=DELETE; CREATE TABLE x (v); INSERT INTO x VALUES (1), (2), (3);",
+        )
+        .unwrap();
     }
 
     let exe = std::env::current_exe().unwrap();
     let mut writer = Command::new(exe)
-        .args(["--exact", "sqlite::writer_commits_every_transaction_whole", "--test-threads=1", "--nocapture"])
+        .args([
+            "--exact",
+            "sqlite::writer_commits_every_transaction_whole",
+            "--test-threads=1",
+            "--nocapture",
+        ])
         .env(WRITER_DB, &db)
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
 
     let reader = Connection::open(&db).unwrap();
-    let committed = || -> i64 { reader.query_row("SELECT last_tx FROM meta", [], |r| r.get(0)).unwrap() };
+    let committed = || -> i64 {
+        reader
+            .query_row("SELECT last_tx FROM meta", [], |r| r.get(0))
+            .unwrap()
+    };
     let started = Instant::now();
     while committed() < 50 {
-        assert!(started.elapsed() < Duration::from_secs(60), "the writer process made no progress");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the writer process made no progress"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     let mut backups = Vec::new();
@@ -120,7 +158,10 @@ fn wal_snapshots_taken_during_writes_hold_every_committed_transaction() {
         std::thread::sleep(Duration::from_millis(50));
     }
     fs::write(db.with_extension("stop"), "").unwrap();
-    assert!(writer.wait().unwrap().success(), "the writer process failed");
+    assert!(
+        writer.wait().unwrap().success(),
+        "the writer process failed"
+    );
 
     let mut seen = Vec::new();
     for (i, (info, committed_before)) in backups.iter().enumerate() {
@@ -129,7 +170,12 @@ fn wal_snapshots_taken_during_writes_hold_every_committed_transaction() {
         assert_eq!(sqlite, ["journal.sqlite", "state"]);
         let manifest = verify(&info.path, &mut |_| {}).unwrap().manifest;
         let paths: Vec<&str> = manifest.entries.iter().map(|e| e.path.as_str()).collect();
-        assert!(!paths.iter().any(|p| p.ends_with("-wal") || p.ends_with("-shm")), "{paths:?}");
+        assert!(
+            !paths
+                .iter()
+                .any(|p| p.ends_with("-wal") || p.ends_with("-shm")),
+            "{paths:?}"
+        );
         let state = manifest.entries.iter().find(|e| e.path == "state").unwrap();
         assert!(matches!(state.kind, EntryKind::File { sqlite: true, .. }));
 
@@ -137,10 +183,21 @@ fn wal_snapshots_taken_during_writes_hold_every_committed_transaction() {
         restore(&info.path, &target, &mut |_| {}).unwrap();
         seen.push(check_restored(&target.join("state"), *committed_before));
         let conn = Connection::open(target.join("journal.sqlite")).unwrap();
-        let sum: i64 = conn.query_row("SELECT sum(v) FROM x", [], |r| r.get(0)).unwrap();
+        let sum: i64 = conn
+            .query_row("SELECT sum(v) FROM x", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(sum, 6);
-        assert_eq!(fs::read_to_string(target.join("fake.db")).unwrap(), "not a database");
+        assert_eq!(
+            fs::read_to_string(target.join("fake.db")).unwrap(),
+            "not a database"
+        );
     }
-    assert!(seen.windows(2).all(|w| w[0] <= w[1]), "later backups hold at least as much: {seen:?}");
-    assert!(seen.first() < seen.last(), "the writer kept writing during the backups: {seen:?}");
+    assert!(
+        seen.windows(2).all(|w| w[0] <= w[1]),
+        "later backups hold at least as much: {seen:?}"
+    );
+    assert!(
+        seen.first() < seen.last(),
+        "the writer kept writing during the backups: {seen:?}"
+    );
 }
