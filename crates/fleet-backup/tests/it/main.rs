@@ -3,7 +3,10 @@
 mod common;
 mod corrupt;
 mod craft;
+mod fuzz_cases;
+mod fuzz_property;
 mod malicious;
+mod prop;
 mod retention;
 mod roundtrip;
 mod sqlite;
