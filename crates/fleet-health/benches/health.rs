@@ -51,11 +51,15 @@ fn main() {
     println!();
 
     // 1. Everything at once.
-    for concurrency in [NonZeroUsize::new(all_targets.len()).unwrap(), DEFAULT_CONCURRENCY] {
+    for concurrency in [
+        NonZeroUsize::new(all_targets.len()).unwrap(),
+        DEFAULT_CONCURRENCY,
+    ] {
         let walls: Vec<Duration> = (0..RUNS)
             .map(|_| {
                 let began = Instant::now();
-                let results = runtime.block_on(prober.probe_many(&all_targets, TIMEOUT, concurrency));
+                let results =
+                    runtime.block_on(prober.probe_many(&all_targets, TIMEOUT, concurrency));
                 let wall = began.elapsed();
                 check_many(&results);
                 wall
@@ -88,7 +92,10 @@ fn main() {
     let ours_loop = median(loop_per_probe);
     let ours_latency = median(latencies);
 
-    let urls: Vec<String> = healthy.iter().map(|addr| format!("http://{addr}/healthz")).collect();
+    let urls: Vec<String> = healthy
+        .iter()
+        .map(|addr| format!("http://{addr}/healthz"))
+        .collect();
     let mut curl_loop_per_probe = Vec::new();
     let mut curl_latencies = Vec::new();
     for _ in 0..RUNS {
@@ -102,7 +109,11 @@ fn main() {
             .expect("curl must be installed to compare against it (apt-get install curl)");
         curl_loop_per_probe.push(began.elapsed() / HEALTHY as u32);
         let stdout = String::from_utf8(output.stdout).unwrap();
-        assert_eq!(stdout.lines().count(), HEALTHY, "curl answered for every endpoint");
+        assert_eq!(
+            stdout.lines().count(),
+            HEALTHY,
+            "curl answered for every endpoint"
+        );
         for line in stdout.lines() {
             let (code, total) = line.split_once(' ').unwrap();
             assert_eq!(code, "200", "curl got 200 from every healthy endpoint");
@@ -159,12 +170,19 @@ async fn start_endpoints() -> (Vec<SocketAddr>, Vec<SocketAddr>) {
 }
 
 fn check_many(results: &[fleet_health::ProbeResult]) {
-    let healthy = results.iter().filter(|r| r.outcome == Health::Healthy).count();
+    let healthy = results
+        .iter()
+        .filter(|r| r.outcome == Health::Healthy)
+        .count();
     let timed_out = results
         .iter()
         .filter(|r| r.failure == Some(FailureKind::Timeout))
         .count();
-    assert_eq!((healthy, timed_out), (HEALTHY, HUNG), "every endpoint answered as it should");
+    assert_eq!(
+        (healthy, timed_out),
+        (HEALTHY, HUNG),
+        "every endpoint answered as it should"
+    );
 }
 
 fn median(mut values: Vec<Duration>) -> Duration {

@@ -38,7 +38,8 @@ pub struct HealthBody {
     /// The version the app reported (`version`, else `releaseId`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
-    /// The top-level `output` (or `message`, `error`): why the app says it is not well.
+    /// The top-level `output` (or `message`, `error`, `reason`): why the app says it is
+    /// not well.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<String>,
     /// The individual checks: sorted by name when the body keys them by name, in the
@@ -76,7 +77,7 @@ pub struct Check {
     /// What that status means.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<Health>,
-    /// Its `output` (or `message`, `error`).
+    /// Its `output` (or `message`, `error`, `reason`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<String>,
 }
@@ -231,7 +232,7 @@ fn scalar(value: &Value) -> Option<String> {
 }
 
 fn output(object: &Map<String, Value>) -> Option<String> {
-    ["output", "message", "error"]
+    ["output", "message", "error", "reason"]
         .iter()
         .find_map(|key| object.get(*key).and_then(scalar))
         .filter(|output| !output.is_empty())
@@ -339,6 +340,7 @@ mod tests {
         insta::assert_snapshot!(check(JSON, r#"{"status":"degraded","checks":{"db":"up","cache":"degraded"}}"#), @r#"json degraded [cache=degraded] [db=healthy] | reported status "degraded"; checks: cache degraded"#);
         insta::assert_snapshot!(check(JSON, r#"{"status":"fail"}"#), @r#"json unhealthy | reported status "fail""#);
         insta::assert_snapshot!(check(JSON, r#"{"status":"down","message":"disk full"}"#), @r#"json unhealthy | reported status "down"; output: disk full"#);
+        insta::assert_snapshot!(check(JSON, r#"{"status":"starting","checks":{"app":{"status":"starting","reason":"slow start"}}}"#), @r#"json unhealthy [app=unhealthy] | reported status "starting"; checks: app starting (slow start)"#);
         insta::assert_snapshot!(check(JSON, r#"{"status":"unhealthy","checks":{"db":{"status":"fail","error":"refused"}}}"#), @r#"json unhealthy [db=unhealthy] | reported status "unhealthy"; checks: db fail (refused)"#);
         insta::assert_snapshot!(check(JSON, r#"{"status":"OUT_OF_SERVICE"}"#), @r#"json unhealthy | reported status "OUT_OF_SERVICE""#);
         insta::assert_snapshot!(check(JSON, r#"{"status":true}"#), @"json healthy");
