@@ -1,13 +1,235 @@
-//! The one error type of this crate.
+//! The errors of this crate: [`Error`] for the `Fleet` API, [`EngineError`] for engines.
+
+use std::path::PathBuf;
 
 /// Everything that can go wrong while managing instances.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    /// An instance name that is not a DNS-label-like name.
+    #[error("invalid instance name {name:?}: {reason}")]
+    InvalidName {
+        /// The name given.
+        name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// An instance spec that cannot be run as given.
+    #[error("invalid spec for instance {instance}: {reason}")]
+    InvalidSpec {
+        /// The instance.
+        instance: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// An instance with this name already exists.
+    #[error("instance {name} already exists")]
+    InstanceExists {
+        /// The name.
+        name: String,
+    },
     /// No instance has this name.
-    #[error("no instance named {name:?}")]
+    #[error("no instance named {name}")]
     NoSuchInstance {
         /// The name asked for.
         name: String,
+    },
+    /// A fixed host port is already in use.
+    #[error("host port {port} is already in use by {holder}")]
+    PortTaken {
+        /// The port.
+        port: u16,
+        /// Who holds it.
+        holder: PortHolder,
+    },
+    /// Every port of the allocation range is taken.
+    #[error("no free host port in {first}-{last} (step {step})")]
+    PortsExhausted {
+        /// First port of the range.
+        first: u16,
+        /// Last port of the range.
+        last: u16,
+        /// Step between candidates.
+        step: u16,
+    },
+    /// The data directory cannot be created or written.
+    #[error("data directory {path} of instance {instance} is not usable")]
+    DataDir {
+        /// The instance.
+        instance: String,
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An environment file could not be read or parsed.
+    #[error("environment file {path}: {reason}")]
+    EnvFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong (with the line number where there is one).
+        reason: String,
+    },
+    /// A file of the state directory could not be read or written.
+    #[error("cannot use {path}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The configuration file is not valid.
+    #[error("invalid configuration in {path}")]
+    Config {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: toml::de::Error,
+    },
+    /// The state store failed.
+    #[error("state store {path}: {context}")]
+    Store {
+        /// The database file.
+        path: PathBuf,
+        /// What fleet was doing.
+        context: String,
+        /// The cause.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// The state store was written by a newer fleet.
+    #[error(
+        "state store {path} has schema version {found}, newer than this fleet understands ({supported}); upgrade fleet"
+    )]
+    StoreTooNew {
+        /// The database file.
+        path: PathBuf,
+        /// Its schema version.
+        found: u32,
+        /// The newest this build knows.
+        supported: u32,
+    },
+    /// Another operation holds the instance.
+    #[error(
+        "instance {instance} is busy: {operation} by {owner} (lease expires in {expires_in_secs}s)"
+    )]
+    Busy {
+        /// The instance.
+        instance: String,
+        /// The holder's operation.
+        operation: String,
+        /// The holder (host:pid:nonce).
+        owner: String,
+        /// Seconds until the lease expires if its holder stops renewing it.
+        expires_in_secs: i64,
+    },
+    /// The container engine failed.
+    #[error("container engine: {operation} {target}")]
+    Engine {
+        /// What fleet asked for (`create container`, `pull`, ...).
+        operation: &'static str,
+        /// What it was about (container or image).
+        target: String,
+        /// The engine's error.
+        #[source]
+        source: EngineError,
+    },
+    /// Resolving or reading an image from its registry failed.
+    #[error("image {image}")]
+    Registry {
+        /// The image reference.
+        image: String,
+        /// The registry client's error.
+        #[source]
+        source: fleet_registry::Error,
+    },
+    /// The instance did not become healthy.
+    #[error("instance {instance} did not become healthy: {reason}")]
+    Unhealthy {
+        /// The instance.
+        instance: String,
+        /// The last probe's reason, and how long fleet waited.
+        reason: String,
+    },
+    /// A health probe could not be set up.
+    #[error("health probe of instance {instance}")]
+    Health {
+        /// The instance.
+        instance: String,
+        /// The cause.
+        #[source]
+        source: fleet_health::Error,
+    },
+    /// A destructive operation needs the caller's explicit confirmation.
+    #[error("removing instance {instance} with its data ({path}) needs confirmation")]
+    ConfirmationRequired {
+        /// The instance.
+        instance: String,
+        /// The data that would be deleted.
+        path: PathBuf,
+    },
+}
+
+/// Who holds a host port.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum PortHolder {
+    /// A fleet instance (allocated in the store).
+    Instance {
+        /// Its name.
+        name: String,
+    },
+    /// A container on the engine that publishes it.
+    Container {
+        /// Its name.
+        name: String,
+    },
+    /// A process on the host (the port cannot be bound).
+    Process,
+}
+
+impl std::fmt::Display for PortHolder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PortHolder::Instance { name } => write!(f, "fleet instance {name}"),
+            PortHolder::Container { name } => write!(f, "container {name}"),
+            PortHolder::Process => f.write_str("another process on this host"),
+        }
+    }
+}
+
+/// What a container engine reports when an operation fails.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// The engine does not answer.
+    #[error("the engine at {host} does not answer: {message}")]
+    Unreachable {
+        /// Where fleet looked (`unix:///var/run/docker.sock`, `tcp://...`).
+        host: String,
+        /// The connection error.
+        message: String,
+    },
+    /// The container, image or network does not exist.
+    #[error("not found: {message}")]
+    NotFound {
+        /// The engine's message.
+        message: String,
+    },
+    /// The name is taken, or the object is in a state that forbids the operation.
+    #[error("conflict: {message}")]
+    Conflict {
+        /// The engine's message.
+        message: String,
+    },
+    /// Anything else the engine reported.
+    #[error("{message}")]
+    Other {
+        /// The engine's message.
+        message: String,
     },
 }

@@ -1,9 +1,68 @@
-//! The fleet domain: instances of one app image on a host.
+//! The fleet domain: many instances of one app image on a host.
 //!
-//! `fleet-core` holds instance specs, the SQLite state store, port allocation, the
-//! container engine (Docker through bollard), reconciliation and updates. It is the only
-//! crate that talks to the Docker Engine, and it never prints.
+//! `fleet-core` is what the `fleet` command drives and what Rust programs embed to
+//! manage instances themselves. It is the only fleet crate that talks to the Docker
+//! Engine, and it never prints: it returns data and typed errors, and reports progress
+//! through callbacks.
+//!
+//! # Map
+//!
+//! - [`Fleet`]: the API. `create` (validate → allocate ports → resolve and pull the
+//!   image by digest → data directory → container → start → wait healthy, undoing
+//!   everything on failure), `list`, `get`, `status`, `start`, `stop`, `restart`,
+//!   `remove`, `logs`, `ports`, `reconcile`, `events`.
+//! - [`InstanceSpec`] and [`InstanceName`]: what an instance is.
+//! - [`Store`]: the SQLite state store (WAL, migrations, leases, events).
+//! - [`PortRange`] and the allocator (store + engine + bind checks).
+//! - [`engine::Engine`]: the container engine trait, [`engine::DockerEngine`] (bollard)
+//!   and [`engine::fake::FakeEngine`] for tests of fleet's logic.
+//! - [`ImageResolver`]: channel → digest; [`RegistryResolver`] asks real registries.
+//! - [`FleetConfig`]: `<state dir>/config.toml`.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use fleet_core::{CreateOptions, Fleet, InstanceSpec, PortSpec, default_state_dir, http_health};
+//!
+//! # async fn demo() -> Result<(), fleet_core::Error> {
+//! let fleet = Fleet::open(&default_state_dir()).await?;
+//! let spec = InstanceSpec::new("alice".parse()?, "ghcr.io/acme/app:v1".parse().expect("a reference"))
+//!     .with_port(PortSpec::auto(8080))
+//!     .with_health(http_health("/api/health"));
+//! let alice = fleet.create(spec, CreateOptions::default(), &|_progress| {}).await?;
+//! println!("alice listens on port {}", alice.ports[0].host);
+//! # Ok(()) }
+//! ```
 
+mod config;
+pub mod engine;
 mod error;
+mod fleet;
+mod name;
+mod ports;
+mod reconcile;
+mod registry;
+mod resolve;
+mod spec;
+mod store;
+#[cfg(test)]
+mod tests;
+mod view;
 
-pub use error::Error;
+pub use config::{FleetConfig, StateDir, default_state_dir};
+pub use error::{EngineError, Error, PortHolder};
+pub use fleet::{CreateOptions, Fleet};
+pub use name::InstanceName;
+pub use ports::{PortRange, bindable};
+pub use registry::RegistryResolver;
+pub use resolve::{ImageResolver, ResolvedImage, StaticResolver};
+pub use spec::{
+    DATA_MOUNT, InstanceSpec, PortSpec, Resources, RestartPolicy, VolumeSpec, default_policy,
+    http_health, parse_memory, read_env_file, tcp_health,
+};
+pub use store::{
+    DesiredState, Event, EventKind, InstanceRecord, Lease, PortAllocation, SCHEMA_VERSION, Store,
+};
+pub use view::{
+    Drift, FleetStatus, Instance, InstanceStatus, PortMapping, Progress, ReconcileReport, Repair,
+};

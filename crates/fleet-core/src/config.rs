@@ -1,0 +1,181 @@
+//! Fleet settings and the state directory layout.
+//!
+//! Settings live in `<state dir>/config.toml`; every key is optional:
+//!
+//! ```toml
+//! bind_address = "0.0.0.0"     # where published ports listen
+//! network = "fleet"            # the user-defined bridge instances join
+//! container_prefix = "fleet-"  # containers are named <prefix><instance>.<generation>
+//! stop_grace = "10s"           # SIGTERM, then SIGKILL after this long
+//!
+//! [ports]
+//! first = 5001
+//! last = 5999
+//! step = 1                     # the old scripts' "step 2" convention is step = 2
+//! ```
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+use crate::name::InstanceName;
+use crate::ports::PortRange;
+
+/// The settings of one fleet (one state directory).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct FleetConfig {
+    /// The host ports instances get.
+    pub ports: PortRange,
+    /// The host address published ports listen on.
+    pub bind_address: IpAddr,
+    /// The Docker network instances join (a user-defined bridge).
+    pub network: String,
+    /// Container names are `<prefix><instance>.<generation>`.
+    pub container_prefix: String,
+    /// How long a container gets to stop before it is killed.
+    #[serde(with = "humantime_serde_compat")]
+    pub stop_grace: Duration,
+    /// Labels added to every container and network fleet creates (not from the file:
+    /// for embedders and tests that need to find their own resources).
+    #[serde(skip)]
+    pub extra_labels: BTreeMap<String, String>,
+}
+
+impl Default for FleetConfig {
+    fn default() -> Self {
+        Self {
+            ports: PortRange::default(),
+            bind_address: IpAddr::from([0, 0, 0, 0]),
+            network: "fleet".into(),
+            container_prefix: "fleet-".into(),
+            stop_grace: Duration::from_secs(10),
+            extra_labels: BTreeMap::new(),
+        }
+    }
+}
+
+impl FleetConfig {
+    /// Reads `<state_dir>/config.toml`, or the defaults when there is none.
+    pub fn load(state_dir: &Path) -> Result<Self, Error> {
+        let path = state_dir.join("config.toml");
+        match std::fs::read_to_string(&path) {
+            Ok(text) => toml::from_str(&text).map_err(|source| Error::Config { path, source }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
+            Err(source) => Err(Error::Io { path, source }),
+        }
+    }
+}
+
+mod humantime_serde_compat {
+    use std::time::Duration;
+
+    use serde::{Deserialize as _, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(
+        duration: &Duration,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&humantime::format_duration(*duration))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Duration, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        humantime::parse_duration(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// The state directory: `$FLEET_STATE_DIR`, else `/var/lib/fleet` for root, else the XDG
+/// data directory (`$XDG_DATA_HOME/fleet`, `~/.local/share/fleet`).
+pub fn default_state_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("FLEET_STATE_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    if nix::unistd::Uid::effective().is_root() {
+        return PathBuf::from("/var/lib/fleet");
+    }
+    dirs::data_dir()
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("fleet")
+}
+
+/// Where things live inside a state directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateDir {
+    root: PathBuf,
+}
+
+impl StateDir {
+    /// The layout under `root`.
+    pub fn new(root: &Path) -> Self {
+        Self {
+            root: root.to_owned(),
+        }
+    }
+
+    /// The state directory itself.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The SQLite store.
+    pub fn database(&self) -> PathBuf {
+        self.root.join("fleet.db")
+    }
+
+    /// An instance's default data directory.
+    pub fn default_data_dir(&self, name: &InstanceName) -> PathBuf {
+        self.root.join("instances").join(name.as_str()).join("data")
+    }
+
+    /// Where an instance's backups go.
+    pub fn backups(&self, name: &InstanceName) -> PathBuf {
+        self.root.join("backups").join(name.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_files() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(
+            FleetConfig::load(dir.path()).unwrap(),
+            FleetConfig::default()
+        );
+        std::fs::write(
+            dir.path().join("config.toml"),
+            "bind_address = \"127.0.0.1\"\nstop_grace = \"3s\"\n[ports]\nfirst = 6000\nlast = 6100\nstep = 2\n",
+        )
+        .unwrap();
+        let config = FleetConfig::load(dir.path()).unwrap();
+        assert_eq!(config.ports, PortRange::new(6000, 6100, 2).unwrap());
+        assert_eq!(config.stop_grace, Duration::from_secs(3));
+        assert_eq!(config.bind_address.to_string(), "127.0.0.1");
+        std::fs::write(
+            dir.path().join("config.toml"),
+            "[ports]\nfirst = 6000\nlast = 5000\n",
+        )
+        .unwrap();
+        let error = FleetConfig::load(dir.path()).unwrap_err();
+        let chain = format!("{error}: {}", std::error::Error::source(&error).unwrap());
+        assert!(
+            chain.contains("invalid configuration in") && chain.contains("empty or invalid"),
+            "{chain}"
+        );
+        std::fs::write(dir.path().join("config.toml"), "netwrok = \"x\"\n").unwrap();
+        assert!(
+            FleetConfig::load(dir.path()).is_err(),
+            "unknown keys are refused"
+        );
+    }
+}

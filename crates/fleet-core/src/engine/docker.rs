@@ -1,0 +1,552 @@
+//! The Docker Engine through bollard.
+//!
+//! Connects the way the Docker CLI does: `DOCKER_HOST` (`unix://`, `tcp://`, with
+//! `DOCKER_TLS_VERIFY` and `DOCKER_CERT_PATH` for TLS) or the default socket, then
+//! negotiates the API version, so older engines (Docker 20.10 speaks API 1.41) work.
+//! Podman's Docker-compatible socket works the same way:
+//! `DOCKER_HOST=unix:///run/podman/podman.sock`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bollard::Docker;
+use bollard::auth::DockerCredentials;
+use bollard::models::{
+    ContainerCreateBody, ContainerStateStatusEnum, EndpointSettings, HealthConfig, HostConfig,
+    NetworkCreateRequest, NetworkingConfig, PortBinding, RestartPolicy as DockerRestart,
+    RestartPolicyNameEnum,
+};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, EventsOptionsBuilder,
+    InspectContainerOptions, ListContainersOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
+};
+use futures::stream::BoxStream;
+use futures::{StreamExt as _, TryStreamExt as _};
+
+use super::{
+    ContainerInfo, ContainerSpec, ContainerState, Engine, EngineEvent, LogLine, LogOptions,
+    PublishedPort, PullProgress, RegistryAuth,
+};
+use crate::error::EngineError;
+use crate::spec::RestartPolicy;
+
+/// The Docker Engine (or anything that speaks its API).
+#[derive(Debug, Clone)]
+pub struct DockerEngine {
+    docker: Docker,
+    host: String,
+}
+
+impl DockerEngine {
+    /// Connects like the Docker CLI does and negotiates the API version.
+    pub async fn connect() -> Result<Self, EngineError> {
+        let host = std::env::var("DOCKER_HOST")
+            .unwrap_or_else(|_| "unix:///var/run/docker.sock".to_owned());
+        let unreachable = |e: bollard::errors::Error| EngineError::Unreachable {
+            host: host.clone(),
+            message: e.to_string(),
+        };
+        let docker = Docker::connect_with_defaults().map_err(unreachable)?;
+        let docker = docker.negotiate_version().await.map_err(unreachable)?;
+        Ok(Self { docker, host })
+    }
+
+    /// Wraps an existing bollard client.
+    pub fn from_bollard(docker: Docker, host: &str) -> Self {
+        Self {
+            docker,
+            host: host.to_owned(),
+        }
+    }
+
+    /// The bollard client, for what this trait does not cover.
+    pub fn bollard(&self) -> &Docker {
+        &self.docker
+    }
+
+    fn error(&self, e: bollard::errors::Error) -> EngineError {
+        use bollard::errors::Error as B;
+        match e {
+            B::DockerResponseServerError {
+                status_code: 404,
+                message,
+            } => EngineError::NotFound { message },
+            B::DockerResponseServerError {
+                status_code: 409,
+                message,
+            } => EngineError::Conflict { message },
+            B::DockerResponseServerError { message, .. } => EngineError::Other { message },
+            B::IOError { .. } | B::HyperResponseError { .. } | B::RequestTimeoutError => {
+                EngineError::Unreachable {
+                    host: self.host.clone(),
+                    message: e.to_string(),
+                }
+            }
+            other => EngineError::Other {
+                message: other.to_string(),
+            },
+        }
+    }
+}
+
+fn credentials(auth: Option<&RegistryAuth>) -> Option<DockerCredentials> {
+    auth.map(|a| DockerCredentials {
+        username: Some(a.username.clone()),
+        password: Some(a.password.clone()),
+        serveraddress: Some(a.server.clone()),
+        ..Default::default()
+    })
+}
+
+fn restart_policy(policy: RestartPolicy) -> DockerRestart {
+    let (name, retries) = match policy {
+        RestartPolicy::No => (RestartPolicyNameEnum::NO, None),
+        RestartPolicy::Always => (RestartPolicyNameEnum::ALWAYS, None),
+        RestartPolicy::UnlessStopped => (RestartPolicyNameEnum::UNLESS_STOPPED, None),
+        RestartPolicy::OnFailure(n) => (RestartPolicyNameEnum::ON_FAILURE, Some(i64::from(n))),
+    };
+    DockerRestart {
+        name: Some(name),
+        maximum_retry_count: retries,
+    }
+}
+
+fn nanos(duration: Duration) -> i64 {
+    duration.as_nanos().min(i64::MAX as u128) as i64
+}
+
+fn state(status: Option<ContainerStateStatusEnum>) -> ContainerState {
+    match status {
+        Some(ContainerStateStatusEnum::RUNNING) => ContainerState::Running,
+        Some(ContainerStateStatusEnum::PAUSED) => ContainerState::Paused,
+        Some(ContainerStateStatusEnum::RESTARTING) => ContainerState::Restarting,
+        Some(ContainerStateStatusEnum::EXITED | ContainerStateStatusEnum::STOPPING) => {
+            ContainerState::Exited
+        }
+        Some(ContainerStateStatusEnum::CREATED) => ContainerState::Created,
+        _ => ContainerState::Dead,
+    }
+}
+
+fn label_filters(labels: &[(&str, &str)]) -> HashMap<String, Vec<String>> {
+    HashMap::from([(
+        "label".to_owned(),
+        labels.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+    )])
+}
+
+#[async_trait]
+impl Engine for DockerEngine {
+    fn host(&self) -> &str {
+        &self.host
+    }
+
+    async fn ping(&self) -> Result<(), EngineError> {
+        self.docker
+            .ping()
+            .await
+            .map(|_| ())
+            .map_err(|e| self.error(e))
+    }
+
+    async fn pull(
+        &self,
+        image: &str,
+        auth: Option<&RegistryAuth>,
+        progress: &(dyn Fn(PullProgress) + Send + Sync),
+    ) -> Result<(), EngineError> {
+        let options = CreateImageOptionsBuilder::default()
+            .from_image(image)
+            .build();
+        let mut stream = self
+            .docker
+            .create_image(Some(options), None, credentials(auth));
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(|e| self.error(e))?;
+            if let Some(message) = info.error_detail.and_then(|e| e.message) {
+                return Err(
+                    if message.contains("not found") || message.contains("manifest unknown") {
+                        EngineError::NotFound { message }
+                    } else {
+                        EngineError::Other { message }
+                    },
+                );
+            }
+            let detail = info.progress_detail.unwrap_or_default();
+            progress(PullProgress {
+                layer: info.id,
+                status: info.status.unwrap_or_default(),
+                current: detail.current.and_then(|c| u64::try_from(c).ok()),
+                total: detail.total.and_then(|t| u64::try_from(t).ok()),
+            });
+        }
+        Ok(())
+    }
+
+    async fn has_image(&self, image: &str) -> Result<bool, EngineError> {
+        match self.docker.inspect_image(image).await {
+            Ok(_) => Ok(true),
+            Err(e) => match self.error(e) {
+                EngineError::NotFound { .. } => Ok(false),
+                other => Err(other),
+            },
+        }
+    }
+
+    async fn image_user(&self, image: &str) -> Result<Option<String>, EngineError> {
+        let inspect = self
+            .docker
+            .inspect_image(image)
+            .await
+            .map_err(|e| self.error(e))?;
+        Ok(inspect
+            .config
+            .and_then(|c| c.user)
+            .filter(|u| !u.is_empty()))
+    }
+
+    async fn ensure_network(
+        &self,
+        name: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<(), EngineError> {
+        match self
+            .docker
+            .inspect_network(
+                name,
+                None::<bollard::query_parameters::InspectNetworkOptions>,
+            )
+            .await
+        {
+            Ok(_) => return Ok(()),
+            Err(e) => match self.error(e) {
+                EngineError::NotFound { .. } => {}
+                other => return Err(other),
+            },
+        }
+        let request = NetworkCreateRequest {
+            name: name.to_owned(),
+            driver: Some("bridge".into()),
+            labels: Some(labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
+            ..Default::default()
+        };
+        match self.docker.create_network(request).await {
+            Ok(_) => Ok(()),
+            // Another process created it in the meantime.
+            Err(e) => match self.error(e) {
+                EngineError::Conflict { .. } => Ok(()),
+                EngineError::Other { message } if message.contains("already exists") => Ok(()),
+                other => Err(other),
+            },
+        }
+    }
+
+    async fn create_container(&self, spec: &ContainerSpec) -> Result<String, EngineError> {
+        let mut bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
+        for port in &spec.ports {
+            bindings
+                .entry(format!("{}/tcp", port.container))
+                .or_insert_with(|| Some(Vec::new()))
+                .get_or_insert_default()
+                .push(PortBinding {
+                    host_ip: Some(port.host_ip.to_string()),
+                    host_port: Some(port.host.to_string()),
+                });
+        }
+        let binds = spec
+            .binds
+            .iter()
+            .map(|b| {
+                format!(
+                    "{}:{}{}",
+                    b.host.display(),
+                    b.container,
+                    if b.read_only { ":ro" } else { "" }
+                )
+            })
+            .collect::<Vec<_>>();
+        let host_config = HostConfig {
+            port_bindings: Some(bindings.clone()),
+            binds: (!binds.is_empty()).then_some(binds),
+            network_mode: spec.network.clone(),
+            memory: spec.memory_bytes.map(|m| m as i64),
+            nano_cpus: spec.nano_cpus.map(|n| n as i64),
+            restart_policy: Some(restart_policy(spec.restart)),
+            ..Default::default()
+        };
+        let healthcheck = spec.healthcheck.as_ref().map(|h| HealthConfig {
+            test: Some(
+                std::iter::once("CMD".to_owned())
+                    .chain(h.command.iter().cloned())
+                    .collect(),
+            ),
+            interval: Some(nanos(h.interval)),
+            timeout: Some(nanos(h.timeout)),
+            retries: Some(i64::from(h.retries)),
+            start_period: Some(nanos(h.start_period)),
+            ..Default::default()
+        });
+        let networking = spec.network.as_ref().map(|network| NetworkingConfig {
+            endpoints_config: Some(HashMap::from([(
+                network.clone(),
+                EndpointSettings::default(),
+            )])),
+        });
+        let body = ContainerCreateBody {
+            image: Some(spec.image.clone()),
+            env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+            labels: Some(
+                spec.labels
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            ),
+            exposed_ports: Some(bindings.keys().cloned().collect()),
+            user: spec.user.clone(),
+            healthcheck,
+            host_config: Some(host_config),
+            networking_config: networking,
+            ..Default::default()
+        };
+        let options = CreateContainerOptionsBuilder::default()
+            .name(&spec.name)
+            .build();
+        let created = self
+            .docker
+            .create_container(Some(options), body)
+            .await
+            .map_err(|e| self.error(e))?;
+        Ok(created.id)
+    }
+
+    async fn start_container(&self, id: &str) -> Result<(), EngineError> {
+        self.docker
+            .start_container(id, None)
+            .await
+            .map_err(|e| self.error(e))
+    }
+
+    async fn stop_container(&self, id: &str, grace: Duration) -> Result<(), EngineError> {
+        let seconds = i32::try_from(grace.as_secs()).unwrap_or(i32::MAX);
+        let options = StopContainerOptionsBuilder::default().t(seconds).build();
+        match self.docker.stop_container(id, Some(options)).await {
+            Ok(()) => Ok(()),
+            // 304: already stopped.
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 304, ..
+            }) => Ok(()),
+            Err(e) => Err(self.error(e)),
+        }
+    }
+
+    async fn remove_container(&self, id: &str) -> Result<(), EngineError> {
+        let options = RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .v(true)
+            .build();
+        self.docker
+            .remove_container(id, Some(options))
+            .await
+            .map_err(|e| self.error(e))
+    }
+
+    async fn inspect_container(&self, id: &str) -> Result<Option<ContainerInfo>, EngineError> {
+        let inspect = match self
+            .docker
+            .inspect_container(id, None::<InspectContainerOptions>)
+            .await
+        {
+            Ok(inspect) => inspect,
+            Err(e) => {
+                return match self.error(e) {
+                    EngineError::NotFound { .. } => Ok(None),
+                    other => Err(other),
+                };
+            }
+        };
+        let config = inspect.config.unwrap_or_default();
+        let container_state = inspect.state.unwrap_or_default();
+        let settings = inspect.network_settings.unwrap_or_default();
+        let ips = settings
+            .networks
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|(network, endpoint)| {
+                Some((network, endpoint.ip_address.filter(|ip| !ip.is_empty())?))
+            })
+            .collect();
+        let mut ports = Vec::new();
+        for (key, bindings) in settings.ports.unwrap_or_default() {
+            let Some(container) = key.split('/').next().and_then(|p| p.parse().ok()) else {
+                continue;
+            };
+            for binding in bindings.unwrap_or_default() {
+                let (Some(ip), Some(host)) = (
+                    binding.host_ip,
+                    binding.host_port.and_then(|p| p.parse().ok()),
+                ) else {
+                    continue;
+                };
+                let host_ip = ip.parse().unwrap_or(IpAddr::from([0, 0, 0, 0]));
+                ports.push(PublishedPort {
+                    container,
+                    host_ip,
+                    host,
+                });
+            }
+        }
+        ports.sort_by_key(|p| (p.container, p.host));
+        ports.dedup_by_key(|p| (p.container, p.host));
+        Ok(Some(ContainerInfo {
+            id: inspect.id.unwrap_or_default(),
+            name: inspect
+                .name
+                .unwrap_or_default()
+                .trim_start_matches('/')
+                .to_owned(),
+            image: config.image.unwrap_or_default(),
+            labels: config.labels.unwrap_or_default().into_iter().collect(),
+            state: state(container_state.status),
+            exit_code: container_state.exit_code,
+            docker_health: container_state
+                .health
+                .and_then(|h| h.status)
+                .map(|s| s.to_string())
+                .filter(|s| !s.is_empty() && s != "none"),
+            ips,
+            ports,
+        }))
+    }
+
+    async fn list_containers(
+        &self,
+        labels: &[(&str, &str)],
+    ) -> Result<Vec<ContainerInfo>, EngineError> {
+        let filters = label_filters(labels);
+        let options = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let summaries = self
+            .docker
+            .list_containers(Some(options))
+            .await
+            .map_err(|e| self.error(e))?;
+        let mut containers = Vec::new();
+        for summary in summaries {
+            let Some(id) = summary.id else { continue };
+            // Inspect for the full picture; a container removed meanwhile is skipped.
+            if let Some(info) = self.inspect_container(&id).await? {
+                containers.push(info);
+            }
+        }
+        containers.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(containers)
+    }
+
+    async fn published_ports(&self) -> Result<Vec<(u16, String)>, EngineError> {
+        let options = ListContainersOptionsBuilder::default().all(true).build();
+        let summaries = self
+            .docker
+            .list_containers(Some(options))
+            .await
+            .map_err(|e| self.error(e))?;
+        let mut ports = Vec::new();
+        for summary in summaries {
+            let name = summary
+                .names
+                .unwrap_or_default()
+                .first()
+                .map(|n| n.trim_start_matches('/').to_owned())
+                .unwrap_or_default();
+            for port in summary.ports.unwrap_or_default() {
+                if let Some(public) = port.public_port {
+                    ports.push((public, name.clone()));
+                }
+            }
+            // A created or stopped container holds its port bindings too, though the
+            // summary lists no public port for it: read them from its host config.
+            if let Some(id) = summary.id.as_deref()
+                && summary.state.map(|s| s.to_string()) != Some("running".into())
+                && let Ok(inspect) = self
+                    .docker
+                    .inspect_container(id, None::<InspectContainerOptions>)
+                    .await
+            {
+                let bindings = inspect
+                    .host_config
+                    .and_then(|h| h.port_bindings)
+                    .unwrap_or_default();
+                for binding in bindings.into_values().flatten().flatten() {
+                    if let Some(port) = binding.host_port.and_then(|p| p.parse().ok()) {
+                        ports.push((port, name.clone()));
+                    }
+                }
+            }
+        }
+        ports.sort();
+        ports.dedup();
+        Ok(ports)
+    }
+
+    fn logs(
+        &self,
+        id: &str,
+        options: LogOptions,
+    ) -> BoxStream<'static, Result<LogLine, EngineError>> {
+        let tail = options
+            .tail
+            .map_or_else(|| "all".to_owned(), |n| n.to_string());
+        let query = LogsOptionsBuilder::default()
+            .stdout(true)
+            .stderr(true)
+            .follow(options.follow)
+            .tail(&tail)
+            .build();
+        let this = self.clone();
+        self.docker
+            .logs(id, Some(query))
+            .map_ok(|output| {
+                use bollard::container::LogOutput;
+                let (stream, message) = match output {
+                    LogOutput::StdErr { message } => ("stderr", message),
+                    LogOutput::StdOut { message } | LogOutput::Console { message } => {
+                        ("stdout", message)
+                    }
+                    LogOutput::StdIn { message } => ("stdin", message),
+                };
+                LogLine {
+                    stream,
+                    text: String::from_utf8_lossy(&message).into_owned(),
+                }
+            })
+            .map_err(move |e| this.error(e))
+            .boxed()
+    }
+
+    fn events(
+        &self,
+        labels: &[(&str, &str)],
+    ) -> BoxStream<'static, Result<EngineEvent, EngineError>> {
+        let mut filters = label_filters(labels);
+        filters.insert("type".into(), vec!["container".into()]);
+        let options = EventsOptionsBuilder::default().filters(&filters).build();
+        let this = self.clone();
+        self.docker
+            .events(Some(options))
+            .map_ok(|message| {
+                let actor = message.actor.unwrap_or_default();
+                EngineEvent {
+                    kind: message.typ.map(|t| t.to_string()).unwrap_or_default(),
+                    action: message.action.unwrap_or_default(),
+                    id: actor.id.unwrap_or_default(),
+                    attributes: actor.attributes.unwrap_or_default().into_iter().collect(),
+                }
+            })
+            .map_err(move |e| this.error(e))
+            .boxed()
+    }
+}

@@ -1,0 +1,911 @@
+//! The `Fleet` API: create, list, inspect, start, stop, remove instances.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use fleet_health::{HealthReport, Prober, Verdict};
+use futures::stream::BoxStream;
+
+use crate::config::{FleetConfig, StateDir};
+use crate::engine::{
+    Bind, ContainerInfo, ContainerSpec, DockerHealthcheck, Engine, LABEL_DIGEST, LABEL_GENERATION,
+    LABEL_INSTANCE, LABEL_SCOPE, LogLine, LogOptions, PublishedPort,
+};
+use crate::error::{EngineError, Error};
+use crate::name::InstanceName;
+use crate::ports::host_check;
+use crate::resolve::{ImageResolver, ResolvedImage};
+use crate::spec::{DATA_MOUNT, InstanceSpec};
+use crate::store::{DesiredState, EventKind, InstanceRecord, Lease, PortAllocation, Store};
+use crate::view::{Instance, PortMapping, Progress};
+
+/// How long a lease lasts without renewal; operations renew it every third of this.
+const LEASE_TTL: Duration = Duration::from_secs(30);
+
+/// Options of [`Fleet::create`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CreateOptions {
+    /// Start the instance (otherwise it is created stopped).
+    pub start: bool,
+    /// Wait until it is healthy (when it has a health check and is started).
+    pub wait_healthy: bool,
+}
+
+impl Default for CreateOptions {
+    fn default() -> Self {
+        Self {
+            start: true,
+            wait_healthy: true,
+        }
+    }
+}
+
+impl CreateOptions {
+    /// Creates the instance without starting it.
+    pub fn no_start(mut self) -> Self {
+        self.start = false;
+        self
+    }
+}
+
+/// A fleet: one state directory, its store, a container engine and a registry resolver.
+#[derive(Debug)]
+pub struct Fleet {
+    pub(crate) dirs: StateDir,
+    pub(crate) config: FleetConfig,
+    pub(crate) store: Arc<Store>,
+    pub(crate) engine: Arc<dyn Engine>,
+    pub(crate) resolver: Arc<dyn ImageResolver>,
+    pub(crate) prober: Prober,
+    pub(crate) owner: String,
+}
+
+impl Fleet {
+    /// Opens the fleet in `state_dir` with the Docker Engine (as the Docker CLI finds it)
+    /// and registries reached with the Docker CLI's credentials.
+    pub async fn open(state_dir: &Path) -> Result<Self, Error> {
+        let config = FleetConfig::load(state_dir)?;
+        let engine = crate::engine::DockerEngine::connect()
+            .await
+            .map_err(|source| Error::Engine {
+                operation: "connect to",
+                target: "the engine".into(),
+                source,
+            })?;
+        let resolver =
+            crate::registry::RegistryResolver::new().map_err(|source| Error::Registry {
+                image: "(client set-up)".into(),
+                source,
+            })?;
+        Self::with_parts(state_dir, config, Arc::new(engine), Arc::new(resolver))
+    }
+
+    /// Opens the fleet in `state_dir` with the given parts (another engine, a fake, a
+    /// resolver with its own credentials or cache).
+    pub fn with_parts(
+        state_dir: &Path,
+        config: FleetConfig,
+        engine: Arc<dyn Engine>,
+        resolver: Arc<dyn ImageResolver>,
+    ) -> Result<Self, Error> {
+        let dirs = StateDir::new(state_dir);
+        let store = Arc::new(Store::open(&dirs.database())?);
+        let prober = Prober::new().map_err(|source| Error::Health {
+            instance: "(prober set-up)".into(),
+            source,
+        })?;
+        let host = nix::unistd::gethostname()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let owner = format!(
+            "{host}:{}:{:06x}",
+            std::process::id(),
+            rand::random::<u32>() & 0xff_ffff
+        );
+        Ok(Self {
+            dirs,
+            config,
+            store,
+            engine,
+            resolver,
+            prober,
+            owner,
+        })
+    }
+
+    /// The state store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &FleetConfig {
+        &self.config
+    }
+
+    /// The state directory layout.
+    pub fn dirs(&self) -> &StateDir {
+        &self.dirs
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &dyn Engine {
+        self.engine.as_ref()
+    }
+
+    /// Creates an instance: validate, allocate ports, resolve and pull the image, create
+    /// the data directory (owned by the image's user), create and start the container,
+    /// wait until healthy. If any step fails, everything done so far is undone: no
+    /// container, no allocated port, no store row, no data directory fleet made.
+    pub async fn create(
+        &self,
+        spec: InstanceSpec,
+        options: CreateOptions,
+        progress: &(dyn Fn(Progress) + Send + Sync),
+    ) -> Result<Instance, Error> {
+        spec.validate()?;
+        if self.store.instance(&spec.name)?.is_some() {
+            return Err(Error::InstanceExists {
+                name: spec.name.to_string(),
+            });
+        }
+        let name = spec.name.clone();
+        self.with_lease(&name, "create", async || {
+            let mut undo = Undo::default();
+            let result = self.create_steps(&spec, options, progress, &mut undo).await;
+            if let Err(error) = &result {
+                undo.run(self).await;
+                let _ = self.store.record_event(
+                    Some(name.as_str()),
+                    EventKind::Error,
+                    &format!("create failed: {error}"),
+                );
+            }
+            result
+        })
+        .await?;
+        self.get(&name)
+    }
+
+    async fn create_steps(
+        &self,
+        spec: &InstanceSpec,
+        options: CreateOptions,
+        progress: &(dyn Fn(Progress) + Send + Sync),
+        undo: &mut Undo,
+    ) -> Result<(), Error> {
+        let name = &spec.name;
+        // Check the env file now: a typo must not leave anything behind.
+        spec.resolved_env()?;
+        progress(Progress::Resolving {
+            image: spec.image.to_string(),
+        });
+        let resolved = self.resolve(spec).await?;
+        progress(Progress::Resolved {
+            tag: resolved.tag.clone(),
+            digest: resolved.digest.clone(),
+        });
+
+        let desired = if options.start {
+            DesiredState::Running
+        } else {
+            DesiredState::Stopped
+        };
+        self.store.insert_instance(spec, desired)?;
+        undo.instance = Some(name.clone());
+        self.allocate_ports(spec).await?;
+
+        self.pull(spec, &resolved, progress).await?;
+        let data_dir = self.data_dir(spec);
+        undo.data_dir = topmost_missing(&data_dir);
+        let user = match &spec.user {
+            Some(user) => Some(user.clone()),
+            None => self
+                .engine
+                .image_user(&resolved.reference)
+                .await
+                .map_err(|source| Error::Engine {
+                    operation: "inspect image",
+                    target: resolved.reference.clone(),
+                    source,
+                })?,
+        };
+        prepare_data_dir(name, &data_dir, undo.data_dir.is_some(), user.as_deref())?;
+
+        let generation = 1;
+        let container = self
+            .create_container(spec, &resolved, generation, progress)
+            .await?;
+        undo.container = Some(container.clone());
+        self.store.set_deployed(
+            name,
+            generation,
+            resolved.tag.as_deref(),
+            &resolved.digest,
+            &container,
+        )?;
+        self.store.record_event(
+            Some(name.as_str()),
+            EventKind::Created,
+            &format!("created from {} ({})", spec.image, resolved.digest),
+        )?;
+        if options.start {
+            self.start_and_gate(spec, &container, options.wait_healthy, progress)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Starts the container and, if asked and the spec has a health check, waits until
+    /// it is healthy.
+    async fn start_and_gate(
+        &self,
+        spec: &InstanceSpec,
+        container: &str,
+        wait: bool,
+        progress: &(dyn Fn(Progress) + Send + Sync),
+    ) -> Result<(), Error> {
+        progress(Progress::Starting {
+            instance: spec.name.to_string(),
+        });
+        self.engine
+            .start_container(container)
+            .await
+            .map_err(|source| Error::Engine {
+                operation: "start container",
+                target: container.to_owned(),
+                source,
+            })?;
+        self.store.record_event(
+            Some(spec.name.as_str()),
+            EventKind::Started,
+            "container started",
+        )?;
+        if wait && spec.health.is_some() {
+            let report = self.wait_healthy(spec, progress).await?;
+            if report.verdict != Verdict::Healthy {
+                let reason = format!(
+                    "{} after {:.1}s and {} probes; last: {}",
+                    verdict_text(report.verdict),
+                    report.elapsed.as_secs_f64(),
+                    report.attempts.len(),
+                    report.last_reason().unwrap_or("no answer")
+                );
+                return Err(Error::Unhealthy {
+                    instance: spec.name.to_string(),
+                    reason,
+                });
+            }
+            self.store.set_health(&spec.name, "healthy")?;
+        }
+        Ok(())
+    }
+
+    /// Waits for the instance (through its published health port) as its policy says.
+    pub(crate) async fn wait_healthy(
+        &self,
+        spec: &InstanceSpec,
+        progress: &(dyn Fn(Progress) + Send + Sync),
+    ) -> Result<HealthReport, Error> {
+        let Some(health) = &spec.health else {
+            return Err(Error::InvalidSpec {
+                instance: spec.name.to_string(),
+                reason: "it has no health check".into(),
+            });
+        };
+        let target = self.health_target(spec)?;
+        Ok(self
+            .prober
+            .wait_healthy_with(&target, &health.policy, |attempt| {
+                progress(Progress::Probed {
+                    attempt: attempt.number,
+                    health: attempt.result.outcome.to_string(),
+                    reason: attempt.result.reason.clone(),
+                })
+            })
+            .await)
+    }
+
+    /// The probe target of an instance: its health port as published on the host.
+    pub(crate) fn health_target(
+        &self,
+        spec: &InstanceSpec,
+    ) -> Result<fleet_health::ProbeTarget, Error> {
+        let invalid = |reason: &str| Error::InvalidSpec {
+            instance: spec.name.to_string(),
+            reason: reason.to_owned(),
+        };
+        let health = spec
+            .health
+            .as_ref()
+            .ok_or_else(|| invalid("it has no health check"))?;
+        let port = spec
+            .health_port()
+            .ok_or_else(|| invalid("its health check has no port"))?;
+        let host_port = self
+            .store
+            .instance_ports(&spec.name)?
+            .into_iter()
+            .find(|p| p.container == port)
+            .map(|p| p.host)
+            .ok_or_else(|| invalid("its health port is not published"))?;
+        let host = match self.config.bind_address {
+            IpAddr::V4(ip) if ip.is_unspecified() => "127.0.0.1".to_owned(),
+            IpAddr::V6(ip) if ip.is_unspecified() => "::1".to_owned(),
+            ip => ip.to_string(),
+        };
+        health
+            .target(&host, host_port)
+            .map_err(|source| Error::Health {
+                instance: spec.name.to_string(),
+                source,
+            })
+    }
+
+    pub(crate) async fn resolve(&self, spec: &InstanceSpec) -> Result<ResolvedImage, Error> {
+        self.resolver
+            .resolve(&spec.image)
+            .await
+            .map_err(|source| Error::Registry {
+                image: spec.image.to_string(),
+                source,
+            })
+    }
+
+    async fn allocate_ports(&self, spec: &InstanceSpec) -> Result<Vec<PortAllocation>, Error> {
+        let published: HashMap<u16, String> = self
+            .engine
+            .published_ports()
+            .await
+            .map_err(|source| Error::Engine {
+                operation: "list published ports of",
+                target: "all containers".into(),
+                source,
+            })?
+            .into_iter()
+            .collect();
+        let check = host_check(&published);
+        self.store
+            .allocate_ports(&spec.name, &spec.ports, &self.config.ports, &check)
+    }
+
+    pub(crate) async fn pull(
+        &self,
+        spec: &InstanceSpec,
+        resolved: &ResolvedImage,
+        progress: &(dyn Fn(Progress) + Send + Sync),
+    ) -> Result<(), Error> {
+        let has = self
+            .engine
+            .has_image(&resolved.reference)
+            .await
+            .map_err(|source| Error::Engine {
+                operation: "inspect image",
+                target: resolved.reference.clone(),
+                source,
+            })?;
+        if has {
+            return Ok(());
+        }
+        let auth = self.resolver.pull_auth(spec.image.image().registry()).await;
+        self.engine
+            .pull(&resolved.reference, auth.as_ref(), &|p| {
+                progress(Progress::Pulling(p))
+            })
+            .await
+            .map_err(|source| Error::Engine {
+                operation: "pull",
+                target: resolved.reference.clone(),
+                source,
+            })
+    }
+
+    /// The container name of an instance's generation: `<prefix><name>.<generation>`.
+    pub fn container_name(&self, name: &InstanceName, generation: u64) -> String {
+        format!("{}{name}.{generation}", self.config.container_prefix)
+    }
+
+    /// The labels every resource of this fleet carries.
+    pub(crate) fn scope_labels(&self) -> BTreeMap<String, String> {
+        let mut labels = self.config.extra_labels.clone();
+        labels.insert(LABEL_SCOPE.into(), self.store.scope().to_owned());
+        labels
+    }
+
+    pub(crate) fn data_dir(&self, spec: &InstanceSpec) -> PathBuf {
+        spec.data_dir
+            .clone()
+            .unwrap_or_else(|| self.dirs.default_data_dir(&spec.name))
+    }
+
+    /// Creates (does not start) the container of `generation`, publishing the allocated ports.
+    pub(crate) async fn create_container(
+        &self,
+        spec: &InstanceSpec,
+        resolved: &ResolvedImage,
+        generation: u64,
+        progress: &(dyn Fn(Progress) + Send + Sync),
+    ) -> Result<String, Error> {
+        let name = self.container_name(&spec.name, generation);
+        progress(Progress::Creating {
+            container: name.clone(),
+        });
+        let network = self.config.network.clone();
+        self.engine
+            .ensure_network(&network, &self.scope_labels())
+            .await
+            .map_err(|source| Error::Engine {
+                operation: "create network",
+                target: network.clone(),
+                source,
+            })?;
+        let mut labels = self.scope_labels();
+        labels.extend(spec.labels.clone());
+        labels.insert(LABEL_INSTANCE.into(), spec.name.to_string());
+        labels.insert(LABEL_GENERATION.into(), generation.to_string());
+        labels.insert(LABEL_DIGEST.into(), resolved.digest.clone());
+        let mut env = BTreeMap::from([("FLEET_INSTANCE".to_owned(), spec.name.to_string())]);
+        env.extend(spec.resolved_env()?);
+        let ports = self
+            .store
+            .instance_ports(&spec.name)?
+            .into_iter()
+            .map(|p| PublishedPort {
+                container: p.container,
+                host_ip: self.config.bind_address,
+                host: p.host,
+            })
+            .collect();
+        let mut binds = vec![Bind {
+            host: self.data_dir(spec),
+            container: DATA_MOUNT.into(),
+            read_only: false,
+        }];
+        binds.extend(spec.volumes.iter().map(|v| Bind {
+            host: v.host.clone(),
+            container: v.container.clone(),
+            read_only: v.read_only,
+        }));
+        let healthcheck = spec.docker_healthcheck.as_ref().map(|command| {
+            let policy = spec
+                .health
+                .as_ref()
+                .map(|h| h.policy.clone())
+                .unwrap_or_else(crate::spec::default_policy);
+            DockerHealthcheck {
+                command: command.clone(),
+                interval: policy.interval,
+                timeout: policy.timeout,
+                retries: policy.failure_threshold.get(),
+                start_period: policy.start_period,
+            }
+        });
+        let container = ContainerSpec {
+            name: name.clone(),
+            image: resolved.reference.clone(),
+            env,
+            labels,
+            ports,
+            binds,
+            network: Some(network),
+            memory_bytes: spec.resources.memory_bytes,
+            nano_cpus: spec.resources.cpus.map(|c| (c * 1e9) as u64),
+            restart: spec.restart,
+            user: spec.user.clone(),
+            healthcheck,
+        };
+        self.engine
+            .create_container(&container)
+            .await
+            .map_err(|source| Error::Engine {
+                operation: "create container",
+                target: name,
+                source,
+            })
+    }
+
+    /// Every instance, by name (from the store; no engine call).
+    pub fn list(&self) -> Result<Vec<Instance>, Error> {
+        self.store
+            .instances()?
+            .into_iter()
+            .map(|record| self.view(record))
+            .collect()
+    }
+
+    /// One instance (from the store).
+    pub fn get(&self, name: &InstanceName) -> Result<Instance, Error> {
+        let record = self.record(name)?;
+        self.view(record)
+    }
+
+    pub(crate) fn record(&self, name: &InstanceName) -> Result<InstanceRecord, Error> {
+        self.store
+            .instance(name)?
+            .ok_or_else(|| Error::NoSuchInstance {
+                name: name.to_string(),
+            })
+    }
+
+    pub(crate) fn view(&self, record: InstanceRecord) -> Result<Instance, Error> {
+        let ports = self
+            .store
+            .instance_ports(&record.spec.name)?
+            .into_iter()
+            .map(|p| PortMapping {
+                container: p.container,
+                host: p.host,
+            })
+            .collect();
+        let image = record.spec.image.image();
+        Ok(Instance {
+            name: record.spec.name.to_string(),
+            group: record.spec.group.clone(),
+            image: image.name(),
+            channel: channel_text(&record.spec),
+            tag: record.tag,
+            digest: record.digest,
+            desired: record.desired,
+            generation: record.generation,
+            ports,
+            data_dir: self.data_dir(&record.spec),
+            container: record.container_id,
+            created_at: record.created_at,
+            spec: record.spec,
+        })
+    }
+
+    /// Starts a stopped instance (recreating its container if it vanished) and waits
+    /// until it is healthy.
+    pub async fn start(&self, name: &InstanceName) -> Result<Instance, Error> {
+        self.with_lease(name, "start", async || {
+            let record = self.record(name)?;
+            self.store.set_desired(name, DesiredState::Running)?;
+            let container = self.ensure_container(&record, &|_| {}).await?;
+            let info = self.inspect(&container).await?;
+            if info
+                .as_ref()
+                .is_some_and(|i| i.state == crate::engine::ContainerState::Running)
+            {
+                return Ok(());
+            }
+            self.start_and_gate(&record.spec, &container, true, &|_| {})
+                .await
+        })
+        .await?;
+        self.get(name)
+    }
+
+    /// Stops an instance's container (SIGTERM, then SIGKILL after the grace period).
+    pub async fn stop(&self, name: &InstanceName) -> Result<Instance, Error> {
+        self.with_lease(name, "stop", async || {
+            let record = self.record(name)?;
+            self.store.set_desired(name, DesiredState::Stopped)?;
+            if let Some(container) = &record.container_id {
+                match self
+                    .engine
+                    .stop_container(container, self.config.stop_grace)
+                    .await
+                {
+                    Ok(()) | Err(EngineError::NotFound { .. }) => {}
+                    Err(source) => {
+                        return Err(Error::Engine {
+                            operation: "stop container",
+                            target: container.clone(),
+                            source,
+                        });
+                    }
+                }
+            }
+            self.store
+                .record_event(Some(name.as_str()), EventKind::Stopped, "container stopped")
+        })
+        .await?;
+        self.get(name)
+    }
+
+    /// Stops and starts an instance.
+    pub async fn restart(&self, name: &InstanceName) -> Result<Instance, Error> {
+        self.stop(name).await?;
+        self.start(name).await
+    }
+
+    /// Removes an instance: its containers, its ports and its store row. The data
+    /// directory is kept, unless `purge` is given and returns `true` when asked about it
+    /// (the caller confirms; this library never prompts). Returns whether data was purged.
+    pub async fn remove(
+        &self,
+        name: &InstanceName,
+        purge: Option<&(dyn Fn(&Path) -> bool + Sync)>,
+    ) -> Result<bool, Error> {
+        self.with_lease(name, "remove", async || {
+            let record = self.record(name)?;
+            let data_dir = self.data_dir(&record.spec);
+            let purge = match purge {
+                Some(confirm) if data_dir.exists() => {
+                    if !confirm(&data_dir) {
+                        return Err(Error::ConfirmationRequired {
+                            instance: name.to_string(),
+                            path: data_dir,
+                        });
+                    }
+                    true
+                }
+                _ => false,
+            };
+            for container in self.instance_containers(name).await? {
+                self.remove_container(&container.id).await?;
+            }
+            if let Some(id) = &record.container_id {
+                self.remove_container(id).await?;
+            }
+            self.store.delete_instance(name)?;
+            if purge {
+                std::fs::remove_dir_all(&data_dir).map_err(|source| Error::Io {
+                    path: data_dir.clone(),
+                    source,
+                })?;
+                // The default layout keeps data under <state>/instances/<name>/: drop it too.
+                let default = self.dirs.default_data_dir(name);
+                if data_dir == default
+                    && let Some(parent) = default.parent()
+                {
+                    let _ = std::fs::remove_dir(parent);
+                }
+            }
+            let what = if purge {
+                "removed with its data"
+            } else {
+                "removed; data kept"
+            };
+            self.store
+                .record_event(Some(name.as_str()), EventKind::Removed, what)?;
+            Ok(purge)
+        })
+        .await
+    }
+
+    /// A container's output.
+    pub fn logs(
+        &self,
+        name: &InstanceName,
+        options: LogOptions,
+    ) -> Result<BoxStream<'static, Result<LogLine, EngineError>>, Error> {
+        let record = self.record(name)?;
+        let container = record.container_id.ok_or_else(|| Error::InvalidSpec {
+            instance: name.to_string(),
+            reason: "it has no container (run `fleet reconcile` or `fleet start`)".into(),
+        })?;
+        Ok(self.engine.logs(&container, options))
+    }
+
+    /// Every port allocation, with the instance holding it.
+    pub fn ports(&self) -> Result<Vec<PortAllocation>, Error> {
+        self.store.ports()
+    }
+
+    /// The last `limit` events, oldest first.
+    pub fn events(
+        &self,
+        name: Option<&InstanceName>,
+        limit: usize,
+    ) -> Result<Vec<crate::store::Event>, Error> {
+        self.store.events(name.map(InstanceName::as_str), limit)
+    }
+
+    pub(crate) async fn inspect(&self, container: &str) -> Result<Option<ContainerInfo>, Error> {
+        self.engine
+            .inspect_container(container)
+            .await
+            .map_err(|source| Error::Engine {
+                operation: "inspect container",
+                target: container.to_owned(),
+                source,
+            })
+    }
+
+    pub(crate) async fn remove_container(&self, container: &str) -> Result<(), Error> {
+        match self.engine.remove_container(container).await {
+            Ok(()) | Err(EngineError::NotFound { .. }) => Ok(()),
+            Err(source) => Err(Error::Engine {
+                operation: "remove container",
+                target: container.to_owned(),
+                source,
+            }),
+        }
+    }
+
+    /// The containers of this fleet that carry `name`'s instance label.
+    pub(crate) async fn instance_containers(
+        &self,
+        name: &InstanceName,
+    ) -> Result<Vec<ContainerInfo>, Error> {
+        let scope = self.store.scope().to_owned();
+        self.engine
+            .list_containers(&[(LABEL_SCOPE, &scope), (LABEL_INSTANCE, name.as_str())])
+            .await
+            .map_err(|source| Error::Engine {
+                operation: "list containers of",
+                target: name.to_string(),
+                source,
+            })
+    }
+
+    /// The instance's container, recreated from the stored digest if it vanished.
+    pub(crate) async fn ensure_container(
+        &self,
+        record: &InstanceRecord,
+        progress: &(dyn Fn(Progress) + Send + Sync),
+    ) -> Result<String, Error> {
+        if let Some(id) = &record.container_id
+            && self.inspect(id).await?.is_some()
+        {
+            return Ok(id.clone());
+        }
+        self.recreate(record, progress).await
+    }
+
+    /// Makes a new container (next generation) for the stored digest and records it.
+    pub(crate) async fn recreate(
+        &self,
+        record: &InstanceRecord,
+        progress: &(dyn Fn(Progress) + Send + Sync),
+    ) -> Result<String, Error> {
+        let spec = &record.spec;
+        let resolved = match &record.digest {
+            Some(digest) => ResolvedImage {
+                tag: record.tag.clone(),
+                digest: digest.clone(),
+                reference: format!("{}@{digest}", spec.image.image().name()),
+            },
+            None => self.resolve(spec).await?,
+        };
+        self.pull(spec, &resolved, progress).await?;
+        if let Some(old) = &record.container_id {
+            self.remove_container(old).await?;
+        }
+        let generation = record.generation + 1;
+        let container = self
+            .create_container(spec, &resolved, generation, progress)
+            .await?;
+        self.store.set_deployed(
+            &spec.name,
+            generation,
+            resolved.tag.as_deref(),
+            &resolved.digest,
+            &container,
+        )?;
+        Ok(container)
+    }
+
+    /// Runs `operation` holding the instance's lease, renewing it while it runs.
+    pub(crate) async fn with_lease<T>(
+        &self,
+        name: &InstanceName,
+        operation: &str,
+        f: impl AsyncFnOnce() -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let lease = self
+            .store
+            .acquire_lease(name, &self.owner, operation, LEASE_TTL)?;
+        let renewer = spawn_renewer(Arc::clone(&self.store), lease.clone());
+        let result = f().await;
+        renewer.abort();
+        let released = self.store.release_lease(&lease);
+        let value = result?;
+        released?;
+        Ok(value)
+    }
+}
+
+fn spawn_renewer(store: Arc<Store>, lease: Lease) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(LEASE_TTL / 3).await;
+            if !matches!(store.renew_lease(&lease, LEASE_TTL), Ok(true)) {
+                return;
+            }
+        }
+    })
+}
+
+fn verdict_text(verdict: Verdict) -> String {
+    match verdict {
+        Verdict::Healthy => "healthy".into(),
+        Verdict::Unhealthy => "unhealthy".into(),
+        other => format!("{other:?}").to_lowercase(),
+    }
+}
+
+/// The channel an instance follows, as the operator wrote it.
+pub(crate) fn channel_text(spec: &InstanceSpec) -> String {
+    match spec.image.channel() {
+        fleet_registry::Channel::Digest(digest) => format!("@{digest}"),
+        channel => channel.to_string(),
+    }
+}
+
+/// Creates the data directory if needed (owned by the container's numeric user when
+/// fleet runs as root and made it), and proves it writable.
+fn prepare_data_dir(
+    name: &InstanceName,
+    dir: &Path,
+    created_now: bool,
+    user: Option<&str>,
+) -> Result<(), Error> {
+    let fail = |source: std::io::Error| Error::DataDir {
+        instance: name.to_string(),
+        path: dir.to_owned(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(fail)?;
+    if !dir.is_dir() {
+        return Err(fail(std::io::Error::new(
+            std::io::ErrorKind::NotADirectory,
+            "it is not a directory",
+        )));
+    }
+    let probe = dir.join(".fleet-write-test");
+    std::fs::write(&probe, b"")
+        .and_then(|()| std::fs::remove_file(&probe))
+        .map_err(fail)?;
+    if created_now
+        && nix::unistd::Uid::effective().is_root()
+        && let Some((uid, gid)) = user.and_then(numeric_user)
+    {
+        nix::unistd::chown(dir, Some(uid.into()), Some(gid.into()))
+            .map_err(|e| fail(std::io::Error::from(e)))?;
+    }
+    Ok(())
+}
+
+/// `uid[:gid]` with numbers only; a user name cannot be resolved outside the image.
+fn numeric_user(user: &str) -> Option<(u32, u32)> {
+    let (uid, gid) = user.split_once(':').unwrap_or((user, user));
+    Some((uid.parse().ok()?, gid.parse().ok()?))
+}
+
+/// The highest ancestor of `dir` (or `dir` itself) that does not exist yet: what
+/// `create_dir_all(dir)` will create, and what undoing it must remove.
+fn topmost_missing(dir: &Path) -> Option<PathBuf> {
+    let mut missing = None;
+    for ancestor in dir.ancestors() {
+        if ancestor.exists() {
+            break;
+        }
+        missing = Some(ancestor.to_owned());
+    }
+    missing
+}
+
+/// What a failed create must take back.
+#[derive(Debug, Default)]
+struct Undo {
+    instance: Option<InstanceName>,
+    container: Option<String>,
+    data_dir: Option<PathBuf>,
+}
+
+impl Undo {
+    async fn run(self, fleet: &Fleet) {
+        if let Some(container) = &self.container {
+            let _ = fleet.remove_container(container).await;
+        }
+        if let Some(name) = &self.instance {
+            // Also catches a container created but not recorded.
+            if let Ok(containers) = fleet.instance_containers(name).await {
+                for container in containers {
+                    let _ = fleet.remove_container(&container.id).await;
+                }
+            }
+            let _ = fleet.store.delete_instance(name);
+        }
+        if let Some(dir) = &self.data_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}

@@ -1,0 +1,210 @@
+//! Host port allocation: a range, a step, and proof that a port is really free.
+//!
+//! A port is handed out only if the store does not hold it, no container on the engine
+//! (fleet's or not) publishes it, and it can be bound on the host right now (IPv4 and,
+//! where the host has it, IPv6). The store's transaction makes the choice atomic across
+//! processes; the bind check catches listeners fleet knows nothing about.
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, PortHolder};
+
+/// The ports fleet allocates from: `first..=last`, every `step`th one.
+///
+/// ```
+/// use fleet_core::PortRange;
+/// let range = PortRange::new(5001, 5009, 2)?;
+/// assert_eq!(range.iter().collect::<Vec<_>>(), [5001, 5003, 5005, 5007, 5009]);
+/// # Ok::<(), String>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "RawRange", into = "RawRange")]
+pub struct PortRange {
+    first: u16,
+    last: u16,
+    step: u16,
+}
+
+#[derive(Serialize, Deserialize)]
+struct RawRange {
+    first: u16,
+    last: u16,
+    #[serde(default = "one")]
+    step: u16,
+}
+
+fn one() -> u16 {
+    1
+}
+
+impl TryFrom<RawRange> for PortRange {
+    type Error = String;
+
+    fn try_from(raw: RawRange) -> Result<Self, String> {
+        Self::new(raw.first, raw.last, raw.step)
+    }
+}
+
+impl From<PortRange> for RawRange {
+    fn from(range: PortRange) -> Self {
+        Self {
+            first: range.first,
+            last: range.last,
+            step: range.step,
+        }
+    }
+}
+
+impl Default for PortRange {
+    /// 5001 to 5999, step 1.
+    fn default() -> Self {
+        Self {
+            first: 5001,
+            last: 5999,
+            step: 1,
+        }
+    }
+}
+
+impl PortRange {
+    /// A range; `first` must be at least 1 and at most `last`, `step` at least 1.
+    pub fn new(first: u16, last: u16, step: u16) -> Result<Self, String> {
+        if first == 0 || first > last || step == 0 {
+            return Err(format!(
+                "port range {first}-{last} step {step} is empty or invalid"
+            ));
+        }
+        Ok(Self { first, last, step })
+    }
+
+    /// The candidate ports in order.
+    pub fn iter(&self) -> impl Iterator<Item = u16> + use<> {
+        (self.first..=self.last).step_by(usize::from(self.step))
+    }
+
+    /// Whether `port` is one of the candidates.
+    pub fn contains(&self, port: u16) -> bool {
+        port >= self.first && port <= self.last && (port - self.first) % self.step == 0
+    }
+
+    /// The error for a range with no free port left.
+    pub fn exhausted(&self) -> Error {
+        Error::PortsExhausted {
+            first: self.first,
+            last: self.last,
+            step: self.step,
+        }
+    }
+
+    /// First port.
+    pub fn first(&self) -> u16 {
+        self.first
+    }
+
+    /// Last port.
+    pub fn last(&self) -> u16 {
+        self.last
+    }
+
+    /// Step.
+    pub fn step(&self) -> u16 {
+        self.step
+    }
+}
+
+/// Whether `port` can be bound on the host right now (IPv4 on all addresses, and IPv6
+/// when the host has it). A listener of any process makes it fail.
+pub fn bindable(port: u16) -> bool {
+    if TcpListener::bind(SocketAddr::from((Ipv4Addr::UNSPECIFIED, port))).is_err() {
+        return false;
+    }
+    match TcpListener::bind(SocketAddr::from((Ipv6Addr::UNSPECIFIED, port))) {
+        Ok(_) => true,
+        // No IPv6 on this host: nothing can hold the port there.
+        Err(e)
+            if e.raw_os_error() == Some(libc_eafnosupport())
+                || e.raw_os_error() == Some(libc_eaddrnotavail()) =>
+        {
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+fn libc_eafnosupport() -> i32 {
+    nix::errno::Errno::EAFNOSUPPORT as i32
+}
+
+fn libc_eaddrnotavail() -> i32 {
+    nix::errno::Errno::EADDRNOTAVAIL as i32
+}
+
+/// The check [`crate::store::Store::allocate_ports`] applies beyond the store: ports
+/// published by containers on the engine (`published`: port → container name), then the
+/// host bind test.
+pub(crate) fn host_check(
+    published: &HashMap<u16, String>,
+) -> impl Fn(u16) -> Result<(), PortHolder> + '_ {
+    move |port| {
+        if let Some(name) = published.get(&port) {
+            return Err(PortHolder::Container { name: name.clone() });
+        }
+        if !bindable(port) {
+            return Err(PortHolder::Process);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(PortRange::default().iter().count(), 999);
+        assert_eq!(
+            PortRange::new(5001, 5010, 2)
+                .unwrap()
+                .iter()
+                .collect::<Vec<_>>(),
+            [5001, 5003, 5005, 5007, 5009]
+        );
+        assert!(PortRange::new(5001, 5000, 1).is_err());
+        assert!(PortRange::new(0, 10, 1).is_err());
+        assert!(PortRange::new(1, 10, 0).is_err());
+        assert_eq!(
+            PortRange::new(65535, 65535, 7)
+                .unwrap()
+                .iter()
+                .collect::<Vec<_>>(),
+            [65535]
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn iter_and_contains_agree(first in 1u16..65535, len in 0u16..3000, step in 1u16..50) {
+            let last = first.saturating_add(len);
+            let range = PortRange::new(first, last, step).unwrap();
+            let ports: Vec<u16> = range.iter().collect();
+            prop_assert!(ports.iter().all(|p| range.contains(*p)));
+            prop_assert!(ports.windows(2).all(|w| w[1] - w[0] == step));
+            prop_assert_eq!(ports.len(), usize::from((last - first) / step) + 1);
+            prop_assert!(!range.contains(last.saturating_add(1)) || last == u16::MAX);
+        }
+    }
+
+    #[test]
+    fn a_listening_port_is_not_bindable() {
+        let listener = TcpListener::bind("0.0.0.0:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        assert!(!bindable(port));
+        drop(listener);
+        assert!(bindable(port));
+    }
+}

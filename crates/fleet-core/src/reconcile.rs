@@ -1,0 +1,275 @@
+//! Status (the store and the engine compared, health probed now) and reconciliation
+//! (making the engine agree with the store again).
+
+use std::collections::{BTreeSet, HashMap};
+
+use fleet_health::ProbeResult;
+use futures::StreamExt as _;
+
+use crate::engine::{ContainerInfo, ContainerState, LABEL_DIGEST, LABEL_INSTANCE, LABEL_SCOPE};
+use crate::error::Error;
+use crate::fleet::Fleet;
+use crate::name::InstanceName;
+use crate::store::{DesiredState, EventKind, InstanceRecord};
+use crate::view::{Drift, FleetStatus, InstanceStatus, ReconcileReport, Repair};
+
+/// How many health probes `status` runs at once.
+const PROBE_CONCURRENCY: usize = 32;
+
+/// The store and the engine side by side.
+struct Survey {
+    /// Each instance with its current container (if the engine has it).
+    instances: Vec<(InstanceRecord, Option<ContainerInfo>)>,
+    /// Containers of this fleet that no instance owns.
+    strays: Vec<ContainerInfo>,
+}
+
+fn drift_of(record: &InstanceRecord, container: Option<&ContainerInfo>) -> Vec<Drift> {
+    let instance = record.spec.name.to_string();
+    let Some(container) = container else {
+        return vec![Drift::MissingContainer { instance }];
+    };
+    let mut drift = Vec::new();
+    if let (Some(expected), Some(running)) = (&record.digest, container.labels.get(LABEL_DIGEST))
+        && expected != running
+    {
+        drift.push(Drift::DigestMismatch {
+            instance: instance.clone(),
+            expected: expected.clone(),
+            running: running.clone(),
+        });
+    }
+    match (record.desired, container.state) {
+        (DesiredState::Running, ContainerState::Running | ContainerState::Restarting) => {}
+        (DesiredState::Running, state) => drift.push(Drift::NotRunning { instance, state }),
+        (DesiredState::Stopped, ContainerState::Running | ContainerState::Restarting) => {
+            drift.push(Drift::ShouldBeStopped { instance })
+        }
+        (DesiredState::Stopped, _) => {}
+    }
+    drift
+}
+
+impl Fleet {
+    async fn survey(&self, names: &[InstanceName]) -> Result<Survey, Error> {
+        let all = self.store.instances()?;
+        let records = if names.is_empty() {
+            all.clone()
+        } else {
+            names
+                .iter()
+                .map(|name| self.record(name))
+                .collect::<Result<_, _>>()?
+        };
+        let scope = self.store.scope().to_owned();
+        let containers = self
+            .engine
+            .list_containers(&[(LABEL_SCOPE, &scope)])
+            .await
+            .map_err(|source| Error::Engine {
+                operation: "list containers of",
+                target: "this fleet".into(),
+                source,
+            })?;
+        let by_id: HashMap<&str, &ContainerInfo> =
+            containers.iter().map(|c| (c.id.as_str(), c)).collect();
+        let mut owned = BTreeSet::new();
+        let mut instances = Vec::new();
+        for record in records {
+            let container = record
+                .container_id
+                .as_deref()
+                .and_then(|id| by_id.get(id))
+                .map(|c| (*c).clone());
+            if let Some(container) = &container {
+                owned.insert(container.id.clone());
+            }
+            instances.push((record, container));
+        }
+        // Containers of instances not asked about are neither owned nor stray here.
+        let all_names: BTreeSet<String> = all.iter().map(|r| r.spec.name.to_string()).collect();
+        let all_current: BTreeSet<&str> = all
+            .iter()
+            .filter_map(|r| r.container_id.as_deref())
+            .collect();
+        let asked: BTreeSet<String> = names.iter().map(ToString::to_string).collect();
+        let strays = containers
+            .into_iter()
+            .filter(|c| !owned.contains(&c.id) && !all_current.contains(c.id.as_str()))
+            .filter(|c| {
+                let label = c.labels.get(LABEL_INSTANCE);
+                names.is_empty()
+                    || label.is_some_and(|l| asked.contains(l) || !all_names.contains(l))
+            })
+            .collect();
+        Ok(Survey { instances, strays })
+    }
+
+    /// The status of the named instances (all when `names` is empty): each container's
+    /// state, the digest it runs, a health probe made now (in parallel), and every drift
+    /// between the store and the engine. Health changes are recorded as events.
+    pub async fn status(&self, names: &[InstanceName]) -> Result<FleetStatus, Error> {
+        let survey = self.survey(names).await?;
+        let probes = futures::stream::iter(survey.instances.iter().map(
+            |(record, container)| async move {
+                let running = container
+                    .as_ref()
+                    .is_some_and(|c| c.state == ContainerState::Running);
+                let health = record.spec.health.as_ref()?;
+                if !running {
+                    return None;
+                }
+                let target = self.health_target(&record.spec).ok()?;
+                Some(self.prober.probe(&target, health.policy.timeout).await)
+            },
+        ))
+        .buffered(PROBE_CONCURRENCY)
+        .collect::<Vec<Option<ProbeResult>>>()
+        .await;
+
+        let mut instances = Vec::new();
+        for ((record, container), probe) in survey.instances.into_iter().zip(probes) {
+            let drift = drift_of(&record, container.as_ref());
+            let health = match (&container, &probe) {
+                (None, _) => "missing".to_owned(),
+                (Some(_), Some(probe)) => probe.outcome.to_string(),
+                (Some(c), None) if c.state != ContainerState::Running => "stopped".to_owned(),
+                (Some(c), None) => c
+                    .docker_health
+                    .clone()
+                    .unwrap_or_else(|| "unknown".to_owned()),
+            };
+            if let Some(previous) = self.store.set_health(&record.spec.name, &health)? {
+                let message = match (previous, &probe) {
+                    (Some(previous), Some(p)) => {
+                        format!("{previous} -> {health}{}", reason_suffix(p))
+                    }
+                    (Some(previous), None) => format!("{previous} -> {health}"),
+                    (None, _) => format!("-> {health}"),
+                };
+                self.store.record_event(
+                    Some(record.spec.name.as_str()),
+                    EventKind::HealthChanged,
+                    &message,
+                )?;
+            }
+            let running_digest = container
+                .as_ref()
+                .and_then(|c| c.labels.get(LABEL_DIGEST).cloned());
+            instances.push(InstanceStatus {
+                state: container.as_ref().map(|c| c.state),
+                running_digest,
+                docker_health: container.as_ref().and_then(|c| c.docker_health.clone()),
+                health,
+                probe,
+                drift,
+                instance: self.view(record)?,
+            });
+        }
+        let strays = survey.strays.iter().map(stray).collect();
+        Ok(FleetStatus { instances, strays })
+    }
+
+    /// Makes the engine agree with the store: recreates missing containers and those
+    /// running another digest, starts or stops containers as desired, and removes stray
+    /// containers of this fleet. Returns what it did.
+    pub async fn reconcile(&self) -> Result<ReconcileReport, Error> {
+        let survey = self.survey(&[]).await?;
+        let mut report = ReconcileReport::default();
+        for container in &survey.strays {
+            self.remove_container(&container.id).await?;
+            report.repaired.push(Repair {
+                drift: stray(container),
+                action: format!("removed container {}", container.name),
+            });
+        }
+        for (record, container) in survey.instances {
+            let drift = drift_of(&record, container.as_ref());
+            if drift.is_empty() {
+                continue;
+            }
+            let name = record.spec.name.clone();
+            let action = self
+                .with_lease(&name, "reconcile", async || {
+                    let record = self.record(&name)?;
+                    let recreate = drift.iter().any(|d| {
+                        matches!(
+                            d,
+                            Drift::MissingContainer { .. } | Drift::DigestMismatch { .. }
+                        )
+                    });
+                    let mut actions = Vec::new();
+                    let mut container = record.container_id.clone().unwrap_or_default();
+                    if recreate {
+                        container = self.recreate(&record, &|_| {}).await?;
+                        let generation = record.generation + 1;
+                        actions.push(format!(
+                            "recreated container {}",
+                            self.container_name(&name, generation)
+                        ));
+                    }
+                    match record.desired {
+                        DesiredState::Running => {
+                            let running = self
+                                .inspect(&container)
+                                .await?
+                                .is_some_and(|c| c.state == ContainerState::Running);
+                            if !running {
+                                self.engine.start_container(&container).await.map_err(
+                                    |source| Error::Engine {
+                                        operation: "start container",
+                                        target: container.clone(),
+                                        source,
+                                    },
+                                )?;
+                                actions.push("started it".to_owned());
+                            }
+                        }
+                        DesiredState::Stopped => {
+                            if drift
+                                .iter()
+                                .any(|d| matches!(d, Drift::ShouldBeStopped { .. }))
+                            {
+                                self.engine
+                                    .stop_container(&container, self.config.stop_grace)
+                                    .await
+                                    .map_err(|source| Error::Engine {
+                                        operation: "stop container",
+                                        target: container.clone(),
+                                        source,
+                                    })?;
+                                actions.push("stopped it".to_owned());
+                            }
+                        }
+                    }
+                    let action = actions.join(", ");
+                    self.store
+                        .record_event(Some(name.as_str()), EventKind::Reconciled, &action)?;
+                    Ok(action)
+                })
+                .await?;
+            for drift in drift {
+                report.repaired.push(Repair {
+                    drift,
+                    action: action.clone(),
+                });
+            }
+        }
+        Ok(report)
+    }
+}
+
+fn stray(container: &ContainerInfo) -> Drift {
+    Drift::StrayContainer {
+        container: container.name.clone(),
+        instance: container.labels.get(LABEL_INSTANCE).cloned(),
+    }
+}
+
+fn reason_suffix(probe: &ProbeResult) -> String {
+    probe
+        .reason
+        .as_ref()
+        .map(|r| format!(" ({r})"))
+        .unwrap_or_default()
+}

@@ -1,0 +1,134 @@
+//! Per-instance leases: at most one operation on an instance at a time, across processes.
+//!
+//! A lease is a row (instance, owner, operation, expiry). Taking one fails with
+//! [`Error::Busy`] while another owner's unexpired lease exists; an expired lease (its
+//! holder crashed or hung) is taken over. Long operations renew their lease.
+
+use std::time::Duration;
+
+use rusqlite::{OptionalExtension as _, params};
+
+use super::{Store, now_ms};
+use crate::error::Error;
+use crate::name::InstanceName;
+
+/// A lease held on an instance; release it with [`Store::release_lease`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// The instance.
+    pub instance: InstanceName,
+    /// Who holds it (`host:pid:nonce`).
+    pub owner: String,
+    /// What for (`create`, `update`, ...).
+    pub operation: String,
+}
+
+impl Store {
+    /// Takes the lease on `instance` for `ttl`, unless another owner holds an unexpired one.
+    pub fn acquire_lease(
+        &self,
+        instance: &InstanceName,
+        owner: &str,
+        operation: &str,
+        ttl: Duration,
+    ) -> Result<Lease, Error> {
+        self.write("acquire lease", |tx| {
+            let now = now_ms();
+            let held: Option<(String, String, i64)> = tx
+                .query_row(
+                    "SELECT owner, operation, expires_at FROM leases WHERE instance = ?1",
+                    [instance.as_str()],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()
+                .map_err(|e| self.error("acquire lease", e))?;
+            if let Some((holder, held_for, expires_at)) = held
+                && holder != owner
+                && expires_at > now
+            {
+                return Err(Error::Busy {
+                    instance: instance.to_string(),
+                    operation: held_for,
+                    owner: holder,
+                    expires_in_secs: (expires_at - now + 999) / 1000,
+                });
+            }
+            tx.execute(
+                "INSERT INTO leases (instance, owner, operation, acquired_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (instance) DO UPDATE SET owner = ?2, operation = ?3, acquired_at = ?4, expires_at = ?5",
+                params![instance.as_str(), owner, operation, now, now + ttl.as_millis() as i64],
+            )
+            .map_err(|e| self.error("acquire lease", e))?;
+            Ok(Lease { instance: instance.clone(), owner: owner.to_owned(), operation: operation.to_owned() })
+        })
+    }
+
+    /// Extends a lease this owner holds; `false` if it was lost (expired and taken).
+    pub fn renew_lease(&self, lease: &Lease, ttl: Duration) -> Result<bool, Error> {
+        self.write("renew lease", |tx| {
+            let changed = tx
+                .execute(
+                    "UPDATE leases SET expires_at = ?3 WHERE instance = ?1 AND owner = ?2",
+                    params![
+                        lease.instance.as_str(),
+                        lease.owner,
+                        now_ms() + ttl.as_millis() as i64
+                    ],
+                )
+                .map_err(|e| self.error("renew lease", e))?;
+            Ok(changed == 1)
+        })
+    }
+
+    /// Releases a lease this owner holds (a no-op if it was lost).
+    pub fn release_lease(&self, lease: &Lease) -> Result<(), Error> {
+        self.write("release lease", |tx| {
+            tx.execute(
+                "DELETE FROM leases WHERE instance = ?1 AND owner = ?2",
+                params![lease.instance.as_str(), lease.owner],
+            )
+            .map_err(|e| self.error("release lease", e))?;
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_owner_at_a_time_and_expired_leases_are_taken_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fleet.db");
+        // Two stores on one file: as two processes would be.
+        let first = Store::open(&path).unwrap();
+        let second = Store::open(&path).unwrap();
+        let name: InstanceName = "alice".parse().unwrap();
+        let lease = first
+            .acquire_lease(&name, "host:1:a", "update", Duration::from_secs(60))
+            .unwrap();
+        let busy = second
+            .acquire_lease(&name, "host:2:b", "remove", Duration::from_secs(60))
+            .unwrap_err();
+        let message = busy.to_string();
+        assert!(
+            message.starts_with("instance alice is busy: update by host:1:a (lease expires in "),
+            "{message}"
+        );
+        // The holder may take it again (re-entrant for the same owner).
+        first
+            .acquire_lease(&name, "host:1:a", "update", Duration::from_secs(60))
+            .unwrap();
+        first.release_lease(&lease).unwrap();
+        let taken = second
+            .acquire_lease(&name, "host:2:b", "remove", Duration::from_millis(1))
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+        // The crashed holder's lease expired: the next owner takes over, the old one cannot renew.
+        first
+            .acquire_lease(&name, "host:1:a", "start", Duration::from_secs(60))
+            .unwrap();
+        assert!(!second.renew_lease(&taken, Duration::from_secs(60)).unwrap());
+    }
+}

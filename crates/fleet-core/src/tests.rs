@@ -1,0 +1,486 @@
+//! Fast tests of fleet's own logic on the fake engine and a static resolver: what a
+//! failed create leaves behind, allocation rules, removal, drift and reconciliation.
+//! The same behaviours are tested against the real Docker Engine in `tests/`.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::engine::fake::FakeEngine;
+use crate::engine::{ContainerInfo, ContainerState, LABEL_DIGEST, LABEL_INSTANCE, LABEL_SCOPE};
+use crate::{
+    CreateOptions, Error, Fleet, FleetConfig, InstanceName, InstanceSpec, PortHolder, PortRange,
+    PortSpec, StaticResolver, Store,
+};
+
+const IMAGE: &str = "localhost:5000/app:v1";
+const DIGEST_1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+const DIGEST_2: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
+
+struct Bed {
+    _dir: tempfile::TempDir,
+    root: std::path::PathBuf,
+    engine: Arc<FakeEngine>,
+    resolver: Arc<StaticResolver>,
+    fleet: Fleet,
+}
+
+/// A fleet on the fake engine, with ports from a range nothing else on this host uses.
+fn bed() -> Bed {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_owned();
+    let engine = Arc::new(FakeEngine::new());
+    engine.add_image(
+        &format!("localhost:5000/app@{DIGEST_1}"),
+        Some("10001:10001"),
+    );
+    engine.add_image(
+        &format!("localhost:5000/app@{DIGEST_2}"),
+        Some("10001:10001"),
+    );
+    let resolver = Arc::new(StaticResolver::new());
+    resolver.set(IMAGE, Some("v1.0.0"), DIGEST_1);
+    let mut config = FleetConfig::default();
+    config.ports = PortRange::new(41000, 41999, 1).unwrap();
+    let fleet = Fleet::with_parts(&root, config, engine.clone(), resolver.clone()).unwrap();
+    Bed {
+        _dir: dir,
+        root,
+        engine,
+        resolver,
+        fleet,
+    }
+}
+
+fn spec(name: &str) -> InstanceSpec {
+    InstanceSpec::new(name.parse().unwrap(), IMAGE.parse().unwrap()).with_port(PortSpec::auto(8080))
+}
+
+fn name(text: &str) -> InstanceName {
+    text.parse().unwrap()
+}
+
+async fn create(bed: &Bed, spec: InstanceSpec) -> Result<crate::Instance, Error> {
+    bed.fleet
+        .create(spec, CreateOptions::default(), &|_| {})
+        .await
+}
+
+fn assert_nothing_left(bed: &Bed, instance: &str) {
+    assert!(
+        bed.fleet
+            .store()
+            .instance(&name(instance))
+            .unwrap()
+            .is_none(),
+        "store row left"
+    );
+    assert!(
+        bed.fleet
+            .ports()
+            .unwrap()
+            .iter()
+            .all(|p| p.instance != instance),
+        "port left"
+    );
+    assert!(
+        bed.engine
+            .containers()
+            .iter()
+            .all(|c| c.labels.get(LABEL_INSTANCE).map(String::as_str) != Some(instance)),
+        "container left"
+    );
+    assert!(
+        !bed.root.join("instances").join(instance).exists(),
+        "data dir left"
+    );
+}
+
+#[tokio::test]
+async fn create_allocates_ports_labels_the_container_and_records_events() {
+    let bed = bed();
+    let alice = create(&bed, spec("alice")).await.unwrap();
+    let bob = create(&bed, spec("bob").with_group("prod")).await.unwrap();
+    assert_eq!(
+        (alice.ports[0].container, alice.ports[0].host),
+        (8080, 41000)
+    );
+    assert_eq!(bob.ports[0].host, 41001);
+    assert_eq!(
+        (
+            alice.tag.as_deref(),
+            alice.digest.as_deref(),
+            alice.generation
+        ),
+        (Some("v1.0.0"), Some(DIGEST_1), 1)
+    );
+    assert_eq!(alice.channel, "v1");
+    assert!(alice.data_dir.is_dir() && alice.data_dir.starts_with(&bed.root));
+    let container = bed
+        .engine
+        .containers()
+        .into_iter()
+        .find(|c| c.name == "fleet-alice.1")
+        .unwrap();
+    assert_eq!(container.state, ContainerState::Running);
+    assert_eq!(container.image, format!("localhost:5000/app@{DIGEST_1}"));
+    assert_eq!(container.labels[LABEL_DIGEST], DIGEST_1);
+    assert_eq!(container.labels[LABEL_SCOPE], bed.fleet.store().scope());
+    let kinds: Vec<String> = bed
+        .fleet
+        .events(Some(&name("alice")), 10)
+        .unwrap()
+        .iter()
+        .map(|e| format!("{:?}", e.kind))
+        .collect();
+    assert_eq!(kinds, ["Created", "Started"]);
+    let error = create(&bed, spec("alice")).await.unwrap_err();
+    assert_eq!(error.to_string(), "instance alice already exists");
+}
+
+#[tokio::test]
+async fn a_failed_create_leaves_nothing_behind() {
+    let bed = bed();
+    bed.engine.fail("create_container", "disk full");
+    let error = create(&bed, spec("alice")).await.unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "container engine: create container fleet-alice.1"
+    );
+    assert_nothing_left(&bed, "alice");
+
+    bed.engine.fail("start_container", "exec format error");
+    create(&bed, spec("alice")).await.unwrap_err();
+    assert_nothing_left(&bed, "alice");
+
+    // An unknown image is a registry error naming it.
+    let unknown = InstanceSpec::new(name("carol"), "localhost:5000/nope:v1".parse().unwrap());
+    let error = create(&bed, unknown).await.unwrap_err();
+    assert_eq!(error.to_string(), "image localhost:5000/nope:v1");
+    assert_nothing_left(&bed, "carol");
+
+    // The port is free again for the next instance.
+    assert_eq!(
+        create(&bed, spec("alice")).await.unwrap().ports[0].host,
+        41000
+    );
+    // A failure is recorded.
+    let events = bed.fleet.events(Some(&name("alice")), 20).unwrap();
+    assert!(
+        events.iter().any(|e| e
+            .message
+            .starts_with("create failed: container engine: start container")),
+        "{events:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_bad_env_file_or_data_dir_fails_before_anything_exists() {
+    let bed = bed();
+    let env_file = bed.root.join("alice.env");
+    std::fs::write(&env_file, "GOOD=1\nnot a pair\n").unwrap();
+    let mut bad_env = spec("alice");
+    bad_env.env_file = Some(env_file.clone());
+    let error = create(&bed, bad_env).await.unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "environment file {}: line 2: expected KEY=value",
+            env_file.display()
+        )
+    );
+    assert_nothing_left(&bed, "alice");
+
+    let file = bed.root.join("a-file");
+    std::fs::write(&file, "").unwrap();
+    let error = create(&bed, spec("bob").with_data_dir(&file))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::DataDir { .. }), "{error:?}");
+    assert_nothing_left(&bed, "bob");
+}
+
+#[tokio::test]
+async fn fixed_ports_held_by_others_are_refused_and_automatic_ones_skip_them() {
+    let bed = bed();
+    bed.engine.add_foreign_port(41000, "someone-elses-nginx");
+    let error = create(&bed, spec("alice").with_port(PortSpec::fixed(9090, 41000)))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, Error::PortTaken { port: 41000, holder: PortHolder::Container { name } } if name == "someone-elses-nginx"),
+        "{error:?}"
+    );
+    assert_eq!(
+        error.to_string(),
+        "host port 41000 is already in use by container someone-elses-nginx"
+    );
+    assert_nothing_left(&bed, "alice");
+    // An automatic port skips it.
+    assert_eq!(
+        create(&bed, spec("alice")).await.unwrap().ports[0].host,
+        41001
+    );
+    let error = create(&bed, spec("bob").with_port(PortSpec::fixed(9090, 41001)))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "host port 41001 is already in use by fleet instance alice"
+    );
+}
+
+#[tokio::test]
+async fn remove_releases_ports_and_purges_data_only_when_confirmed() {
+    let bed = bed();
+    let alice = create(&bed, spec("alice")).await.unwrap();
+    std::fs::write(alice.data_dir.join("precious"), "data").unwrap();
+    let refuse = |_: &Path| false;
+    let error = bed
+        .fleet
+        .remove(&name("alice"), Some(&refuse))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, Error::ConfirmationRequired { .. }),
+        "{error:?}"
+    );
+    assert!(
+        alice.data_dir.join("precious").exists(),
+        "nothing happens without confirmation"
+    );
+    assert_eq!(bed.engine.containers().len(), 1);
+
+    assert!(!bed.fleet.remove(&name("alice"), None).await.unwrap());
+    assert!(bed.engine.containers().is_empty());
+    assert!(bed.fleet.ports().unwrap().is_empty());
+    assert!(
+        alice.data_dir.join("precious").exists(),
+        "data is kept by default"
+    );
+
+    let bob = create(&bed, spec("bob")).await.unwrap();
+    let seen = std::sync::Mutex::new(None);
+    let confirm = |path: &Path| {
+        *seen.lock().unwrap() = Some(path.to_owned());
+        true
+    };
+    assert!(
+        bed.fleet
+            .remove(&name("bob"), Some(&confirm))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        seen.lock().unwrap().as_deref(),
+        Some(bob.data_dir.as_path())
+    );
+    assert!(!bob.data_dir.exists());
+    assert!(matches!(
+        bed.fleet.get(&name("bob")),
+        Err(Error::NoSuchInstance { .. })
+    ));
+}
+
+#[tokio::test]
+async fn status_reports_drift_and_reconcile_repairs_it() {
+    let bed = bed();
+    let alice = create(&bed, spec("alice")).await.unwrap();
+    create(&bed, spec("bob")).await.unwrap();
+    create(&bed, spec("carol")).await.unwrap();
+    // Behind fleet's back: alice's container vanishes, a stray appears, bob runs another
+    // digest, carol's container stops.
+    bed.engine
+        .delete_behind_the_back(alice.container.as_deref().unwrap());
+    let scope = bed.fleet.store().scope().to_owned();
+    bed.engine.insert_container(ContainerInfo {
+        id: "stray1".into(),
+        name: "fleet-ghost.1".into(),
+        image: "x".into(),
+        labels: [
+            (LABEL_SCOPE.to_owned(), scope.clone()),
+            (LABEL_INSTANCE.to_owned(), "ghost".to_owned()),
+        ]
+        .into(),
+        state: ContainerState::Running,
+        exit_code: None,
+        docker_health: None,
+        ips: Default::default(),
+        ports: vec![],
+    });
+    // A container of another fleet (another scope) is none of our business.
+    bed.engine.insert_container(ContainerInfo {
+        id: "other1".into(),
+        name: "fleet-other.1".into(),
+        image: "x".into(),
+        labels: [
+            (LABEL_SCOPE.to_owned(), "someoneelse".to_owned()),
+            (LABEL_INSTANCE.to_owned(), "other".to_owned()),
+        ]
+        .into(),
+        state: ContainerState::Running,
+        exit_code: None,
+        docker_health: None,
+        ips: Default::default(),
+        ports: vec![],
+    });
+    let bob_container = bed.fleet.get(&name("bob")).unwrap().container.unwrap();
+    bed.engine.delete_behind_the_back(&bob_container);
+    bed.engine.insert_container(ContainerInfo {
+        id: bob_container.clone(),
+        name: "fleet-bob.1".into(),
+        image: format!("localhost:5000/app@{DIGEST_2}"),
+        labels: [
+            (LABEL_SCOPE.to_owned(), scope.clone()),
+            (LABEL_INSTANCE.to_owned(), "bob".to_owned()),
+            (LABEL_DIGEST.to_owned(), DIGEST_2.to_owned()),
+        ]
+        .into(),
+        state: ContainerState::Running,
+        exit_code: None,
+        docker_health: None,
+        ips: Default::default(),
+        ports: vec![],
+    });
+    let carol_container = bed.fleet.get(&name("carol")).unwrap().container.unwrap();
+    bed.engine
+        .set_state(&carol_container, ContainerState::Exited);
+
+    let status = bed.fleet.status(&[]).await.unwrap();
+    let mut drift: Vec<String> = status.drift().map(ToString::to_string).collect();
+    drift.sort();
+    insta::assert_debug_snapshot!(drift, @r#"
+    [
+        "alice: container missing",
+        "bob: runs sha256:2222222222222222222222222222222222222222222222222222222222222222, expected sha256:1111111111111111111111111111111111111111111111111111111111111111",
+        "carol: container exited, expected running",
+        "stray container fleet-ghost.1 (labelled for ghost)",
+    ]
+    "#);
+    assert_eq!(status.instances[0].health, "missing");
+
+    let report = bed.fleet.reconcile().await.unwrap();
+    let mut actions: Vec<String> = report
+        .repaired
+        .iter()
+        .map(|r| format!("{} => {}", r.drift, r.action))
+        .collect();
+    actions.sort();
+    insta::assert_debug_snapshot!(actions, @r#"
+    [
+        "alice: container missing => recreated container fleet-alice.2, started it",
+        "bob: runs sha256:2222222222222222222222222222222222222222222222222222222222222222, expected sha256:1111111111111111111111111111111111111111111111111111111111111111 => recreated container fleet-bob.2, started it",
+        "carol: container exited, expected running => started it",
+        "stray container fleet-ghost.1 (labelled for ghost) => removed container fleet-ghost.1",
+    ]
+    "#);
+    let status = bed.fleet.status(&[]).await.unwrap();
+    assert_eq!(
+        status.drift().count(),
+        0,
+        "{:?}",
+        status.drift().collect::<Vec<_>>()
+    );
+    assert!(
+        bed.engine.containers().iter().any(|c| c.id == "other1"),
+        "another fleet's container is left alone"
+    );
+    let bob = bed
+        .engine
+        .containers()
+        .into_iter()
+        .find(|c| c.name == "fleet-bob.2")
+        .unwrap();
+    assert_eq!(
+        (bob.labels[LABEL_DIGEST].as_str(), bob.state),
+        (DIGEST_1, ContainerState::Running)
+    );
+    let _ = &bed.resolver;
+}
+
+#[tokio::test]
+async fn stop_and_start_follow_the_desired_state() {
+    let bed = bed();
+    create(&bed, spec("alice")).await.unwrap();
+    let stopped = bed.fleet.stop(&name("alice")).await.unwrap();
+    assert_eq!(stopped.desired, crate::DesiredState::Stopped);
+    let status = bed.fleet.status(&[name("alice")]).await.unwrap();
+    assert_eq!(
+        (status.instances[0].health.as_str(), status.drift().count()),
+        ("stopped", 0)
+    );
+    // Start recreates a container that vanished meanwhile.
+    bed.engine
+        .delete_behind_the_back(stopped.container.as_deref().unwrap());
+    let started = bed.fleet.start(&name("alice")).await.unwrap();
+    assert_eq!(started.generation, 2);
+    let status = bed.fleet.status(&[name("alice")]).await.unwrap();
+    assert_eq!(status.instances[0].state, Some(ContainerState::Running));
+    assert!(matches!(
+        bed.fleet.start(&name("nobody")).await,
+        Err(Error::NoSuchInstance { .. })
+    ));
+}
+
+#[tokio::test]
+async fn a_busy_instance_is_refused_with_its_holder() {
+    let bed = bed();
+    create(&bed, spec("alice")).await.unwrap();
+    let other = Store::open(&bed.root.join("fleet.db")).unwrap();
+    other
+        .acquire_lease(
+            &name("alice"),
+            "otherhost:42:abc",
+            "update",
+            std::time::Duration::from_secs(60),
+        )
+        .unwrap();
+    let error = bed.fleet.stop(&name("alice")).await.unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .starts_with("instance alice is busy: update by otherhost:42:abc"),
+        "{error}"
+    );
+}
+
+#[test]
+fn concurrent_allocations_from_four_threads_never_collide() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fleet.db");
+    let range = PortRange::new(42000, 42999, 1).unwrap();
+    Store::open(&path).unwrap();
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                // Each thread has its own connection, as a separate process would.
+                let store = Store::open(&path).unwrap();
+                let mut ports = Vec::new();
+                for i in 0..5 {
+                    let spec = InstanceSpec::new(
+                        format!("t{t}-{i}").parse().unwrap(),
+                        IMAGE.parse().unwrap(),
+                    )
+                    .with_port(PortSpec::auto(80));
+                    store
+                        .insert_instance(&spec, crate::DesiredState::Running)
+                        .unwrap();
+                    let allocated = store
+                        .allocate_ports(&spec.name, &spec.ports, &range, &|_| Ok(()))
+                        .unwrap();
+                    ports.push(allocated[0].host);
+                }
+                ports
+            })
+        })
+        .collect();
+    let mut all: Vec<u16> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    all.sort();
+    let before = all.len();
+    all.dedup();
+    assert_eq!((before, all.len()), (20, 20));
+    assert_eq!(all, (42000..42020).collect::<Vec<_>>());
+}

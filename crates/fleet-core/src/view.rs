@@ -1,0 +1,223 @@
+//! What the `Fleet` API returns: instances, their status, drift, progress, reports.
+//! Every type serialises for `--json`.
+
+use std::path::PathBuf;
+
+use fleet_health::ProbeResult;
+use serde::Serialize;
+
+use crate::engine::{ContainerState, PullProgress};
+use crate::spec::InstanceSpec;
+use crate::store::DesiredState;
+
+/// An instance: its spec and what is deployed for it.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct Instance {
+    /// The name.
+    pub name: String,
+    /// The group, if any.
+    pub group: Option<String>,
+    /// The image repository (`ghcr.io/acme/app`).
+    pub image: String,
+    /// The channel it follows (`v1`, `latest`, ...).
+    pub channel: String,
+    /// The tag the channel resolved to when last deployed.
+    pub tag: Option<String>,
+    /// The digest it should run.
+    pub digest: Option<String>,
+    /// Whether it should run.
+    pub desired: DesiredState,
+    /// Its current generation (1 after create, +1 per new container).
+    pub generation: u64,
+    /// Its ports.
+    pub ports: Vec<PortMapping>,
+    /// Its data directory on the host.
+    pub data_dir: PathBuf,
+    /// Its container's id.
+    pub container: Option<String>,
+    /// When it was created.
+    pub created_at: jiff::Timestamp,
+    /// The full spec (not serialised: it holds environment values).
+    #[serde(skip)]
+    pub spec: InstanceSpec,
+}
+
+/// A container port and the host port it is published on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct PortMapping {
+    /// The port in the container.
+    pub container: u16,
+    /// The host port.
+    pub host: u16,
+}
+
+/// What `Fleet::status` found for one instance.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct InstanceStatus {
+    /// The instance.
+    #[serde(flatten)]
+    pub instance: Instance,
+    /// Its container's state (`None`: no container).
+    pub state: Option<ContainerState>,
+    /// The digest its container runs.
+    pub running_digest: Option<String>,
+    /// Docker's own health status, if the container has a `HEALTHCHECK`.
+    pub docker_health: Option<String>,
+    /// fleet's verdict: `healthy`, `degraded`, `unhealthy`, `stopped`, `missing` or
+    /// `unknown` (no health check and not running).
+    pub health: String,
+    /// The probe made for this status, if the instance has a health check and runs.
+    pub probe: Option<ProbeResult>,
+    /// Where the store and the engine disagree.
+    pub drift: Vec<Drift>,
+}
+
+/// A disagreement between the store and the engine, which `Fleet::reconcile` repairs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Drift {
+    /// The instance should run but has no container.
+    MissingContainer {
+        /// The instance.
+        instance: String,
+    },
+    /// The instance's container runs another digest than the store expects.
+    DigestMismatch {
+        /// The instance.
+        instance: String,
+        /// What the store says it should run.
+        expected: String,
+        /// What it runs.
+        running: String,
+    },
+    /// The instance should run but its container does not.
+    NotRunning {
+        /// The instance.
+        instance: String,
+        /// The container's state.
+        state: ContainerState,
+    },
+    /// The instance should be stopped but its container runs.
+    ShouldBeStopped {
+        /// The instance.
+        instance: String,
+    },
+    /// A container labelled for this fleet that no instance owns.
+    StrayContainer {
+        /// Its name.
+        container: String,
+        /// The instance its label names.
+        instance: Option<String>,
+    },
+}
+
+impl std::fmt::Display for Drift {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Drift::MissingContainer { instance } => write!(f, "{instance}: container missing"),
+            Drift::DigestMismatch {
+                instance,
+                expected,
+                running,
+            } => {
+                write!(f, "{instance}: runs {running}, expected {expected}")
+            }
+            Drift::NotRunning { instance, state } => {
+                write!(f, "{instance}: container {state}, expected running")
+            }
+            Drift::ShouldBeStopped { instance } => {
+                write!(f, "{instance}: running, expected stopped")
+            }
+            Drift::StrayContainer {
+                container,
+                instance: Some(instance),
+            } => {
+                write!(f, "stray container {container} (labelled for {instance})")
+            }
+            Drift::StrayContainer {
+                container,
+                instance: None,
+            } => write!(f, "stray container {container}"),
+        }
+    }
+}
+
+/// What `Fleet::status` found for the whole fleet.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct FleetStatus {
+    /// One entry per instance asked about.
+    pub instances: Vec<InstanceStatus>,
+    /// Containers labelled for this fleet that no instance owns.
+    pub strays: Vec<Drift>,
+}
+
+impl FleetStatus {
+    /// Every drift found, instances' and strays'.
+    pub fn drift(&self) -> impl Iterator<Item = &Drift> {
+        self.instances
+            .iter()
+            .flat_map(|i| i.drift.iter())
+            .chain(self.strays.iter())
+    }
+}
+
+/// What `Fleet::reconcile` did.
+#[derive(Debug, Clone, Default, Serialize)]
+#[non_exhaustive]
+pub struct ReconcileReport {
+    /// Each drift found, with what was done about it.
+    pub repaired: Vec<Repair>,
+}
+
+/// One drift and its repair.
+#[derive(Debug, Clone, Serialize)]
+pub struct Repair {
+    /// What was wrong.
+    pub drift: Drift,
+    /// What fleet did (`recreated container fleet-alice.2`, `removed`, `started`).
+    pub action: String,
+}
+
+/// Steps of a long operation, for progress display.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Progress {
+    /// Looking up the channel's digest.
+    Resolving {
+        /// The image and channel.
+        image: String,
+    },
+    /// The channel points at this tag and digest.
+    Resolved {
+        /// The tag.
+        tag: Option<String>,
+        /// The digest.
+        digest: String,
+    },
+    /// The engine reports pull progress.
+    Pulling(PullProgress),
+    /// Creating the container.
+    Creating {
+        /// Its name.
+        container: String,
+    },
+    /// Starting the container.
+    Starting {
+        /// The instance.
+        instance: String,
+    },
+    /// A health probe ended.
+    Probed {
+        /// 1 for the first.
+        attempt: u32,
+        /// What it found.
+        health: String,
+        /// Why, when not healthy.
+        reason: Option<String>,
+    },
+}
