@@ -16,6 +16,38 @@
 //!   `@sha256:…`); [`Channel::resolve`] picks a tag from a tag list, in any order.
 //!   [`ChannelRef`] is a repository plus a channel (`ghcr.io/o/app:v1`).
 //! - [`ReleaseTags`]: the tags a release publishes, with the older-patch rule.
+//! - [`Platform`]: `linux/arm64`, normalised like containerd.
+//!
+//! The registry client:
+//! - [`Client`] (configured by [`ClientConfig`]): [`Client::resolve`] turns a
+//!   [`ChannelRef`] into a [`Resolved`] digest, [`Client::list_tags`] lists every page of
+//!   tags (cached), [`Client::head_manifest`], [`Client::get_manifest`],
+//!   [`Client::platform_digest`], and [`Client::push_blob`] / [`Client::push_manifest`]
+//!   for releases. [`Client::request_count`] counts HTTP requests.
+//! - [`CredentialSource`] / [`Credentials`]: `~/.docker/config.json` (`auths`,
+//!   `credHelpers`, `credsStore`), `DOCKER_CONFIG`, or given directly; secrets are
+//!   [`Secret`]s that never print.
+//! - [`Error`]: one typed error; registry variants name the reference and the status.
+//!
+//! # Why the client has its own HTTP transport
+//!
+//! oci-client (0.18) is good at what the OCI specs define as data: manifests, indexes,
+//! descriptors and their media types, which this crate re-exports as [`oci`] and uses.
+//! Its `Client` is not used for requests, because resolution needs what it hides:
+//! `list_tags` returns one page and drops the `Link` header, its errors drop
+//! `Retry-After` and the registry's error codes (so "rate limited", "repository not
+//! found" and "tag not found" cannot be told apart), and its requests cannot be counted.
+//! Mixing it in for pushes would mean two authentication paths and two retry policies.
+//! So every request goes through one small transport on reqwest 0.13 (the same reqwest
+//! oci-client uses, so nothing is compiled twice): the distribution token flow
+//! (`WWW-Authenticate: Bearer realm/service/scope`, anonymously or with Basic
+//! credentials or an identity token) and Basic auth, tokens cached per repository
+//! scope, retries with jittered exponential backoff on network errors and 500/502/503/504,
+//! `Retry-After` (seconds or HTTP date) waited out on 429 up to a bound and reported as
+//! [`Error::RateLimited`] beyond it, per-request timeouts, and one request counter.
+//!
+//! Plain HTTP is explicit: loopback registries (`localhost`, `127.0.0.0/8`, `[::1]`)
+//! and those in [`ClientConfig::insecure_registries`], as Docker does; HTTPS otherwise.
 //!
 //! # Example
 //!
@@ -31,16 +63,32 @@
 //! # Ok::<(), fleet_registry::Error>(())
 //! ```
 
+mod auth;
+mod cache;
 mod channel;
+mod client;
+mod credentials;
 mod digest;
 mod error;
+mod manifest;
+mod platform;
+mod push;
 mod reference;
+mod tags;
 mod tagset;
+mod transport;
 mod version;
 
 pub use channel::{Channel, ChannelRef, ResolveOptions};
+pub use client::{Client, ClientConfig, Resolved};
+pub use credentials::{CredentialSource, Credentials, Secret};
 pub use digest::{Digest, DigestError};
 pub use error::Error;
+pub use manifest::{Manifest, ManifestHead, ManifestKind};
+pub use platform::Platform;
 pub use reference::{ImageRef, ReferenceError};
 pub use tagset::{CommitSha, HeldBack, ReleaseTags};
 pub use version::Version;
+
+/// OCI manifest, index and descriptor types and media-type constants (from oci-client).
+pub use oci_client::manifest as oci;
