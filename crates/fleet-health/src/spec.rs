@@ -158,7 +158,9 @@ pub enum ProbeKind {
     Http,
     /// An HTTPS GET.
     Https,
-    /// A TCP connect.
+    /// A TCP connect. Through a port Docker publishes with its userland proxy (the
+    /// default), the proxy accepts connections whether or not the app listens: probe
+    /// the container's IP address, or use HTTP.
     Tcp,
 }
 

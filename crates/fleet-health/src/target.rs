@@ -187,7 +187,9 @@ impl fmt::Display for HttpTarget {
 /// A TCP connect probe: up when a connection is accepted.
 ///
 /// The host is resolved at every probe, and every address it resolves to is tried in
-/// turn, within the probe's timeout.
+/// turn, within the probe's timeout. A connect only shows that something accepts
+/// connections: through a port Docker publishes with its userland proxy, that something
+/// is the proxy, whether or not the app listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TcpTarget {
     host: String,
