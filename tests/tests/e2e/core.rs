@@ -1,1 +1,514 @@
-//! End-to-end scenarios for core.
+//! fleet-core on the real Docker Engine, with images from a real registry.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use fleet_core::engine::{DockerEngine, Engine as _, LABEL_INSTANCE, LABEL_SCOPE};
+use fleet_core::{
+    CreateOptions, Error, Fleet, FleetConfig, InstanceName, InstanceSpec, PortHolder, PortRange,
+    PortSpec, RegistryResolver, http_health,
+};
+use fleet_tests::docker::TestDocker;
+use fleet_tests::image::{Behaviour, TestImage};
+use fleet_tests::registry::TestRegistry;
+
+/// Each test gets its own port range, so parallel tests never race for a port.
+fn port_range() -> PortRange {
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let block = NEXT.fetch_add(1, Ordering::SeqCst);
+    let first = 21000 + block * 50;
+    PortRange::new(first, first + 49, 1).expect("a valid range")
+}
+
+/// A fleet in a temporary state directory, whose containers and network carry the
+/// test's labels (so `TestDocker` removes them), with test app images in a registry.
+struct CoreBed {
+    registry: TestRegistry,
+    docker: TestDocker,
+    state: tempfile::TempDir,
+    fleet: Fleet,
+    range: PortRange,
+}
+
+impl CoreBed {
+    async fn new() -> anyhow::Result<Self> {
+        let registry = TestRegistry::start()?;
+        let docker = TestDocker::new().await?;
+        for (version, tags) in [
+            ("1.0.0", &["v1.0.0", "v1", "latest"][..]),
+            ("2.0.0", &["v2.0.0"][..]),
+        ] {
+            let image = TestImage::new(version).build(&docker).await?;
+            image.push(&docker, &registry, "app", tags).await?;
+        }
+        let image = TestImage::new("3.0.0")
+            .behaviour(Behaviour::NeverHealthy)
+            .build(&docker)
+            .await?;
+        image
+            .push(&docker, &registry, "app", &["v3.0.0-broken"])
+            .await?;
+        docker.track_registry(&registry.docker_host());
+        let state = tempfile::Builder::new()
+            .prefix("fleet-core-e2e-")
+            .tempdir()?;
+        let range = port_range();
+        let fleet = Self::open(&docker, state.path(), range).await?;
+        Ok(Self {
+            registry,
+            docker,
+            state,
+            fleet,
+            range,
+        })
+    }
+
+    async fn open(docker: &TestDocker, state: &Path, range: PortRange) -> anyhow::Result<Fleet> {
+        let mut config = FleetConfig::default();
+        config.ports = range;
+        config.bind_address = "127.0.0.1".parse()?;
+        config.network = docker.name("net");
+        config.container_prefix = docker.name("");
+        config.extra_labels = docker.labels().into_iter().collect();
+        let engine = DockerEngine::connect().await?;
+        Ok(Fleet::with_parts(
+            state,
+            config,
+            Arc::new(engine),
+            Arc::new(RegistryResolver::new()?),
+        )?)
+    }
+
+    fn image(&self, channel: &str) -> String {
+        format!("{}/app:{channel}", self.registry.docker_host())
+    }
+
+    fn spec(&self, name: &str, channel: &str) -> InstanceSpec {
+        let mut health = http_health("/api/health");
+        health.policy.deadline = Duration::from_secs(45);
+        InstanceSpec::new(
+            name.parse().expect("a valid name"),
+            self.image(channel).parse().expect("a reference"),
+        )
+        .with_port(PortSpec::auto(8080))
+        .with_health(health)
+    }
+
+    async fn create(&self, spec: InstanceSpec) -> Result<fleet_core::Instance, Error> {
+        self.fleet
+            .create(spec, CreateOptions::default(), &|_| {})
+            .await
+    }
+
+    /// Asserts that nothing of `name` is left: no store row, no port, no container.
+    async fn assert_nothing_left(&self, name: &str) -> anyhow::Result<()> {
+        let instance: InstanceName = name.parse()?;
+        assert!(
+            self.fleet.store().instance(&instance)?.is_none(),
+            "store row of {name} left"
+        );
+        assert!(
+            self.fleet.ports()?.iter().all(|p| p.instance != name),
+            "port of {name} left"
+        );
+        let scope = self.fleet.store().scope().to_owned();
+        let left = self
+            .fleet
+            .engine()
+            .list_containers(&[(LABEL_SCOPE, &scope), (LABEL_INSTANCE, name)])
+            .await?;
+        assert!(left.is_empty(), "containers of {name} left: {left:?}");
+        Ok(())
+    }
+}
+
+async fn get_json(url: &str) -> anyhow::Result<serde_json::Value> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()?;
+    Ok(client
+        .get(url)
+        .send()
+        .await
+        .with_context(|| format!("GET {url}"))?
+        .json()
+        .await?)
+}
+
+async fn post_json(url: &str) -> anyhow::Result<serde_json::Value> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()?;
+    Ok(client
+        .post(url)
+        .send()
+        .await
+        .with_context(|| format!("POST {url}"))?
+        .json()
+        .await?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_instances_each_healthy_on_its_own_port_with_its_own_data() -> anyhow::Result<()> {
+    let bed = CoreBed::new().await?;
+    let names = ["alice", "bob", "carol", "dave", "erin"];
+    let mut instances = Vec::new();
+    for name in names {
+        instances.push(bed.create(bed.spec(name, "v1")).await?);
+    }
+    let mut ports: Vec<u16> = instances.iter().map(|i| i.ports[0].host).collect();
+    ports.dedup();
+    assert_eq!(ports.len(), 5, "distinct ports: {ports:?}");
+    assert!(
+        ports.iter().all(|p| bed.range.contains(*p)),
+        "{ports:?} in {:?}",
+        bed.range
+    );
+
+    let status = bed.fleet.status(&[]).await?;
+    for (instance, name) in status.instances.iter().zip(names) {
+        assert_eq!(instance.instance.name, name);
+        assert_eq!(instance.health, "healthy", "{instance:?}");
+        assert_eq!(
+            instance.state,
+            Some(fleet_core::engine::ContainerState::Running)
+        );
+        assert_eq!(instance.running_digest, instance.instance.digest);
+        assert!(instance.drift.is_empty(), "{:?}", instance.drift);
+        assert_eq!(
+            instance.probe.as_ref().and_then(|p| p.version.as_deref()),
+            Some("1.0.0")
+        );
+    }
+    for instance in &instances {
+        let url = format!("http://127.0.0.1:{}", instance.ports[0].host);
+        let root = get_json(&url).await?;
+        assert_eq!(
+            root["instance"],
+            instance.name.as_str(),
+            "each answers with its own name"
+        );
+        assert_eq!(instance.tag.as_deref(), Some("v1.0.0"));
+        // Each has its own data directory, owned by the image's user (10001).
+        assert!(instance.data_dir.starts_with(bed.state.path()));
+        use std::os::unix::fs::MetadataExt as _;
+        assert_eq!(std::fs::metadata(&instance.data_dir)?.uid(), 10001);
+        assert!(instance.data_dir.join("testapp.db").exists());
+    }
+
+    // The data survives stop and start.
+    let alice = &instances[0];
+    let alice_name: InstanceName = "alice".parse()?;
+    let url = format!("http://127.0.0.1:{}", alice.ports[0].host);
+    for _ in 0..3 {
+        post_json(&format!("{url}/api/counter")).await?;
+    }
+    bed.fleet.stop(&alice_name).await?;
+    assert_eq!(
+        bed.fleet.status(&[alice_name.clone()]).await?.instances[0].health,
+        "stopped"
+    );
+    assert!(
+        reqwest::get(&url).await.is_err(),
+        "a stopped instance does not answer"
+    );
+    bed.fleet.start(&alice_name).await?;
+    assert_eq!(get_json(&format!("{url}/api/counter")).await?["counter"], 3);
+    assert_eq!(get_json(&url).await?["boots"], 2);
+
+    // Remove releases the port and keeps the data; purge removes the data.
+    let bob = &instances[1];
+    assert!(!bed.fleet.remove(&"bob".parse()?, None).await?);
+    assert!(
+        bed.fleet
+            .ports()?
+            .iter()
+            .all(|p| p.host != bob.ports[0].host)
+    );
+    assert!(bob.data_dir.join("testapp.db").exists());
+    bed.assert_nothing_left("bob").await?;
+    let reused = bed.create(bed.spec("frank", "v1")).await?;
+    assert_eq!(
+        reused.ports[0].host, bob.ports[0].host,
+        "the released port is handed out again"
+    );
+    let carol = &instances[2];
+    assert!(
+        bed.fleet
+            .remove(&"carol".parse()?, Some(&|_: &Path| true))
+            .await?
+    );
+    assert!(!carol.data_dir.exists());
+    bed.assert_nothing_left("carol").await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_allocator_skips_ports_held_by_a_foreign_listener_or_container() -> anyhow::Result<()> {
+    let bed = CoreBed::new().await?;
+    let first = bed.range.first();
+    // A listener of this test process holds the first port of the range...
+    let listener = TcpListener::bind(("0.0.0.0", first))?;
+    // ...and a container that is not fleet's publishes the second one.
+    let image = TestImage::new("1.0.0").build(&bed.docker).await?;
+    let second = first + 1;
+    let engine = DockerEngine::connect().await?;
+    let mut spec = fleet_core::engine::ContainerSpec::default();
+    spec.name = bed.docker.name("foreign2");
+    spec.image = image.local_tag.clone();
+    spec.labels = bed.docker.labels().into_iter().collect();
+    spec.ports = vec![fleet_core::engine::PublishedPort {
+        container: 8080,
+        host_ip: "127.0.0.1".parse()?,
+        host: second,
+    }];
+    let id = engine.create_container(&spec).await?;
+    engine.start_container(&id).await?;
+
+    let alice = bed.create(bed.spec("alice", "v1")).await?;
+    assert_eq!(
+        alice.ports[0].host,
+        first + 2,
+        "both held ports are skipped"
+    );
+
+    // Fixed ports that are taken are clear errors naming the holder, and leave nothing.
+    let error = bed
+        .create(
+            bed.spec("bob", "v1")
+                .with_port(PortSpec::fixed(9000, first)),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            Error::PortTaken {
+                holder: PortHolder::Process,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert_eq!(
+        error.to_string(),
+        format!("host port {first} is already in use by another process on this host")
+    );
+    bed.assert_nothing_left("bob").await?;
+    let error = bed
+        .create(
+            bed.spec("bob", "v1")
+                .with_port(PortSpec::fixed(9000, second)),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "host port {second} is already in use by container {}",
+            spec.name
+        )
+    );
+    bed.assert_nothing_left("bob").await?;
+    drop(listener);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_clear_typed_errors_and_leaves_nothing_behind() -> anyhow::Result<()> {
+    let bed = CoreBed::new().await?;
+
+    // An invalid name never gets as far as a spec.
+    let error = "Alice_1".parse::<InstanceName>().unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "invalid instance name \"Alice_1\": only lower-case letters, digits and '-' are allowed"
+    );
+
+    // An unknown image (a repository the registry does not have, a tag it does not have).
+    let error = bed
+        .create(InstanceSpec::new(
+            "alice".parse()?,
+            bed.image("v9").parse()?,
+        ))
+        .await
+        .unwrap_err();
+    let chain = format!("{:#}", anyhow::Error::from(error));
+    assert!(
+        chain.contains("no tag of") && chain.contains("matches channel"),
+        "{chain}"
+    );
+    let missing = format!("{}/nope:v1", bed.registry.docker_host());
+    let error = bed
+        .create(InstanceSpec::new("alice".parse()?, missing.parse()?))
+        .await
+        .unwrap_err();
+    let chain = format!("{:#}", anyhow::Error::from(error));
+    assert!(
+        chain.contains("repository") && chain.contains("not found"),
+        "{chain}"
+    );
+    bed.assert_nothing_left("alice").await?;
+
+    // An app that never becomes healthy: create fails, and nothing of it is left.
+    let mut spec = bed.spec("alice", "v3.0.0-broken");
+    if let Some(health) = spec.health.as_mut() {
+        health.policy.start_period = Duration::from_secs(1);
+        health.policy.deadline = Duration::from_secs(8);
+    }
+    let error = bed.create(spec).await.unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .starts_with("instance alice did not become healthy: unhealthy"),
+        "{error}"
+    );
+    bed.assert_nothing_left("alice").await?;
+    assert!(
+        !bed.state.path().join("instances/alice").exists(),
+        "the data dir fleet made is gone"
+    );
+
+    // A data directory that is not writable (a read-only mount).
+    let readonly = tempfile::tempdir()?;
+    let _mount = ReadOnlyMount::new(readonly.path())?;
+    let error = bed
+        .create(bed.spec("alice", "v1").with_data_dir(readonly.path()))
+        .await
+        .unwrap_err();
+    let chain = format!("{:#}", anyhow::Error::from(error));
+    assert!(
+        chain.contains("is not usable") && chain.contains("Read-only file system"),
+        "{chain}"
+    );
+    bed.assert_nothing_left("alice").await?;
+
+    // An unreachable engine.
+    let error = DockerEngine::connect_to("unix:///nonexistent/docker.sock")
+        .await
+        .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .starts_with("the engine at unix:///nonexistent/docker.sock does not answer"),
+        "{error}"
+    );
+    Ok(())
+}
+
+/// A read-only tmpfs mounted over a directory for the test's duration.
+struct ReadOnlyMount(std::path::PathBuf);
+
+impl ReadOnlyMount {
+    fn new(dir: &Path) -> anyhow::Result<Self> {
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "ro", "tmpfs"])
+            .arg(dir)
+            .status()?;
+        anyhow::ensure!(
+            status.success(),
+            "this test mounts a read-only tmpfs and needs root: mount failed ({status})"
+        );
+        Ok(Self(dir.to_owned()))
+    }
+}
+
+impl Drop for ReadOnlyMount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_sees_drift_made_behind_fleets_back_and_reconcile_repairs_it() -> anyhow::Result<()>
+{
+    let bed = CoreBed::new().await?;
+    let alice = bed.create(bed.spec("alice", "v1")).await?;
+    bed.create(bed.spec("bob", "v1")).await?;
+
+    // Delete alice's container behind fleet's back, and start a stray labelled container.
+    let engine = DockerEngine::connect().await?;
+    engine
+        .remove_container(alice.container.as_deref().expect("a container"))
+        .await?;
+    let image = TestImage::new("1.0.0").build(&bed.docker).await?;
+    let mut stray = fleet_core::engine::ContainerSpec::default();
+    stray.name = bed.docker.name("stray");
+    stray.image = image.local_tag.clone();
+    stray.labels = bed.docker.labels().into_iter().collect();
+    stray
+        .labels
+        .insert(LABEL_SCOPE.into(), bed.fleet.store().scope().into());
+    stray.labels.insert(LABEL_INSTANCE.into(), "ghost".into());
+    let stray_id = engine.create_container(&stray).await?;
+    engine.start_container(&stray_id).await?;
+
+    let status = bed.fleet.status(&[]).await?;
+    let drift: Vec<String> = status.drift().map(ToString::to_string).collect();
+    assert_eq!(
+        drift,
+        [
+            "alice: container missing".to_owned(),
+            format!("stray container {} (labelled for ghost)", stray.name)
+        ]
+    );
+    assert_eq!(status.instances[0].health, "missing");
+    assert_eq!(status.instances[1].health, "healthy");
+
+    let report = bed.fleet.reconcile().await?;
+    assert_eq!(report.repaired.len(), 2, "{report:?}");
+    assert!(
+        engine.inspect_container(&stray_id).await?.is_none(),
+        "the stray is removed"
+    );
+    let status = bed.fleet.status(&[]).await?;
+    assert_eq!(status.drift().count(), 0);
+    // The recreated alice serves again, from the same data directory.
+    let alice_now = bed.fleet.get(&"alice".parse()?)?;
+    assert_eq!(alice_now.generation, 2);
+    let url = format!("http://127.0.0.1:{}", alice_now.ports[0].host);
+    fleet_tests::net::wait_http_ok(&format!("{url}/api/health"), Duration::from_secs(30)).await?;
+    assert_eq!(
+        get_json(&url).await?["boots"],
+        2,
+        "the recreated container found the old data"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_and_events_come_from_the_engine_and_the_store() -> anyhow::Result<()> {
+    use futures::StreamExt as _;
+    let bed = CoreBed::new().await?;
+    bed.create(bed.spec("alice", "v1")).await?;
+    let name: InstanceName = "alice".parse()?;
+    let lines: Vec<String> = bed
+        .fleet
+        .logs(
+            &name,
+            fleet_core::engine::LogOptions {
+                tail: Some(10),
+                follow: false,
+            },
+        )?
+        .map(|line| line.map(|l| l.text).unwrap_or_default())
+        .collect()
+        .await;
+    let text = lines.concat();
+    assert!(
+        text.contains("fleet-testapp 1.0.0 starting: instance=alice"),
+        "{text}"
+    );
+    let events: Vec<String> = bed
+        .fleet
+        .events(Some(&name), 10)?
+        .iter()
+        .map(|e| format!("{:?}", e.kind))
+        .collect();
+    assert_eq!(events, ["Created", "Started"]);
+    Ok(())
+}

@@ -45,13 +45,22 @@ impl DockerEngine {
     pub async fn connect() -> Result<Self, EngineError> {
         let host = std::env::var("DOCKER_HOST")
             .unwrap_or_else(|_| "unix:///var/run/docker.sock".to_owned());
+        Self::connect_to(&host).await
+    }
+
+    /// Connects to the engine at `host` (`unix:///path`, `tcp://host:port`,
+    /// `https://...`) and negotiates the API version.
+    pub async fn connect_to(host: &str) -> Result<Self, EngineError> {
         let unreachable = |e: bollard::errors::Error| EngineError::Unreachable {
-            host: host.clone(),
+            host: host.to_owned(),
             message: e.to_string(),
         };
-        let docker = Docker::connect_with_defaults().map_err(unreachable)?;
+        let docker = Docker::connect_with_host(host).map_err(unreachable)?;
         let docker = docker.negotiate_version().await.map_err(unreachable)?;
-        Ok(Self { docker, host })
+        Ok(Self {
+            docker,
+            host: host.to_owned(),
+        })
     }
 
     /// Wraps an existing bollard client.
