@@ -77,3 +77,12 @@ pub(crate) fn ensure_docker() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Removes test app images left untagged when a newer build took their tag. Only
+/// dangling images carrying the test app's label go: the engine's other images stay.
+pub(crate) fn prune_test_images() {
+    let _ = Command::new("docker")
+        .args(["image", "prune", "--force", "--filter", "label=org.opencontainers.image.title=fleet-testapp"])
+        .stdout(Stdio::null())
+        .status();
+}
