@@ -96,6 +96,7 @@ fn test(args: &[String]) -> anyhow::Result<ExitCode> {
         .args(args)
         .status()
         .context("cannot run cargo test")?;
+    provision::prune_test_images();
     Ok(if status.success() {
         ExitCode::SUCCESS
     } else {
