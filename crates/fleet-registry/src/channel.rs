@@ -37,6 +37,7 @@ use crate::version::Version;
 /// # Ok::<(), fleet_registry::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Channel {
     /// The tag `latest`.
     Latest,

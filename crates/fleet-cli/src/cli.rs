@@ -1,0 +1,84 @@
+//! The command line, as clap reads it.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::commands;
+
+/// Run many isolated instances of one container image on a host, each on the version
+/// channel it follows.
+#[derive(Debug, Parser)]
+#[command(
+    name = "fleet",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    pub(crate) global: GlobalArgs,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// Flags every command takes.
+#[derive(Debug, Args)]
+pub(crate) struct GlobalArgs {
+    /// Print one JSON document on stdout, and nothing else there.
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+
+    /// Where fleet keeps its state [default: $XDG_DATA_HOME/fleet, or /var/lib/fleet as root]
+    #[arg(long, global = true, env = "FLEET_STATE_DIR", value_name = "DIR")]
+    pub(crate) state_dir: Option<PathBuf>,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Show how an image reference is read (offline).
+    Ref(commands::reference::Args),
+    /// Compute the tags a release publishes (v1.4.2, v1.4, v1, latest, sha-1a2b3c4).
+    Tags(commands::tags::Args),
+    /// Resolve an image's channel to a manifest digest.
+    Resolve(commands::resolve::Args),
+}
+
+/// Flags of the commands that talk to registries.
+#[derive(Debug, Args)]
+pub(crate) struct RegistryArgs {
+    /// Reach this registry (host or host:port) over plain HTTP; loopback registries
+    /// always are.
+    #[arg(
+        long = "insecure-registry",
+        value_name = "HOST",
+        env = "FLEET_INSECURE_REGISTRIES",
+        value_delimiter = ','
+    )]
+    pub(crate) insecure_registries: Vec<String>,
+}
+
+impl RegistryArgs {
+    /// A registry client for these flags; credentials come from the Docker configuration
+    /// (`DOCKER_CONFIG`, else `~/.docker/config.json`).
+    pub(crate) fn client(&self) -> anyhow::Result<fleet_registry::Client> {
+        let mut config = fleet_registry::ClientConfig::default();
+        config
+            .insecure_registries
+            .clone_from(&self.insecure_registries);
+        Ok(fleet_registry::Client::new(config)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+}

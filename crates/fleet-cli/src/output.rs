@@ -1,0 +1,191 @@
+//! What `fleet` writes: data on stdout (text, or one JSON document with `--json`),
+//! diagnostics, errors and `hint:` lines on stderr, colour only on a terminal and
+//! never with `NO_COLOR`.
+
+use std::fmt;
+use std::io::{IsTerminal as _, Write as _};
+use std::process::ExitCode;
+
+use fleet_registry::ReferenceError;
+
+/// Where and how a command prints.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Output {
+    json: bool,
+    color: bool,
+}
+
+impl Output {
+    pub(crate) fn new(json: bool) -> Output {
+        Output {
+            json,
+            color: !json && color_allowed() && std::io::stdout().is_terminal(),
+        }
+    }
+
+    /// Whether to print JSON.
+    pub(crate) fn is_json(&self) -> bool {
+        self.json
+    }
+
+    /// Prints one JSON document.
+    pub(crate) fn json<T: serde::Serialize>(&self, value: &T) -> anyhow::Result<()> {
+        let mut stdout = std::io::stdout().lock();
+        serde_json::to_writer_pretty(&mut stdout, value)?;
+        writeln!(stdout)?;
+        stdout.flush()?;
+        Ok(())
+    }
+
+    /// Prints `key  value` lines with aligned values; an absent value prints as `-`.
+    pub(crate) fn fields(&self, fields: &[(&str, Option<String>)]) -> anyhow::Result<()> {
+        let width = fields.iter().map(|(key, _)| key.len()).max().unwrap_or(0);
+        let mut stdout = std::io::stdout().lock();
+        for (key, value) in fields {
+            let padding = " ".repeat(width - key.len());
+            let key = if self.color {
+                format!("\x1b[1m{key}\x1b[0m")
+            } else {
+                (*key).to_owned()
+            };
+            writeln!(
+                stdout,
+                "{key}{padding}  {}",
+                value.as_deref().unwrap_or("-")
+            )?;
+        }
+        stdout.flush()?;
+        Ok(())
+    }
+
+    /// Prints lines as they are.
+    pub(crate) fn lines<S: fmt::Display>(&self, lines: &[S]) -> anyhow::Result<()> {
+        let mut stdout = std::io::stdout().lock();
+        for line in lines {
+            writeln!(stdout, "{line}")?;
+        }
+        stdout.flush()?;
+        Ok(())
+    }
+
+    /// A diagnostic on stderr (in both modes: stdout stays data).
+    pub(crate) fn note(&self, text: &str) {
+        let _ = writeln!(std::io::stderr().lock(), "note: {text}");
+    }
+}
+
+fn color_allowed() -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty())
+}
+
+/// An error in what the user typed: exit code 2, like clap's own usage errors.
+#[derive(Debug)]
+pub(crate) struct UsageError(Box<dyn std::error::Error + Send + Sync>);
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for UsageError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+/// Marks an argument error as a usage error (exit code 2).
+pub(crate) fn usage(error: impl std::error::Error + Send + Sync + 'static) -> anyhow::Error {
+    anyhow::Error::new(UsageError(Box::new(error)))
+}
+
+/// Prints an error once (its whole chain, then hints) and picks the exit code.
+pub(crate) fn report(error: &anyhow::Error) -> ExitCode {
+    let broken_pipe = error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    });
+    if broken_pipe {
+        return ExitCode::SUCCESS;
+    }
+    let color = color_allowed() && std::io::stderr().is_terminal();
+    let (error_label, hint_label) = if color {
+        ("\x1b[1;31merror:\x1b[0m", "\x1b[1;36mhint:\x1b[0m")
+    } else {
+        ("error:", "hint:")
+    };
+    let mut stderr = std::io::stderr().lock();
+    let _ = writeln!(stderr, "{error_label} {error:#}");
+    for hint in hints(error) {
+        let _ = writeln!(stderr, "{hint_label} {hint}");
+    }
+    if error.chain().any(|cause| cause.is::<UsageError>()) {
+        ExitCode::from(2)
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// What to try next, for the errors where something useful can be said.
+fn hints(error: &anyhow::Error) -> Vec<String> {
+    use fleet_registry::Error as E;
+    let registry_error = error.chain().find_map(|cause| {
+        cause.downcast_ref::<fleet_registry::Error>().or_else(|| {
+            cause
+                .downcast_ref::<UsageError>()
+                .and_then(|usage| usage.0.downcast_ref())
+        })
+    });
+    let Some(registry_error) = registry_error else {
+        return Vec::new();
+    };
+    let registry_of = |reference: &str| {
+        reference.parse::<fleet_registry::ImageRef>().map_or_else(
+            |_| reference.to_owned(),
+            |image| image.registry().to_owned(),
+        )
+    };
+    match registry_error {
+        E::InvalidReference { reason: ReferenceError::Uppercase { repository }, .. } => {
+            vec![format!("repository names are lowercase: `{}`", repository.to_lowercase())]
+        }
+        E::InvalidReference { .. } => {
+            vec!["references look like `nginx`, `owner/app:v1`, `ghcr.io/owner/app@sha256:…`".to_owned()]
+        }
+        E::Unauthorized { reference, .. } => {
+            let registry = registry_of(reference);
+            vec![
+                format!("log in with `docker login {registry}`, or set DOCKER_CONFIG to a directory whose config.json has credentials for it"),
+                "some registries also answer this way for repositories that do not exist".to_owned(),
+            ]
+        }
+        E::RateLimited { retry_after, .. } => {
+            let when = retry_after.map_or_else(|| "later".to_owned(), |wait| format!("in {}s", wait.as_secs().max(1)));
+            vec![format!("try again {when}; logged-in clients get higher limits on most registries")]
+        }
+        E::RepositoryNotFound { .. } => {
+            vec!["check the registry and repository name; `fleet ref REF` shows how a reference is read".to_owned()]
+        }
+        E::ManifestNotFound { .. } => vec!["the repository exists, but not this tag or digest".to_owned()],
+        E::NoMatchingTag { .. } => vec![
+            "version channels pick stable versions only; `--prereleases` includes release candidates".to_owned(),
+        ],
+        E::Network { reference, .. } => vec![format!(
+            "check that {} is reachable; plain HTTP is used only for loopback registries and --insecure-registry hosts",
+            registry_of(reference)
+        )],
+        _ => Vec::new(),
+    }
+}
+
+/// Logs go to stderr, filtered by `FLEET_LOG` (default: warnings).
+pub(crate) fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FLEET_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(color_allowed() && std::io::stderr().is_terminal())
+        .try_init();
+}
