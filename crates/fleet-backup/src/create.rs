@@ -15,6 +15,7 @@ use crate::manifest::{
     self, Entry, EntryKind, FORMAT_VERSION, Manifest, ManifestSummary, Sha256, Skipped,
 };
 use crate::progress::{Progress, Tracker};
+use crate::writeback::{Writeback, WritebackFile};
 use crate::{ArchiveName, BackupName, Error, sqlite};
 
 /// A zstd compression level, 1 (fastest) to 19 (smallest).
@@ -171,9 +172,18 @@ pub fn create(
         .map_err(Error::io(&dest))?;
     let tmp_path = tmp.path().to_owned();
     let reserved = reserved_len(&manifest)?;
-    let mut file = tmp.as_file();
-    file.seek(SeekFrom::Start(reserved))
+    let file = tmp.as_file();
+    (&mut &*file)
+        .seek(SeekFrom::Start(reserved))
         .map_err(Error::io(&tmp_path))?;
+    // Large writes: fewer syscalls, and writeback started in large ranges.
+    let mut out = std::io::BufWriter::with_capacity(
+        1 << 20,
+        WritebackFile {
+            file,
+            writeback: Writeback::at(reserved),
+        },
+    );
 
     let total = manifest
         .entries
@@ -190,7 +200,7 @@ pub fn create(
     let mut changed = Vec::new();
     {
         let mut encoder =
-            zstd::Encoder::new(&mut file, options.level.get()).map_err(Error::io(&tmp_path))?;
+            zstd::Encoder::new(&mut out, options.level.get()).map_err(Error::io(&tmp_path))?;
         let threads = match options.threads {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
             n => n,
@@ -231,8 +241,12 @@ pub fn create(
         encoder
             .write_all(&[0; 2 * BLOCK as usize])
             .map_err(Error::io(&tmp_path))?;
-        encoder.finish().map_err(Error::io(&tmp_path))?;
+        encoder
+            .finish()
+            .and_then(|out| out.flush())
+            .map_err(Error::io(&tmp_path))?;
     }
+    drop(out);
     tracker.finish();
 
     let head = manifest_frame(&manifest, options.level).map_err(Error::io(&tmp_path))?;

@@ -54,6 +54,7 @@ mod layout;
 mod list;
 mod manifest;
 mod name;
+mod pipe;
 mod problem;
 mod progress;
 mod restore;
@@ -63,6 +64,7 @@ pub mod sqlite;
 mod swap;
 mod verify;
 mod walk;
+mod writeback;
 
 pub use create::{ArchiveInfo, CreateOptions, Level, create};
 pub use error::Error;

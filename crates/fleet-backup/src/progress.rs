@@ -1,7 +1,5 @@
 //! Progress reporting for long operations.
 
-use std::io::{self, Read};
-
 /// How far an operation has come, in bytes.
 ///
 /// For `create` the bytes are file content read (`total` is the size of everything to
@@ -44,6 +42,13 @@ impl<'a> Tracker<'a> {
         }
     }
 
+    /// Sets the bytes done so far (never backwards).
+    pub(crate) fn set(&mut self, done: u64) {
+        if done > self.done {
+            self.advance(done - self.done);
+        }
+    }
+
     /// Reports completion: `done` becomes `total`.
     pub(crate) fn finish(&mut self) {
         self.done = self.done.max(self.total);
@@ -57,19 +62,5 @@ impl<'a> Tracker<'a> {
             done: self.done,
             total: self.total.max(self.done),
         });
-    }
-}
-
-/// A reader that reports the bytes read through it.
-pub(crate) struct TrackedReader<'a, R> {
-    pub(crate) inner: R,
-    pub(crate) tracker: Tracker<'a>,
-}
-
-impl<R: Read> Read for TrackedReader<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.tracker.advance(n as u64);
-        Ok(n)
     }
 }

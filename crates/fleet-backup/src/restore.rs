@@ -10,9 +10,11 @@ use jiff::Timestamp;
 
 use crate::Error;
 use crate::manifest::{Entry, EntryKind, Manifest, ManifestSummary, ROOT};
+use crate::pipe::decompressed;
 use crate::problem::Problems;
-use crate::progress::{Progress, TrackedReader, Tracker};
+use crate::progress::{Progress, Tracker};
 use crate::scan::{Sink, scan};
+use crate::writeback::Writeback;
 
 /// What [`restore`] did.
 #[derive(Debug)]
@@ -99,11 +101,8 @@ pub fn restore(
         file: None,
         as_root: is_root(),
     };
-    let mut reader = TrackedReader {
-        inner: &file,
-        tracker: Tracker::new(progress, archive_bytes),
-    };
-    let scanned = scan(&mut reader, &mut extractor)?;
+    let mut tracker = Tracker::new(progress, archive_bytes);
+    let scanned = decompressed(&file, &mut tracker, |reader| scan(reader, &mut extractor))?;
     let manifest = match scanned.manifest {
         Some(manifest) if scanned.problems.is_empty() => manifest,
         _ => {
@@ -114,7 +113,7 @@ pub fn restore(
         }
     };
     extractor.finish(&manifest)?;
-    reader.tracker.finish();
+    tracker.finish();
     let dir = File::open(staging.path()).map_err(Error::io(staging.path()))?;
     nix::unistd::syncfs(&dir).map_err(|errno| Error::Io {
         path: staging.path().to_owned(),
@@ -172,7 +171,7 @@ fn is_root() -> bool {
 /// with `O_EXCL | O_NOFOLLOW`, so nothing is ever written through a symlink.
 struct Extractor {
     root: PathBuf,
-    file: Option<(PathBuf, File)>,
+    file: Option<(PathBuf, File, Writeback)>,
     as_root: bool,
 }
 
@@ -246,17 +245,20 @@ impl Sink for Extractor {
             .custom_flags(libc::O_NOFOLLOW)
             .open(&path)
             .map_err(Error::io(&path))?;
-        self.file = Some((path, file));
+        self.file = Some((path, file, Writeback::at(0)));
         Ok(())
     }
 
     fn data(&mut self, data: &[u8]) -> Result<(), Error> {
-        let (path, file) = self.file.as_mut().expect("data follows begin_file");
-        file.write_all(data).map_err(Error::io(&*path))
+        let (path, file, writeback) = self.file.as_mut().expect("data follows begin_file");
+        file.write_all(data).map_err(Error::io(&*path))?;
+        writeback.wrote(file, data.len() as u64);
+        Ok(())
     }
 
     fn end_file(&mut self, entry: &Entry) -> Result<(), Error> {
-        let (path, file) = self.file.take().expect("end_file follows begin_file");
+        let (path, file, mut writeback) = self.file.take().expect("end_file follows begin_file");
+        writeback.start(&file);
         if self.as_root {
             std::os::unix::fs::fchown(&file, Some(entry.uid), Some(entry.gid))
                 .map_err(Error::io(&path))?;

@@ -55,24 +55,11 @@ pub(crate) struct Scan {
     pub(crate) problems: Vec<Problem>,
 }
 
-/// Reads the whole archive from `reader`, reporting every problem; passes content to `sink`
+/// Reads the whole decompressed archive, reporting every problem; passes content to `sink`
 /// until the first problem.
-pub(crate) fn scan(reader: impl Read, sink: &mut dyn Sink) -> Result<Scan, Error> {
+pub(crate) fn scan(decompressed: &mut dyn Read, sink: &mut dyn Sink) -> Result<Scan, Error> {
     let mut problems = Vec::new();
-    let decoder = match zstd::Decoder::new(reader) {
-        Ok(decoder) => decoder,
-        Err(err) => {
-            problems.push(Problem::Unreadable {
-                after: None,
-                reason: err.to_string(),
-            });
-            return Ok(Scan {
-                manifest: None,
-                problems,
-            });
-        }
-    };
-    let mut archive = tar::Archive::new(decoder);
+    let mut archive = tar::Archive::new(decompressed);
     let mut entries = match archive.entries() {
         Ok(entries) => entries,
         Err(err) => {
@@ -264,7 +251,7 @@ pub(crate) fn scan(reader: impl Read, sink: &mut dyn Sink) -> Result<Scan, Error
     }
     if readable {
         // Read to the very end, so zstd checks the frame checksum and notices truncation.
-        let mut decoder = archive.into_inner();
+        let decoder = archive.into_inner();
         loop {
             match decoder.read(&mut buf) {
                 Ok(0) => break,

@@ -5,8 +5,9 @@ use std::path::Path;
 
 use crate::Error;
 use crate::manifest::Manifest;
+use crate::pipe::decompressed;
 use crate::problem::Problems;
-use crate::progress::{Progress, TrackedReader, Tracker};
+use crate::progress::{Progress, Tracker};
 use crate::scan::{Discard, scan};
 
 /// An archive that passed [`verify`].
@@ -28,14 +29,11 @@ pub struct Verified {
 pub fn verify(archive: &Path, progress: &mut dyn FnMut(Progress)) -> Result<Verified, Error> {
     let file = File::open(archive).map_err(Error::io(archive))?;
     let archive_bytes = file.metadata().map_err(Error::io(archive))?.len();
-    let mut reader = TrackedReader {
-        inner: file,
-        tracker: Tracker::new(progress, archive_bytes),
-    };
-    let mut scanned = scan(&mut reader, &mut Discard)?;
+    let mut tracker = Tracker::new(progress, archive_bytes);
+    let mut scanned = decompressed(&file, &mut tracker, |reader| scan(reader, &mut Discard))?;
     match scanned.manifest.take() {
         Some(manifest) if scanned.problems.is_empty() => {
-            reader.tracker.finish();
+            tracker.finish();
             Ok(Verified {
                 manifest,
                 archive_bytes,
