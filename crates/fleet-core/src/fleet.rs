@@ -266,7 +266,7 @@ impl Fleet {
             "container started",
         )?;
         if wait && spec.health.is_some() {
-            let report = self.wait_healthy(spec, progress).await?;
+            let report = self.wait_healthy(spec, container, progress).await?;
             if report.verdict != Verdict::Healthy {
                 let reason = format!(
                     "{} after {:.1}s and {} probes; last: {}",
@@ -285,10 +285,11 @@ impl Fleet {
         Ok(())
     }
 
-    /// Waits for the instance (through its published health port) as its policy says.
+    /// Waits for the instance's `container` as its health policy says.
     pub(crate) async fn wait_healthy(
         &self,
         spec: &InstanceSpec,
+        container: &str,
         progress: &(dyn Fn(Progress) + Send + Sync),
     ) -> Result<HealthReport, Error> {
         let Some(health) = &spec.health else {
@@ -297,7 +298,11 @@ impl Fleet {
                 reason: "it has no health check".into(),
             });
         };
-        let target = self.health_target(spec)?;
+        let info = self.inspect(container).await?.ok_or_else(|| Error::Unhealthy {
+            instance: spec.name.to_string(),
+            reason: format!("its container {container} vanished"),
+        })?;
+        let target = self.health_target(spec, &info)?;
         Ok(self
             .prober
             .wait_healthy_with(&target, &health.policy, |attempt| {
@@ -310,10 +315,14 @@ impl Fleet {
             .await)
     }
 
-    /// The probe target of an instance: its health port as published on the host.
+    /// The probe target of an instance's container: its health port as published on the
+    /// host for HTTP, so the probe sees what users see; its address on the fleet network
+    /// for TCP, because Docker's userland proxy accepts connections on a published port
+    /// even when nothing listens in the container.
     pub(crate) fn health_target(
         &self,
         spec: &InstanceSpec,
+        container: &ContainerInfo,
     ) -> Result<fleet_health::ProbeTarget, Error> {
         let invalid = |reason: &str| Error::InvalidSpec {
             instance: spec.name.to_string(),
@@ -326,6 +335,17 @@ impl Fleet {
         let port = spec
             .health_port()
             .ok_or_else(|| invalid("its health check has no port"))?;
+        let health_error = |source| Error::Health {
+            instance: spec.name.to_string(),
+            source,
+        };
+        if health.kind == fleet_health::ProbeKind::Tcp {
+            let ip = container
+                .ips
+                .get(&self.config.network)
+                .ok_or_else(|| invalid("its container has no address on the fleet network"))?;
+            return health.target(ip, port).map_err(health_error);
+        }
         let host_port = self
             .store
             .instance_ports(&spec.name)?
@@ -338,12 +358,7 @@ impl Fleet {
             IpAddr::V6(ip) if ip.is_unspecified() => "::1".to_owned(),
             ip => ip.to_string(),
         };
-        health
-            .target(&host, host_port)
-            .map_err(|source| Error::Health {
-                instance: spec.name.to_string(),
-                source,
-            })
+        health.target(&host, host_port).map_err(health_error)
     }
 
     pub(crate) async fn resolve(&self, spec: &InstanceSpec) -> Result<ResolvedImage, Error> {

@@ -110,22 +110,25 @@ impl Fleet {
     /// between the store and the engine. Health changes are recorded as events.
     pub async fn status(&self, names: &[InstanceName]) -> Result<FleetStatus, Error> {
         let survey = self.survey(names).await?;
-        let probes = futures::stream::iter(survey.instances.iter().map(
-            |(record, container)| async move {
-                let running = container
-                    .as_ref()
-                    .is_some_and(|c| c.state == ContainerState::Running);
-                let health = record.spec.health.as_ref()?;
-                if !running {
-                    return None;
-                }
-                let target = self.health_target(&record.spec).ok()?;
-                Some(self.prober.probe(&target, health.policy.timeout).await)
+        // Unordered, so that one hung probe never holds up the next ones; sorted back.
+        let mut probes = futures::stream::iter(survey.instances.iter().enumerate().map(
+            |(index, (record, container))| async move {
+                let probe = async {
+                    let container = container
+                        .as_ref()
+                        .filter(|c| c.state == ContainerState::Running)?;
+                    let health = record.spec.health.as_ref()?;
+                    let target = self.health_target(&record.spec, container).ok()?;
+                    Some(self.prober.probe(&target, health.policy.timeout).await)
+                };
+                (index, probe.await)
             },
         ))
-        .buffered(PROBE_CONCURRENCY)
-        .collect::<Vec<Option<ProbeResult>>>()
+        .buffer_unordered(PROBE_CONCURRENCY)
+        .collect::<Vec<(usize, Option<ProbeResult>)>>()
         .await;
+        probes.sort_by_key(|(index, _)| *index);
+        let probes = probes.into_iter().map(|(_, probe)| probe);
 
         let mut instances = Vec::new();
         for ((record, container), probe) in survey.instances.into_iter().zip(probes) {

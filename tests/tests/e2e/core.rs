@@ -512,3 +512,35 @@ async fn logs_and_events_come_from_the_engine_and_the_store() -> anyhow::Result<
     assert_eq!(events, ["Created", "Started"]);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tcp_health_check_probes_the_container_address_not_the_docker_proxy() -> anyhow::Result<()>
+{
+    let bed = CoreBed::new().await?;
+    // The app listens on 8080; the health check names a port nothing listens on. Through
+    // the published port Docker's proxy would accept the connection anyway.
+    let spec = InstanceSpec::new("alice".parse()?, bed.image("v1").parse()?)
+        .with_port(PortSpec::auto(8080))
+        .with_port(PortSpec::auto(9999))
+        .with_health({
+            let mut health = fleet_core::tcp_health();
+            health.port = Some(9999);
+            health.policy.start_period = Duration::from_secs(1);
+            health.policy.deadline = Duration::from_secs(6);
+            health
+        });
+    let error = bed.create(spec).await.unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .starts_with("instance alice did not become healthy"),
+        "{error}"
+    );
+    bed.assert_nothing_left("alice").await?;
+    let spec = InstanceSpec::new("alice".parse()?, bed.image("v1").parse()?)
+        .with_port(PortSpec::auto(8080))
+        .with_health(fleet_core::tcp_health());
+    bed.create(spec).await?;
+    assert_eq!(bed.fleet.status(&[]).await?.instances[0].health, "healthy");
+    Ok(())
+}
