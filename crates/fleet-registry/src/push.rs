@@ -43,7 +43,11 @@ impl Client {
 
     /// Uploads a blob (a layer or a configuration) to `image`'s repository, unless it
     /// is there already; returns its digest.
-    pub async fn push_blob(&self, image: &ImageRef, blob: impl Into<Bytes>) -> Result<Digest, Error> {
+    pub async fn push_blob(
+        &self,
+        image: &ImageRef,
+        blob: impl Into<Bytes>,
+    ) -> Result<Digest, Error> {
         let blob = blob.into();
         let digest = Digest::sha256(&blob);
         if self.blob_exists(image, &digest).await? {
