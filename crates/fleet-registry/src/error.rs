@@ -179,16 +179,6 @@ pub enum Error {
         message: String,
     },
 
-    /// The on-disk tag cache could not be used.
-    #[error("tag cache at {}", path.display())]
-    Cache {
-        /// The file or directory.
-        path: PathBuf,
-        /// What failed.
-        #[source]
-        source: std::io::Error,
-    },
-
     /// The HTTP client could not be built (TLS set-up).
     #[error("cannot set up the HTTP client")]
     ClientSetup(#[source] reqwest::Error),

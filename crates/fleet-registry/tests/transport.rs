@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::{AuthMode, FakeRegistry, Pagination, Scripted};
 use fleet_registry::{
-    ChannelRef, Client, ClientConfig, CredentialSource, Credentials, Error, ResolveOptions,
+    ChannelRef, Client, ClientConfig, CredentialSource, Credentials, Error, ResolveOptions, Secret,
 };
 
 fn config(credentials: CredentialSource) -> ClientConfig {
@@ -300,4 +300,54 @@ async fn unreachable_registries_are_network_errors() {
     );
     assert!(std::error::Error::source(&error).is_some());
     assert_eq!(client.request_count(), 2);
+}
+
+#[tokio::test]
+async fn identity_tokens_are_exchanged_at_the_token_service() {
+    let registry = registry(AuthMode::BearerWithRefreshToken {
+        refresh_token: "refresh-me".to_owned(),
+    })
+    .await;
+    let host = registry.addr.to_string();
+    let credentials = Credentials::IdentityToken(Secret::new("refresh-me"));
+    let client = Client::new(config(CredentialSource::Static(HashMap::from([(
+        host,
+        credentials,
+    )]))))
+    .unwrap();
+    assert_eq!(
+        client
+            .fetch_tags(&registry.image("app"))
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+    assert_eq!(client.request_count(), 3, "401, POST token, retry");
+}
+
+#[tokio::test]
+async fn a_registry_that_never_answers_times_out() {
+    // Accepts connections and never answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            open.push(socket);
+        }
+    });
+    let mut config = config(CredentialSource::Anonymous);
+    config.timeout = Duration::from_millis(300);
+    config.retries = 1;
+    let client = Client::new(config).unwrap();
+    let error = client
+        .fetch_tags(&format!("{addr}/app").parse().unwrap())
+        .await
+        .unwrap_err();
+    match &error {
+        Error::Network { source, .. } => assert!(source.is_timeout(), "{source:?}"),
+        other => panic!("expected a network timeout, got {other:?}"),
+    }
+    assert_eq!(client.request_count(), 2, "one retry");
 }

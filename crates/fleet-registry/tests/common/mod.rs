@@ -44,6 +44,11 @@ pub enum AuthMode {
         user: String,
         pass: String,
     },
+    /// A bearer token from `POST /token` with this OAuth refresh token (what
+    /// `identitytoken` in a Docker config holds).
+    BearerWithRefreshToken {
+        refresh_token: String,
+    },
 }
 
 /// A canned answer the server gives before serving normally.
@@ -124,6 +129,7 @@ async fn handle(
     uri: Uri,
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
+    body: String,
 ) -> Response {
     let scripted = state.script.lock().unwrap().pop_front();
     if let Some(scripted) = scripted {
@@ -152,9 +158,20 @@ async fn handle(
     let path = uri.path();
     if path == "/token" {
         state.token_requests.fetch_add(1, Ordering::SeqCst);
-        if let AuthMode::BearerWithBasic { user, pass } = &state.auth
-            && authorization != basic(user, pass)
-        {
+        let refused = match &state.auth {
+            AuthMode::BearerWithBasic { user, pass } => authorization != basic(user, pass),
+            AuthMode::BearerWithRefreshToken { refresh_token } => {
+                let form: HashMap<String, String> = url::form_urlencoded::parse(body.as_bytes())
+                    .into_owned()
+                    .collect();
+                method != Method::POST
+                    || form.get("grant_type").map(String::as_str) != Some("refresh_token")
+                    || form.get("refresh_token") != Some(refresh_token)
+                    || form.get("scope").map(String::as_str) != Some("repository:app:pull")
+            }
+            _ => false,
+        };
+        if refused {
             return (
                 StatusCode::UNAUTHORIZED,
                 r#"{"details":"incorrect username or password"}"#,
@@ -169,7 +186,9 @@ async fn handle(
     }
     let challenge = match &state.auth {
         AuthMode::None => None,
-        AuthMode::AnonymousBearer | AuthMode::BearerWithBasic { .. } => (authorization
+        AuthMode::AnonymousBearer
+        | AuthMode::BearerWithBasic { .. }
+        | AuthMode::BearerWithRefreshToken { .. } => (authorization
             != format!("Bearer {TOKEN}"))
         .then(|| {
             format!(
