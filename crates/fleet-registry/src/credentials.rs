@@ -278,10 +278,14 @@ async fn run_helper(
             _ => failed(format!("cannot run {}: {error}", program.display())),
         })?;
     if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(server.as_bytes())
-            .await
-            .map_err(|error| failed(format!("cannot write to it: {error}")))?;
+        // A helper may exit without reading (nothing stored, say): its exit status and
+        // output tell what happened, not the broken pipe. Dropping stdin closes it.
+        match stdin.write_all(server.as_bytes()).await {
+            Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => {
+                return Err(failed(format!("cannot write to it: {error}")));
+            }
+            _ => {}
+        }
     }
     let output = tokio::time::timeout(HELPER_TIMEOUT, child.wait_with_output())
         .await
@@ -366,6 +370,8 @@ mod tests {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
 
+    /// Regression test: a helper that exits without reading its stdin made the write
+    /// fail with a broken pipe, which was reported instead of the helper's answer.
     #[tokio::test]
     async fn credential_helpers() {
         let dir = tempfile::tempdir().unwrap();

@@ -179,6 +179,16 @@ pub enum Error {
         message: String,
     },
 
+    /// An image could not be assembled.
+    #[error("cannot assemble {what}")]
+    Assembly {
+        /// What was being written: `a layer`, `a JSON document`.
+        what: String,
+        /// What failed.
+        #[source]
+        source: std::io::Error,
+    },
+
     /// The HTTP client could not be built (TLS set-up).
     #[error("cannot set up the HTTP client")]
     ClientSetup(#[source] reqwest::Error),

@@ -29,6 +29,11 @@
 //!   [`Secret`]s that never print.
 //! - [`Error`]: one typed error; registry variants name the reference and the status.
 //!
+//! Image assembly, without a daemon (for releases where `docker buildx` is missing):
+//! [`LayerBuilder`] → [`Layer`], [`ImageBuilder`] → [`Image`] (configuration and
+//! manifest), [`Index`] for several platforms, pushed by [`Client::push_image`] and
+//! [`Client::push_index`]. The same inputs always give the same digests.
+//!
 //! # Why the client has its own HTTP transport
 //!
 //! oci-client (0.18) is good at what the OCI specs define as data: manifests, indexes,
@@ -63,6 +68,7 @@
 //! # Ok::<(), fleet_registry::Error>(())
 //! ```
 
+mod assembly;
 mod auth;
 mod cache;
 mod channel;
@@ -79,6 +85,7 @@ mod tagset;
 mod transport;
 mod version;
 
+pub use assembly::{Healthcheck, Image, ImageBuilder, Index, Layer, LayerBuilder};
 pub use channel::{Channel, ChannelRef, ResolveOptions};
 pub use client::{Client, ClientConfig, Resolved};
 pub use credentials::{CredentialSource, Credentials, Secret};

@@ -1,9 +1,10 @@
 //! End-to-end scenarios for fleet-registry against Debian's `docker-registry`
 //! (distribution 2.8), cross-checked with `skopeo`, an independent client.
 //!
-//! Images here are assembled and pushed by fleet-registry itself (an empty layer and a
-//! config naming the platform), which also exercises pushing; one scenario resolves an
-//! image built and pushed by the Docker Engine instead.
+//! Images here are pushed by fleet-registry itself (an empty layer and a config naming
+//! the platform), which also exercises pushing; one scenario resolves an image built and
+//! pushed by the Docker Engine instead, and one has the Docker Engine pull and run an
+//! image assembled by fleet-registry.
 
 use std::collections::HashMap;
 use std::process::Command;
@@ -14,10 +15,10 @@ use fleet_registry::oci::{
     OCI_IMAGE_MEDIA_TYPE,
 };
 use fleet_registry::{
-    ChannelRef, Client, ClientConfig, CredentialSource, Credentials, Digest, Error, ImageRef,
-    Platform, ResolveOptions,
+    ChannelRef, Client, ClientConfig, CredentialSource, Credentials, Digest, Error, Healthcheck,
+    ImageBuilder, ImageRef, Index, LayerBuilder, Platform, ResolveOptions,
 };
-use fleet_tests::docker::TestDocker;
+use fleet_tests::docker::{RunSpec, TestDocker};
 use fleet_tests::image::{Behaviour, TestImage};
 use fleet_tests::registry::TestRegistry;
 use fleet_tests::tools::require;
@@ -400,5 +401,82 @@ async fn a_missing_repository_and_a_missing_tag_are_distinct_errors() -> anyhow:
         error.to_string(),
         format!("repository {host}/absent:main not found (HTTP 404)")
     );
+    Ok(())
+}
+
+/// Regression guard for the daemonless release path: an image assembled by
+/// fleet-registry (no Docker build) must be pulled and run by the Docker Engine.
+#[tokio::test]
+async fn an_assembled_multi_platform_image_is_pulled_and_run_by_docker() -> anyhow::Result<()> {
+    let registry = TestRegistry::start()?;
+    let docker = TestDocker::new().await?;
+    let client = anonymous()?;
+    let binary = std::fs::read(fleet_tests::testapp::binary()?)?;
+    let app = LayerBuilder::new()
+        .file("fleet-testapp", binary, 0o755)
+        .directory("data", 0o777)
+        .build()?;
+    let image_for = |platform: &str| -> anyhow::Result<_> {
+        let mut check = Healthcheck::new(&["/fleet-testapp", "healthcheck"]);
+        check.interval = std::time::Duration::from_secs(1);
+        Ok(ImageBuilder::new(platform.parse()?)
+            .layer(app.clone())
+            .entrypoint(&["/fleet-testapp"])
+            .env("TESTAPP_VERSION", "3.1.0")
+            .env("TESTAPP_BEHAVIOUR", "healthy")
+            .env("PORT", "8080")
+            .env("DATA_DIR", "/data")
+            .label("org.opencontainers.image.version", "3.1.0")
+            .expose(8080)
+            .healthcheck(check)
+            .build()?)
+    };
+    // The arm64 image holds the amd64 binary: it is pushed and listed, never run.
+    let images = [image_for("linux/amd64")?, image_for("linux/arm64")?];
+    let index = Index::new(&images)?;
+    let target = image(&registry, "assembled:v3.1.0");
+    let pushed = client.push_index(&target, &index, &images).await?;
+    assert_eq!(&pushed, index.digest());
+    assert_eq!(
+        skopeo_digest(&registry, "assembled:v3.1.0")?,
+        pushed.to_string()
+    );
+
+    let tracked: ChannelRef = format!("{}/assembled:v3", registry.host()).parse()?;
+    let resolved = client.resolve(&tracked, ResolveOptions::default()).await?;
+    assert_eq!(resolved.digest, pushed);
+    let arm64 = client
+        .platform_digest(&resolved.pinned(), &"linux/arm64".parse()?)
+        .await?;
+    assert_eq!(&arm64, images[1].digest());
+
+    let reference = format!("{}/assembled@{pushed}", registry.docker_host());
+    docker.pull(&registry, &reference).await?;
+    let container = docker.run(RunSpec::new(reference, "assembled")).await?;
+    let body = fleet_tests::net::wait_http_ok(
+        &format!("{}/api/version", container.url()),
+        std::time::Duration::from_secs(20),
+    )
+    .await?;
+    let version: serde_json::Value = serde_json::from_str(&body)?;
+    assert_eq!(version["version"], "3.1.0");
+    let inspected = docker
+        .docker()
+        .inspect_container(&container.id, None)
+        .await?;
+    let config = inspected.config.context("container config")?;
+    assert_eq!(
+        config
+            .labels
+            .unwrap_or_default()
+            .get("org.opencontainers.image.version")
+            .map(String::as_str),
+        Some("3.1.0")
+    );
+    assert!(
+        config.healthcheck.is_some(),
+        "Docker read the image's health check"
+    );
+    docker.cleanup().await?;
     Ok(())
 }
