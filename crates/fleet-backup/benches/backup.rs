@@ -174,7 +174,7 @@ fn main() {
     };
     println!("\nmedian of {runs} runs, {mib:.0} MiB of data:");
     line(
-        "create  fleet-backup (level 3, 2 threads)",
+        "create  fleet-backup (level 3, default threads)",
         &ours_create,
         Some(&tar_create),
     );

@@ -15,7 +15,7 @@ use crate::manifest::{
     self, Entry, EntryKind, FORMAT_VERSION, Manifest, ManifestSummary, Sha256, Skipped,
 };
 use crate::progress::{Progress, Tracker};
-use crate::writeback::{Writeback, WritebackFile};
+use crate::writeback::BackgroundWriter;
 use crate::{ArchiveName, BackupName, Error, sqlite};
 
 /// A zstd compression level, 1 (fastest) to 19 (smallest).
@@ -57,7 +57,7 @@ pub struct CreateOptions {
     pub metadata: BTreeMap<String, String>,
     /// The compression level; [`Level::FAST`] by default.
     pub level: Level,
-    /// Compression threads; 0 (the default) means one per available CPU.
+    /// Compression threads; 0 (the default) means one per available CPU, plus one.
     pub threads: u32,
     /// How long to wait for a writer that holds an SQLite database exclusively (rollback-journal
     /// mode only); 30 seconds by default.
@@ -176,14 +176,10 @@ pub fn create(
     (&mut &*file)
         .seek(SeekFrom::Start(reserved))
         .map_err(Error::io(&tmp_path))?;
-    // Large writes: fewer syscalls, and writeback started in large ranges.
-    let mut out = std::io::BufWriter::with_capacity(
-        1 << 20,
-        WritebackFile {
-            file,
-            writeback: Writeback::at(reserved),
-        },
-    );
+    // Compressed output goes to disk from a helper thread: the thread feeding the compressor
+    // never waits for the disk.
+    let mut out =
+        BackgroundWriter::spawn(file.try_clone().map_err(Error::io(&tmp_path))?, reserved);
 
     let total = manifest
         .entries
@@ -202,7 +198,9 @@ pub fn create(
         let mut encoder =
             zstd::Encoder::new(&mut out, options.level.get()).map_err(Error::io(&tmp_path))?;
         let threads = match options.threads {
-            0 => std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
+            // One more than the CPUs: the thread reading and hashing the files needs a share
+            // too, and an extra worker keeps every CPU compressing when it runs.
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get() as u32) + 1,
             n => n,
         };
         encoder.multithread(threads).map_err(Error::io(&tmp_path))?;
@@ -241,12 +239,9 @@ pub fn create(
         encoder
             .write_all(&[0; 2 * BLOCK as usize])
             .map_err(Error::io(&tmp_path))?;
-        encoder
-            .finish()
-            .and_then(|out| out.flush())
-            .map_err(Error::io(&tmp_path))?;
+        encoder.finish().map_err(Error::io(&tmp_path))?;
     }
-    drop(out);
+    out.finish().map_err(Error::io(&tmp_path))?;
     tracker.finish();
 
     let head = manifest_frame(&manifest, options.level).map_err(Error::io(&tmp_path))?;

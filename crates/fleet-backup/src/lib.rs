@@ -22,6 +22,24 @@
 //! The archive layout (a plain tar inside zstd frames, manifest first, readable by
 //! `tar -I zstd -xf`) is described in the `layout` module source.
 //!
+//! # Costs and limits
+//!
+//! - `create` reads every file once (content, SHA-256 and compression in one pass); the
+//!   manifest still comes first thanks to a reserved, padded head of the file.
+//! - `restore` is one pass too: it verifies while extracting into a sibling directory and
+//!   swaps only a fully verified tree in, so a corrupt archive never touches the target.
+//!   The price: a corrupt archive is found only after (up to) its whole content has been
+//!   written to the sibling directory and deleted again; run [`verify`] first where disk
+//!   space is tight.
+//! - Kept: regular files, directories, symlinks (inside the tree only), permission bits
+//!   including setuid/setgid/sticky, mtimes to the nanosecond, numeric owners (restored
+//!   when running as root). Not kept: extended attributes and ACLs, hard links (each link
+//!   is archived as its own file), sparseness, sockets/FIFOs/devices (listed as skipped).
+//! - File names must be UTF-8, as the manifest is JSON.
+//! - A crash may leave `.NAME-*.tar.zst.tmp` or `.NAME-staging-*` in the destination and
+//!   `.<target>.restore-*` beside a restore target: never mistaken for archives or data,
+//!   safe to delete.
+//!
 //! ```
 //! use fleet_backup::{BackupName, CreateOptions, create, restore, verify};
 //!

@@ -74,3 +74,101 @@ impl Write for WritebackFile<'_> {
         Ok(())
     }
 }
+
+/// Bytes handed to the writer thread at a time.
+const CHUNK: usize = 1 << 20;
+/// Chunks in flight to the writer thread (so at most this many MiB buffered).
+const DEPTH: usize = 8;
+
+/// Writes on a helper thread (starting writeback as it goes), so that the thread producing
+/// the data never waits for the disk while compression workers sit idle.
+pub(crate) struct BackgroundWriter {
+    tx: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    /// Written chunks coming back for reuse: no allocation (and page faults) per chunk.
+    spare: std::sync::mpsc::Receiver<Vec<u8>>,
+    buf: Vec<u8>,
+    handle: Option<std::thread::JoinHandle<io::Result<()>>>,
+}
+
+impl BackgroundWriter {
+    /// Writes to `file` from its current position, which is `offset`.
+    pub(crate) fn spawn(file: File, offset: u64) -> Self {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(DEPTH);
+        let (spare_tx, spare) = std::sync::mpsc::sync_channel::<Vec<u8>>(DEPTH + 2);
+        let handle = std::thread::spawn(move || {
+            let mut out = WritebackFile {
+                file: &file,
+                writeback: Writeback::at(offset),
+            };
+            for mut chunk in rx {
+                out.write_all(&chunk)?;
+                chunk.clear();
+                let _ = spare_tx.try_send(chunk);
+            }
+            Ok(())
+        });
+        BackgroundWriter {
+            tx: Some(tx),
+            spare,
+            buf: Vec::with_capacity(CHUNK),
+            handle: Some(handle),
+        }
+    }
+
+    /// Writes what is buffered and waits for the writer thread: its first error, if any.
+    pub(crate) fn finish(mut self) -> io::Result<()> {
+        self.send()?;
+        self.tx = None;
+        let handle = self.handle.take().expect("finish runs once");
+        handle
+            .join()
+            .map_err(|_| io::Error::other("the archive writer thread panicked"))?
+    }
+
+    fn send(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let next = self
+            .spare
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(CHUNK));
+        let chunk = std::mem::replace(&mut self.buf, next);
+        let tx = self.tx.as_ref().expect("not finished");
+        // A send fails only when the thread has stopped on an error: `finish` reports it.
+        tx.send(chunk)
+            .map_err(|_| io::Error::other("the archive writer thread stopped"))
+    }
+}
+
+impl Write for BackgroundWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let n = data.len().min(CHUNK - self.buf.len());
+        self.buf.extend_from_slice(&data[..n]);
+        if self.buf.len() == CHUNK {
+            if let Err(err) = self.send() {
+                // Surface the thread's own error rather than the generic one.
+                return Err(self
+                    .handle
+                    .take()
+                    .and_then(|h| h.join().ok())
+                    .and_then(Result::err)
+                    .unwrap_or(err));
+            }
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for BackgroundWriter {
+    fn drop(&mut self) {
+        self.tx = None;
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.join();
+        }
+    }
+}
