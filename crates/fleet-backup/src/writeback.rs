@@ -145,16 +145,16 @@ impl Write for BackgroundWriter {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         let n = data.len().min(CHUNK - self.buf.len());
         self.buf.extend_from_slice(&data[..n]);
-        if self.buf.len() == CHUNK {
-            if let Err(err) = self.send() {
-                // Surface the thread's own error rather than the generic one.
-                return Err(self
-                    .handle
-                    .take()
-                    .and_then(|h| h.join().ok())
-                    .and_then(Result::err)
-                    .unwrap_or(err));
-            }
+        if self.buf.len() == CHUNK
+            && let Err(err) = self.send()
+        {
+            // Surface the thread's own error rather than the generic one.
+            return Err(self
+                .handle
+                .take()
+                .and_then(|h| h.join().ok())
+                .and_then(Result::err)
+                .unwrap_or(err));
         }
         Ok(n)
     }
