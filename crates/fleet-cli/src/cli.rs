@@ -43,6 +43,26 @@ pub(crate) enum Command {
     Tags(commands::tags::Args),
     /// Resolve an image's channel to a manifest digest.
     Resolve(commands::resolve::Args),
+    /// Create an instance: ports, data directory, container; start it and wait until healthy.
+    Create(Box<commands::create::Args>),
+    /// List instances with their state and last known health.
+    Ls(commands::list::Args),
+    /// Probe instances now, and show where the engine and the store disagree.
+    Status(commands::status::Args),
+    /// Start instances (recreating a container that vanished).
+    Start(commands::lifecycle::Args),
+    /// Stop instances.
+    Stop(commands::lifecycle::Args),
+    /// Restart instances.
+    Restart(commands::lifecycle::Args),
+    /// Remove an instance; its data stays unless --purge-data.
+    Rm(commands::remove::Args),
+    /// Show an instance's output.
+    Logs(commands::logs::Args),
+    /// List the host ports fleet holds, and for which instance.
+    Ports(commands::ports::Args),
+    /// Repair drift: recreate missing containers, remove strays, start or stop as desired.
+    Reconcile(commands::reconcile::Args),
 }
 
 /// Flags of the commands that talk to registries.
@@ -63,11 +83,16 @@ impl RegistryArgs {
     /// A registry client for these flags; credentials come from the Docker configuration
     /// (`DOCKER_CONFIG`, else `~/.docker/config.json`).
     pub(crate) fn client(&self) -> anyhow::Result<fleet_registry::Client> {
+        Ok(fleet_registry::Client::new(self.client_config())?)
+    }
+
+    /// The registry client settings for these flags.
+    pub(crate) fn client_config(&self) -> fleet_registry::ClientConfig {
         let mut config = fleet_registry::ClientConfig::default();
         config
             .insecure_registries
             .clone_from(&self.insecure_registries);
-        Ok(fleet_registry::Client::new(config)?)
+        config
     }
 }
 

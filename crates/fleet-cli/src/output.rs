@@ -72,6 +72,47 @@ impl Output {
     pub(crate) fn note(&self, text: &str) {
         let _ = writeln!(std::io::stderr().lock(), "note: {text}");
     }
+
+    /// A next step to suggest, on stderr.
+    pub(crate) fn hint(&self, text: &str) {
+        let _ = writeln!(std::io::stderr().lock(), "hint: {text}");
+    }
+
+    /// Whether stderr is a terminal that may show live progress.
+    pub(crate) fn interactive(&self) -> bool {
+        !self.json && std::io::stderr().is_terminal()
+    }
+
+    /// Prints a table: a header row and aligned columns, two spaces apart, no borders
+    /// (like `docker ps`), never wrapped, so it reads the same in a pipe.
+    pub(crate) fn table(&self, header: &[&str], rows: Vec<Vec<String>>) -> anyhow::Result<()> {
+        let mut table = comfy_table::Table::new();
+        table
+            .load_style(comfy_table::presets::NOTHING)
+            .set_content_arrangement(comfy_table::ContentArrangement::Disabled)
+            .force_no_tty();
+        let header: Vec<String> = header
+            .iter()
+            .map(|h| {
+                if self.color {
+                    format!("\x1b[1m{h}\x1b[0m")
+                } else {
+                    (*h).to_owned()
+                }
+            })
+            .collect();
+        table.set_header(header);
+        table.add_rows(rows);
+        for column in table.column_iter_mut() {
+            column.set_padding((0, 2));
+        }
+        let mut stdout = std::io::stdout().lock();
+        for line in table.lines() {
+            writeln!(stdout, "{}", line.trim_end())?;
+        }
+        stdout.flush()?;
+        Ok(())
+    }
 }
 
 fn color_allowed() -> bool {
@@ -129,6 +170,48 @@ pub(crate) fn report(error: &anyhow::Error) -> ExitCode {
 
 /// What to try next, for the errors where something useful can be said.
 fn hints(error: &anyhow::Error) -> Vec<String> {
+    if let Some(core) = error
+        .chain()
+        .find_map(|cause| cause.downcast_ref::<fleet_core::Error>())
+    {
+        let hints = core_hints(core);
+        if !hints.is_empty() {
+            return hints;
+        }
+    }
+    registry_hints(error)
+}
+
+/// Hints for fleet-core's errors.
+fn core_hints(error: &fleet_core::Error) -> Vec<String> {
+    use fleet_core::{EngineError, Error as E, PortHolder};
+    match error {
+        E::PortTaken { holder: PortHolder::Instance { name }, .. } => vec![format!(
+            "instance {name} holds it (`fleet ports`); omit --host-port to get a free port"
+        )],
+        E::PortTaken { holder: PortHolder::Container { name }, .. } => vec![format!(
+            "the container {name} publishes it (`docker ps`); omit --host-port to get a free port"
+        )],
+        E::PortTaken { .. } => vec!["a process on this host listens on it (`ss -ltnp` shows which); omit --host-port to get a free port".to_owned()],
+        E::PortsExhausted { .. } => vec!["widen [ports] in <state dir>/config.toml, or remove instances you no longer need".to_owned()],
+        E::InstanceExists { .. } => vec!["`fleet ls` lists instances; choose another name or `fleet rm` the old one".to_owned()],
+        E::NoSuchInstance { .. } => vec!["`fleet ls` lists instances".to_owned()],
+        E::Busy { .. } => vec!["wait for the other operation to finish; a crashed holder's lease expires by itself".to_owned()],
+        E::Unhealthy { instance, .. } => vec![format!("`fleet logs {instance}` shows what the app said; nothing was left behind")],
+        E::DataDir { .. } => vec!["choose a writable directory with --data-dir, or fix its permissions".to_owned()],
+        E::ConfirmationRequired { .. } => vec!["pass --yes to delete the data without asking".to_owned()],
+        E::Engine { source: EngineError::Unreachable { .. }, .. } => vec![
+            "start the Docker Engine (`dockerd`), or point DOCKER_HOST at one (Podman: unix:///run/podman/podman.sock)".to_owned(),
+        ],
+        E::Engine { source: EngineError::NotFound { .. }, operation: "pull", .. } => {
+            vec!["the registry no longer has this digest; `fleet resolve` shows what the channel points at".to_owned()]
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// Hints for fleet-registry's errors.
+fn registry_hints(error: &anyhow::Error) -> Vec<String> {
     use fleet_registry::Error as E;
     let registry_error = error.chain().find_map(|cause| {
         cause.downcast_ref::<fleet_registry::Error>().or_else(|| {

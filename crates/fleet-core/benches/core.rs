@@ -18,7 +18,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fleet_core::engine::DockerEngine;
-use fleet_core::{CreateOptions, Fleet, FleetConfig, InstanceSpec, PortRange, PortSpec, RegistryResolver, http_health};
+use fleet_core::{
+    CreateOptions, Fleet, FleetConfig, InstanceSpec, PortRange, PortSpec, RegistryResolver,
+    http_health,
+};
 use fleet_tests::docker::TestDocker;
 use fleet_tests::image::TestImage;
 use fleet_tests::registry::TestRegistry;
@@ -40,7 +43,9 @@ async fn main() -> anyhow::Result<()> {
     let registry = TestRegistry::start()?;
     let docker = TestDocker::new().await?;
     let image = TestImage::new("1.0.0").build(&docker).await?;
-    image.push(&docker, &registry, "app", &["v1.0.0", "v1"]).await?;
+    image
+        .push(&docker, &registry, "app", &["v1.0.0", "v1"])
+        .await?;
     let reference = format!("{}/app:v1", registry.docker_host());
     docker.pull(&registry, &reference).await?;
     let state = tempfile::tempdir()?;
@@ -49,7 +54,7 @@ async fn main() -> anyhow::Result<()> {
     config.bind_address = "127.0.0.1".parse()?;
     config.network = docker.name("net");
     config.container_prefix = docker.name("");
-    config.extra_labels = docker.labels().into_iter().collect();
+    config.labels = docker.labels().into_iter().collect();
     let fleet = Fleet::with_parts(
         state.path(),
         config,
@@ -59,16 +64,25 @@ async fn main() -> anyhow::Result<()> {
     let spec = |name: String| {
         let mut health = http_health("/api/health");
         health.policy.start_interval = Duration::from_millis(100);
-        InstanceSpec::new(name.parse().expect("name"), reference.parse().expect("reference"))
-            .with_port(PortSpec::auto(8080))
-            .with_health(health)
+        InstanceSpec::new(
+            name.parse().expect("name"),
+            reference.parse().expect("reference"),
+        )
+        .with_port(PortSpec::auto(8080))
+        .with_health(health)
     };
 
     // 1. create + healthy, fleet vs shell.
     let mut fleet_times = Vec::new();
     for i in 0..CREATE_RUNS {
         let started = Instant::now();
-        fleet.create(spec(format!("bench-{i}")), CreateOptions::default(), &|_| {}).await?;
+        fleet
+            .create(
+                spec(format!("bench-{i}")),
+                CreateOptions::default(),
+                &|_| {},
+            )
+            .await?;
         fleet_times.push(started.elapsed());
     }
     let mut shell_times = Vec::new();
@@ -93,11 +107,20 @@ async fn main() -> anyhow::Result<()> {
     println!("create + healthy, per instance ({CREATE_RUNS} runs, medians):");
     println!("  fleet create           {}", ms(fleet_median));
     println!("  docker run + curl loop {}", ms(shell_median));
-    println!("  ratio fleet / shell    {:.2}", fleet_median.as_secs_f64() / shell_median.as_secs_f64());
+    println!(
+        "  ratio fleet / shell    {:.2}",
+        fleet_median.as_secs_f64() / shell_median.as_secs_f64()
+    );
 
     // 2. list and status on FLEET_SIZE instances.
     for i in CREATE_RUNS..FLEET_SIZE {
-        fleet.create(spec(format!("bench-{i}")), CreateOptions::default(), &|_| {}).await?;
+        fleet
+            .create(
+                spec(format!("bench-{i}")),
+                CreateOptions::default(),
+                &|_| {},
+            )
+            .await?;
     }
     let mut list_times = Vec::new();
     let mut status_times = Vec::new();
@@ -109,12 +132,22 @@ async fn main() -> anyhow::Result<()> {
         let started = Instant::now();
         let status = fleet.status(&[]).await?;
         status_times.push(started.elapsed());
-        let healthy = status.instances.iter().filter(|i| i.health == "healthy").count();
-        anyhow::ensure!(healthy == FLEET_SIZE, "only {healthy} of {FLEET_SIZE} healthy");
+        let healthy = status
+            .instances
+            .iter()
+            .filter(|i| i.health == "healthy")
+            .count();
+        anyhow::ensure!(
+            healthy == FLEET_SIZE,
+            "only {healthy} of {FLEET_SIZE} healthy"
+        );
     }
     println!("{FLEET_SIZE} running instances (5 runs, medians):");
     println!("  list (store)                 {}", ms(median(list_times)));
-    println!("  status (engine + probes)     {}", ms(median(status_times)));
+    println!(
+        "  status (engine + probes)     {}",
+        ms(median(status_times))
+    );
     eprintln!("bench: removing {FLEET_SIZE} containers");
     docker.cleanup().await?;
     Ok(())

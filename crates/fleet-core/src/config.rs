@@ -8,6 +8,9 @@
 //! container_prefix = "fleet-"  # containers are named <prefix><instance>.<generation>
 //! stop_grace = "10s"           # SIGTERM, then SIGKILL after this long
 //!
+//! [labels]                     # added to every container and network fleet creates
+//! "com.example.team" = "web"
+//!
 //! [ports]
 //! first = 5001
 //! last = 5999
@@ -41,10 +44,9 @@ pub struct FleetConfig {
     /// How long a container gets to stop before it is killed.
     #[serde(with = "humantime_serde_compat")]
     pub stop_grace: Duration,
-    /// Labels added to every container and network fleet creates (not from the file:
-    /// for embedders and tests that need to find their own resources).
-    #[serde(skip)]
-    pub extra_labels: BTreeMap<String, String>,
+    /// Labels added to every container and network fleet creates (to find them with
+    /// other tools, or to tell several fleets apart).
+    pub labels: BTreeMap<String, String>,
 }
 
 impl Default for FleetConfig {
@@ -55,7 +57,7 @@ impl Default for FleetConfig {
             network: "fleet".into(),
             container_prefix: "fleet-".into(),
             stop_grace: Duration::from_secs(10),
-            extra_labels: BTreeMap::new(),
+            labels: BTreeMap::new(),
         }
     }
 }

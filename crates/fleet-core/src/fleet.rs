@@ -298,10 +298,13 @@ impl Fleet {
                 reason: "it has no health check".into(),
             });
         };
-        let info = self.inspect(container).await?.ok_or_else(|| Error::Unhealthy {
-            instance: spec.name.to_string(),
-            reason: format!("its container {container} vanished"),
-        })?;
+        let info = self
+            .inspect(container)
+            .await?
+            .ok_or_else(|| Error::Unhealthy {
+                instance: spec.name.to_string(),
+                reason: format!("its container {container} vanished"),
+            })?;
         let target = self.health_target(spec, &info)?;
         Ok(self
             .prober
@@ -426,7 +429,7 @@ impl Fleet {
 
     /// The labels every resource of this fleet carries.
     pub(crate) fn scope_labels(&self) -> BTreeMap<String, String> {
-        let mut labels = self.config.extra_labels.clone();
+        let mut labels = self.config.labels.clone();
         labels.insert(LABEL_SCOPE.into(), self.store.scope().to_owned());
         labels
     }

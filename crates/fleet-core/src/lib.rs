@@ -64,5 +64,6 @@ pub use store::{
     DesiredState, Event, EventKind, InstanceRecord, Lease, PortAllocation, SCHEMA_VERSION, Store,
 };
 pub use view::{
-    Drift, FleetStatus, Instance, InstanceStatus, PortMapping, Progress, ReconcileReport, Repair,
+    Drift, FleetStatus, Instance, InstanceOverview, InstanceStatus, PortMapping, Progress,
+    ReconcileReport, Repair,
 };

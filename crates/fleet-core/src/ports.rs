@@ -87,7 +87,7 @@ impl PortRange {
 
     /// Whether `port` is one of the candidates.
     pub fn contains(&self, port: u16) -> bool {
-        port >= self.first && port <= self.last && (port - self.first) % self.step == 0
+        port >= self.first && port <= self.last && (port - self.first).is_multiple_of(self.step)
     }
 
     /// The error for a range with no free port left.

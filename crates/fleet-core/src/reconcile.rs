@@ -11,7 +11,7 @@ use crate::error::Error;
 use crate::fleet::Fleet;
 use crate::name::InstanceName;
 use crate::store::{DesiredState, EventKind, InstanceRecord};
-use crate::view::{Drift, FleetStatus, InstanceStatus, ReconcileReport, Repair};
+use crate::view::{Drift, FleetStatus, InstanceOverview, InstanceStatus, ReconcileReport, Repair};
 
 /// How many health probes `status` runs at once.
 const PROBE_CONCURRENCY: usize = 32;
@@ -103,6 +103,23 @@ impl Fleet {
             })
             .collect();
         Ok(Survey { instances, strays })
+    }
+
+    /// Every instance with its container's state and its last recorded health: one
+    /// engine listing, no probes (for `fleet ls`).
+    pub async fn overview(&self) -> Result<Vec<InstanceOverview>, Error> {
+        let survey = self.survey(&[]).await?;
+        survey
+            .instances
+            .into_iter()
+            .map(|(record, container)| {
+                Ok(InstanceOverview {
+                    state: container.map(|c| c.state),
+                    health: record.last_health.clone(),
+                    instance: self.view(record)?,
+                })
+            })
+            .collect()
     }
 
     /// The status of the named instances (all when `names` is empty): each container's

@@ -139,13 +139,14 @@ impl FromStr for VolumeSpec {
 /// every 2 s after that, each cut at 2 s; 1 success makes it healthy, 3 counted failures
 /// unhealthy, and the whole wait ends after 90 s.
 pub fn default_policy() -> ProbePolicy {
-    let mut policy = ProbePolicy::default();
-    policy.start_period = std::time::Duration::from_secs(60);
-    policy.start_interval = std::time::Duration::from_millis(250);
-    policy.interval = std::time::Duration::from_secs(2);
-    policy.timeout = std::time::Duration::from_secs(2);
-    policy.deadline = std::time::Duration::from_secs(90);
-    policy
+    ProbePolicy {
+        start_period: std::time::Duration::from_secs(60),
+        start_interval: std::time::Duration::from_millis(250),
+        interval: std::time::Duration::from_secs(2),
+        timeout: std::time::Duration::from_secs(2),
+        deadline: std::time::Duration::from_secs(90),
+        ..ProbePolicy::default()
+    }
 }
 
 /// An HTTP health check of `path` with fleet's [`default_policy`].

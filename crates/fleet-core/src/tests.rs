@@ -39,8 +39,10 @@ fn bed() -> Bed {
     );
     let resolver = Arc::new(StaticResolver::new());
     resolver.set(IMAGE, Some("v1.0.0"), DIGEST_1);
-    let mut config = FleetConfig::default();
-    config.ports = PortRange::new(41000, 41999, 1).unwrap();
+    let config = FleetConfig {
+        ports: PortRange::new(41000, 41999, 1).unwrap(),
+        ..FleetConfig::default()
+    };
     let fleet = Fleet::with_parts(&root, config, engine.clone(), resolver.clone()).unwrap();
     Bed {
         _dir: dir,

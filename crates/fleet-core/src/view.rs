@@ -52,6 +52,20 @@ pub struct PortMapping {
     pub host: u16,
 }
 
+/// An instance with its container's state and the health last recorded (no probe):
+/// what `Fleet::overview` returns for listings.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct InstanceOverview {
+    /// The instance.
+    #[serde(flatten)]
+    pub instance: Instance,
+    /// Its container's state (`None`: no container).
+    pub state: Option<ContainerState>,
+    /// The health last recorded by `status` or a deployment, if any.
+    pub health: Option<String>,
+}
+
 /// What `Fleet::status` found for one instance.
 #[derive(Debug, Clone, Serialize)]
 #[non_exhaustive]

@@ -1,26 +1,39 @@
 //! One module per command. Each has `Args` (clap) and `run(&Context, &Args)`.
 
+pub(crate) mod create;
+pub(crate) mod lifecycle;
+pub(crate) mod list;
+pub(crate) mod logs;
+pub(crate) mod ports;
+pub(crate) mod reconcile;
 pub(crate) mod reference;
+pub(crate) mod remove;
 pub(crate) mod resolve;
+pub(crate) mod status;
 pub(crate) mod tags;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
-use crate::cli::{Cli, Command};
+use fleet_core::engine::ContainerState;
+use fleet_core::{Fleet, FleetConfig, Instance, PortMapping};
+
+use crate::cli::{Cli, Command, RegistryArgs};
 use crate::output::Output;
 
 /// What every command gets.
 pub(crate) struct Context {
     pub(crate) out: Output,
-    /// The state directory (`--state-dir`, `FLEET_STATE_DIR`, or the default). No
-    /// command reads it yet; the state-store commands will.
-    #[allow(dead_code)]
+    /// The state directory (`--state-dir`, `FLEET_STATE_DIR`, or the default).
     pub(crate) state_dir: PathBuf,
 }
 
 pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let state_dir = cli.global.state_dir.unwrap_or_else(default_state_dir);
+    let state_dir = cli
+        .global
+        .state_dir
+        .unwrap_or_else(fleet_core::default_state_dir);
     tracing::debug!(state_dir = %state_dir.display(), "state directory");
     let context = Context {
         out: Output::new(cli.global.json),
@@ -30,17 +43,90 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Ref(args) => reference::run(&context, args),
         Command::Tags(args) => tags::run(&context, args),
         Command::Resolve(args) => resolve::run(&context, args),
+        Command::Create(args) => create::run(&context, args),
+        Command::Ls(args) => list::run(&context, args),
+        Command::Status(args) => status::run(&context, args),
+        Command::Start(args) => lifecycle::run(&context, args, lifecycle::Action::Start),
+        Command::Stop(args) => lifecycle::run(&context, args, lifecycle::Action::Stop),
+        Command::Restart(args) => lifecycle::run(&context, args, lifecycle::Action::Restart),
+        Command::Rm(args) => remove::run(&context, args),
+        Command::Logs(args) => logs::run(&context, args),
+        Command::Ports(args) => ports::run(&context, args),
+        Command::Reconcile(args) => reconcile::run(&context, args),
     }
 }
 
-/// `/var/lib/fleet` for root, else `$XDG_DATA_HOME/fleet` (`~/.local/share/fleet`).
-fn default_state_dir() -> PathBuf {
-    if nix::unistd::geteuid().is_root() {
-        return PathBuf::from("/var/lib/fleet");
+/// Opens the fleet of the state directory on the Docker Engine, with a registry
+/// client for `--insecure-registry` hosts and the Docker CLI's credentials.
+pub(crate) async fn open_fleet(
+    context: &Context,
+    registry: &RegistryArgs,
+) -> anyhow::Result<Fleet> {
+    let config = FleetConfig::load(&context.state_dir)?;
+    let engine = fleet_core::engine::DockerEngine::connect()
+        .await
+        .map_err(|source| fleet_core::Error::Engine {
+            operation: "connect to",
+            target: "the Docker Engine".into(),
+            source,
+        })?;
+    let resolver = fleet_core::RegistryResolver::with_config(registry.client_config())?;
+    Ok(Fleet::with_parts(
+        &context.state_dir,
+        config,
+        Arc::new(engine),
+        Arc::new(resolver),
+    )?)
+}
+
+/// `sha256:0123456789ab` (12 hex digits, as `docker images` shows).
+pub(crate) fn short_digest(digest: &str) -> &str {
+    let end = digest.find(':').map_or(12, |colon| colon + 13);
+    &digest[..end.min(digest.len())]
+}
+
+/// `5001->8080, 5002->9090`.
+pub(crate) fn ports_text(ports: &[PortMapping]) -> String {
+    if ports.is_empty() {
+        return "-".to_owned();
     }
-    dirs::data_dir()
-        .unwrap_or_else(|| PathBuf::from("."))
-        .join("fleet")
+    ports
+        .iter()
+        .map(|p| format!("{}->{}", p.host, p.container))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// One instance in `--json` output: the contract of `docs/cli.md` (`fleet ls`).
+#[derive(serde::Serialize)]
+pub(crate) struct InstanceJson<'a> {
+    name: &'a str,
+    group: Option<&'a str>,
+    image: &'a str,
+    channel: &'a str,
+    tag: Option<&'a str>,
+    digest: Option<&'a str>,
+    state: Option<String>,
+    health: Option<&'a str>,
+    ports: &'a [PortMapping],
+}
+
+pub(crate) fn instance_json<'a>(
+    instance: &'a Instance,
+    state: Option<ContainerState>,
+    health: Option<&'a str>,
+) -> InstanceJson<'a> {
+    InstanceJson {
+        name: &instance.name,
+        group: instance.group.as_deref(),
+        image: &instance.image,
+        channel: &instance.channel,
+        tag: instance.tag.as_deref(),
+        digest: instance.digest.as_deref(),
+        state: state.map(|s| s.to_string()),
+        health,
+        ports: &instance.ports,
+    }
 }
 
 /// A runtime for the commands that talk to the network.

@@ -1,0 +1,208 @@
+//! `fleet create NAME --image REF[:CHANNEL] ...`: a new instance, started and healthy.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use fleet_core::{
+    CreateOptions, InstanceSpec, PortSpec, RestartPolicy, VolumeSpec, http_health, parse_memory,
+    tcp_health,
+};
+
+use crate::cli::RegistryArgs;
+use crate::commands::{Context, instance_json, open_fleet, runtime, short_digest};
+use crate::output::usage;
+use crate::progress::ProgressView;
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// The instance name: lower-case letters, digits and `-` (`alice`, `customer-42`).
+    name: String,
+
+    /// The image and the channel it follows: `ghcr.io/acme/app:v1`, `app:latest`,
+    /// `app:^1.2`, `app@sha256:…`.
+    #[arg(long, value_name = "REF[:CHANNEL]")]
+    image: String,
+
+    /// A container port to publish on a host port from the range (repeatable).
+    #[arg(long = "port", value_name = "CPORT")]
+    ports: Vec<u16>,
+
+    /// Publish the first --port on this host port instead of allocating one.
+    #[arg(long, value_name = "N", requires = "ports")]
+    host_port: Option<u16>,
+
+    /// An environment variable (repeatable); overrides the env file.
+    #[arg(long = "env", short = 'e', value_name = "K=V")]
+    env: Vec<String>,
+
+    /// A `.env` file, read again each time the container is created.
+    #[arg(long, value_name = "FILE")]
+    env_file: Option<PathBuf>,
+
+    /// A group, such as `staging` or `prod`.
+    #[arg(long, value_name = "G")]
+    group: Option<String>,
+
+    /// Probe this HTTP path for health (otherwise: a TCP connect to the health port).
+    #[arg(long, value_name = "P")]
+    health_path: Option<String>,
+
+    /// The container port to probe [default: the first --port].
+    #[arg(long, value_name = "CPORT")]
+    health_port: Option<u16>,
+
+    /// No health check at all.
+    #[arg(long, conflicts_with_all = ["health_path", "health_port"])]
+    no_health: bool,
+
+    /// The host directory mounted at /data [default: <state dir>/instances/NAME/data].
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+
+    /// An extra bind mount (repeatable).
+    #[arg(long = "volume", short = 'v', value_name = "HOST:CONTAINER[:ro]")]
+    volumes: Vec<String>,
+
+    /// Memory limit: `512m`, `1g`.
+    #[arg(long, value_name = "SIZE")]
+    memory: Option<String>,
+
+    /// CPU limit: `1.5`.
+    #[arg(long, value_name = "N")]
+    cpus: Option<f64>,
+
+    /// Restart policy: `no`, `always`, `unless-stopped`, `on-failure[:N]`.
+    #[arg(long, value_name = "POLICY", default_value = "unless-stopped")]
+    restart: String,
+
+    /// Run as this user (`uid[:gid]`) instead of the image's.
+    #[arg(long, value_name = "UID[:GID]")]
+    user: Option<String>,
+
+    /// A container label (repeatable).
+    #[arg(long = "label", value_name = "K=V")]
+    labels: Vec<String>,
+
+    /// Create it stopped.
+    #[arg(long)]
+    no_start: bool,
+
+    #[command(flatten)]
+    registry: RegistryArgs,
+}
+
+fn pair(text: &str, what: &str) -> anyhow::Result<(String, String)> {
+    let (key, value) = text.split_once('=').ok_or_else(|| {
+        usage(std::io::Error::other(format!(
+            "{what} {text:?} is not KEY=VALUE"
+        )))
+    })?;
+    Ok((key.to_owned(), value.to_owned()))
+}
+
+fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
+    Ok(if path.is_absolute() {
+        path.to_owned()
+    } else {
+        std::env::current_dir()?.join(path)
+    })
+}
+
+fn spec(args: &Args) -> anyhow::Result<InstanceSpec> {
+    let name = args.name.parse().map_err(usage)?;
+    let image = args.image.parse().map_err(usage)?;
+    let mut spec = InstanceSpec::new(name, image);
+    for (index, port) in args.ports.iter().enumerate() {
+        let host = if index == 0 { args.host_port } else { None };
+        spec = spec.with_port(PortSpec {
+            container: *port,
+            host,
+        });
+    }
+    for env in &args.env {
+        let (key, value) = pair(env, "--env")?;
+        spec.env.insert(key, value);
+    }
+    for label in &args.labels {
+        let (key, value) = pair(label, "--label")?;
+        spec.labels.insert(key, value);
+    }
+    spec.env_file = args.env_file.as_deref().map(absolute).transpose()?;
+    spec.data_dir = args.data_dir.as_deref().map(absolute).transpose()?;
+    spec.group.clone_from(&args.group);
+    spec.user.clone_from(&args.user);
+    for volume in &args.volumes {
+        let mut volume: VolumeSpec = volume
+            .parse()
+            .map_err(|e: String| usage(std::io::Error::other(e)))?;
+        volume.host = absolute(&volume.host)?;
+        spec.volumes.push(volume);
+    }
+    spec.restart = args
+        .restart
+        .parse::<RestartPolicy>()
+        .map_err(|e| usage(std::io::Error::other(e)))?;
+    spec.resources.memory_bytes = args
+        .memory
+        .as_deref()
+        .map(parse_memory)
+        .transpose()
+        .map_err(|e| usage(std::io::Error::other(e)))?;
+    spec.resources.cpus = args.cpus;
+    if !args.no_health && !args.ports.is_empty() {
+        let mut health = match &args.health_path {
+            Some(path) => http_health(path),
+            None => tcp_health(),
+        };
+        health.port = args.health_port;
+        spec.health = Some(health);
+    }
+    spec.validate().map_err(usage)?;
+    Ok(spec)
+}
+
+pub(crate) fn run(context: &Context, args: &Args) -> anyhow::Result<ExitCode> {
+    let spec = spec(args)?;
+    let options = if args.no_start {
+        CreateOptions::default().no_start()
+    } else {
+        CreateOptions::default()
+    };
+    let instance = runtime()?.block_on(async {
+        let fleet = open_fleet(context, &args.registry).await?;
+        let progress = ProgressView::new(context.out, &format!("creating {}", spec.name));
+        let result = fleet
+            .create(spec, options, &|step| progress.show(step))
+            .await;
+        progress.finish();
+        anyhow::Ok(result?)
+    })?;
+    if context.out.is_json() {
+        context.out.json(&instance_json(&instance, None, None))?;
+    } else {
+        let ports: Vec<String> = instance
+            .ports
+            .iter()
+            .map(|p| format!("{}->{}", p.host, p.container))
+            .collect();
+        let state = if args.no_start {
+            "created (stopped)"
+        } else {
+            "running"
+        };
+        context.out.lines(&[format!(
+            "{} {state}: {}:{} -> {} ({}), ports {}",
+            instance.name,
+            instance.image,
+            instance.channel,
+            instance.tag.as_deref().unwrap_or("-"),
+            instance.digest.as_deref().map(short_digest).unwrap_or("-"),
+            if ports.is_empty() {
+                "none".to_owned()
+            } else {
+                ports.join(", ")
+            },
+        )])?;
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,115 @@
+//! Progress of long operations: a live spinner with pull bytes on a terminal, plain
+//! lines on stderr when piped, nothing with `--json`.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use fleet_core::Progress;
+
+use crate::output::Output;
+
+/// Shows [`Progress`] steps as they come.
+pub(crate) struct ProgressView {
+    bar: Option<indicatif::ProgressBar>,
+    plain: bool,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Bytes done and in all, per layer being pulled.
+    layers: BTreeMap<String, (u64, u64)>,
+    last_health: Option<String>,
+}
+
+impl ProgressView {
+    pub(crate) fn new(out: Output, title: &str) -> ProgressView {
+        let bar = out.interactive().then(|| {
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} {prefix}: {msg}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            );
+            bar.set_prefix(title.to_owned());
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        });
+        ProgressView {
+            bar,
+            plain: !out.is_json() && !out.interactive(),
+            state: Mutex::default(),
+        }
+    }
+
+    pub(crate) fn show(&self, step: Progress) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let line = match step {
+            Progress::Resolving { image } => Some(format!("resolving {image}")),
+            Progress::Resolved { tag, digest } => Some(format!(
+                "resolved to {} ({digest})",
+                tag.as_deref().unwrap_or("a digest")
+            )),
+            Progress::Pulling(pull) => {
+                if let (Some(layer), Some(current), Some(total)) =
+                    (&pull.layer, pull.current, pull.total)
+                {
+                    state.layers.insert(layer.clone(), (current, total));
+                }
+                let (done, total) = state
+                    .layers
+                    .values()
+                    .fold((0, 0), |(d, t), (c, a)| (d + c, t + a));
+                match &self.bar {
+                    Some(bar) => {
+                        bar.set_message(format!(
+                            "pulling {} / {}",
+                            indicatif::HumanBytes(done),
+                            indicatif::HumanBytes(total)
+                        ));
+                        None
+                    }
+                    // Piped: one line per finished layer, not per progress tick.
+                    None => (pull.status == "Pull complete")
+                        .then(|| format!("pulled layer {}", pull.layer.as_deref().unwrap_or("?"))),
+                }
+            }
+            Progress::Creating { container } => Some(format!("creating container {container}")),
+            Progress::Starting { instance } => Some(format!("starting {instance}")),
+            Progress::Probed {
+                attempt,
+                health,
+                reason,
+            } => {
+                let changed = state.last_health.as_deref() != Some(health.as_str());
+                state.last_health = Some(health.clone());
+                let reason = reason.map(|r| format!(": {r}")).unwrap_or_default();
+                let text = format!("health probe {attempt}: {health}{reason}");
+                match &self.bar {
+                    Some(bar) => {
+                        bar.set_message(text);
+                        None
+                    }
+                    None => changed.then_some(text),
+                }
+            }
+            _ => None,
+        };
+        if let Some(line) = line {
+            match &self.bar {
+                Some(bar) => bar.set_message(line),
+                None if self.plain => {
+                    let _ = writeln!(std::io::stderr().lock(), "{line}");
+                }
+                None => {}
+            }
+        }
+    }
+
+    pub(crate) fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
