@@ -185,11 +185,13 @@ fn unreachable_registries_fail_with_exit_code_1_and_a_hint() {
 
 #[test]
 fn usage_errors_exit_2_and_help_exits_0() {
-    insta::assert_snapshot!(fleet(&["bogus"]), @r"
+    insta::assert_snapshot!(fleet(&["bogus"]), @"
     exit: 2
     --- stdout
     --- stderr
     error: unrecognized subcommand 'bogus'
+
+      tip: a similar subcommand exists: 'logs'
 
     Usage: fleet [OPTIONS] <COMMAND>
 
