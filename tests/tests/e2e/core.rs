@@ -73,7 +73,7 @@ impl CoreBed {
         config.bind_address = "127.0.0.1".parse()?;
         config.network = docker.name("net");
         config.container_prefix = docker.name("");
-        config.extra_labels = docker.labels().into_iter().collect();
+        config.labels = docker.labels().into_iter().collect();
         let engine = DockerEngine::connect().await?;
         Ok(Fleet::with_parts(
             state,
