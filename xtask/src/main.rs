@@ -107,6 +107,7 @@ fn test(args: &[String]) -> anyhow::Result<ExitCode> {
 fn demo(args: &[String]) -> anyhow::Result<ExitCode> {
     provision::ensure_packages(&[("docker-registry", "docker-registry")])?;
     provision::ensure_docker()?;
+    run_checked(cargo().args(["build", "--quiet", "--package", "fleet-cli"]))?;
     let status = cargo()
         .args([
             "run",
@@ -118,6 +119,7 @@ fn demo(args: &[String]) -> anyhow::Result<ExitCode> {
             "--",
         ])
         .args(args)
+        .env("FLEET_BIN", workspace_root().join("target/debug/fleet"))
         .status()
         .context("cannot run the demo")?;
     Ok(if status.success() {

@@ -82,7 +82,13 @@ pub(crate) fn ensure_docker() -> anyhow::Result<()> {
 /// dangling images carrying the test app's label go: the engine's other images stay.
 pub(crate) fn prune_test_images() {
     let _ = Command::new("docker")
-        .args(["image", "prune", "--force", "--filter", "label=org.opencontainers.image.title=fleet-testapp"])
+        .args([
+            "image",
+            "prune",
+            "--force",
+            "--filter",
+            "label=org.opencontainers.image.title=fleet-testapp",
+        ])
         .stdout(Stdio::null())
         .status();
 }
