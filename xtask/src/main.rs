@@ -89,7 +89,11 @@ fn describe(command: &Command) -> String {
 }
 
 fn test(args: &[String]) -> anyhow::Result<ExitCode> {
-    provision::ensure_packages(&[("docker-registry", "docker-registry"), ("skopeo", "skopeo")])?;
+    provision::ensure_packages(&[
+        ("docker-registry", "docker-registry"),
+        ("skopeo", "skopeo"),
+        ("zstd", "zstd"),
+    ])?;
     provision::ensure_docker()?;
     let status = cargo()
         .args(["test", "--workspace"])

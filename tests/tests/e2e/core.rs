@@ -544,3 +544,244 @@ async fn a_tcp_health_check_probes_the_container_address_not_the_docker_proxy() 
     assert_eq!(bed.fleet.status(&[]).await?.instances[0].health, "healthy");
     Ok(())
 }
+
+/// Every operation of the Docker engine implementation, checked against the daemon's own
+/// view (bollard's inspect): limits, restart policy, mounts, env, labels, network,
+/// Docker's HEALTHCHECK, logs (tail and follow), events, stop and remove.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_docker_engine_does_what_the_spec_says() -> anyhow::Result<()> {
+    use fleet_core::engine::{
+        Bind, ContainerSpec, ContainerState, DockerHealthcheck, LogOptions, PublishedPort,
+        PullProgress,
+    };
+    use futures::StreamExt as _;
+
+    let registry = TestRegistry::start()?;
+    let docker = TestDocker::new().await?;
+    let image = TestImage::new("1.0.0").build(&docker).await?;
+    image.push(&docker, &registry, "engine", &["v1"]).await?;
+    docker.track_registry(&registry.docker_host());
+    let engine = DockerEngine::connect().await?;
+    engine.ping().await?;
+
+    // Pull by digest, with progress.
+    let digest = fleet_tests::image::manifest_digest(&registry, "engine", "v1").await?;
+    let pinned = format!("{}/engine@{digest}", registry.docker_host());
+    assert!(!engine.has_image(&pinned).await?);
+    let seen = std::sync::Mutex::new(Vec::<PullProgress>::new());
+    engine
+        .pull(&pinned, None, &|p| seen.lock().expect("lock").push(p))
+        .await?;
+    assert!(engine.has_image(&pinned).await?);
+    assert!(
+        !seen.lock().expect("lock").is_empty(),
+        "pull progress was reported"
+    );
+    assert_eq!(
+        engine.image_user(&pinned).await?.as_deref(),
+        Some("10001:10001")
+    );
+    let missing = format!(
+        "{}/engine@sha256:{}",
+        registry.docker_host(),
+        "0".repeat(64)
+    );
+    let error = engine.pull(&missing, None, &|_| {}).await.unwrap_err();
+    assert!(
+        matches!(error, fleet_core::EngineError::NotFound { .. }),
+        "{error:?}"
+    );
+
+    // A network, created once.
+    let network = docker.name("enet");
+    let labels: std::collections::BTreeMap<String, String> = docker.labels().into_iter().collect();
+    engine.ensure_network(&network, &labels).await?;
+    engine.ensure_network(&network, &labels).await?;
+
+    let data = tempfile::tempdir()?;
+    let extra = tempfile::tempdir()?;
+    std::fs::write(extra.path().join("hello.txt"), "hi")?;
+    nix_chown(data.path())?;
+    let host_port = fleet_tests::net::free_port()?;
+    let mut container_labels = labels.clone();
+    container_labels.insert("fleet.instance".into(), "engine-test".into());
+    let spec = ContainerSpec {
+        name: docker.name("engine"),
+        image: pinned.clone(),
+        env: [("INSTANCE_NAME".to_owned(), "engine-test".to_owned())].into(),
+        labels: container_labels,
+        ports: vec![PublishedPort {
+            container: 8080,
+            host_ip: "127.0.0.1".parse()?,
+            host: host_port,
+        }],
+        binds: vec![
+            Bind {
+                host: data.path().to_owned(),
+                container: "/data".into(),
+                read_only: false,
+            },
+            Bind {
+                host: extra.path().to_owned(),
+                container: "/extra".into(),
+                read_only: true,
+            },
+        ],
+        network: Some(network.clone()),
+        memory_bytes: Some(64 * 1024 * 1024),
+        nano_cpus: Some(500_000_000),
+        restart: fleet_core::RestartPolicy::OnFailure(3),
+        user: None,
+        healthcheck: Some(DockerHealthcheck {
+            command: vec!["/fleet-testapp".into(), "healthcheck".into()],
+            interval: Duration::from_secs(1),
+            timeout: Duration::from_secs(2),
+            retries: 2,
+            start_period: Duration::from_secs(1),
+        }),
+    };
+    let mut events = engine.events(&[(LABEL_INSTANCE, "engine-test")]);
+    let id = engine.create_container(&spec).await?;
+    let error = engine.create_container(&spec).await.unwrap_err();
+    assert!(
+        matches!(error, fleet_core::EngineError::Conflict { .. }),
+        "a second container of that name: {error:?}"
+    );
+    engine.start_container(&id).await?;
+
+    // The daemon's own view of what was asked.
+    let inspect = docker.docker().inspect_container(&id, None).await?;
+    let host = inspect.host_config.clone().unwrap_or_default();
+    assert_eq!(host.memory, Some(64 * 1024 * 1024));
+    assert_eq!(host.nano_cpus, Some(500_000_000));
+    let restart = host.restart_policy.unwrap_or_default();
+    assert_eq!(
+        (
+            restart.name.map(|n| n.to_string()),
+            restart.maximum_retry_count
+        ),
+        (Some("on-failure".into()), Some(3))
+    );
+    let binds = host.binds.unwrap_or_default();
+    assert!(
+        binds.contains(&format!("{}:/extra:ro", extra.path().display())),
+        "{binds:?}"
+    );
+    let env = inspect.config.and_then(|c| c.env).unwrap_or_default();
+    assert!(
+        env.contains(&"INSTANCE_NAME=engine-test".to_owned()),
+        "{env:?}"
+    );
+
+    // Fleet's view: running, published, on the network, and Docker's HEALTHCHECK passes.
+    let mut info = engine
+        .inspect_container(&id)
+        .await?
+        .expect("the container exists");
+    for _ in 0..100 {
+        if info.docker_health.as_deref() == Some("healthy") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        info = engine
+            .inspect_container(&id)
+            .await?
+            .expect("the container exists");
+    }
+    assert_eq!(info.state, ContainerState::Running);
+    assert_eq!(info.docker_health.as_deref(), Some("healthy"));
+    assert_eq!(info.ports, spec.ports);
+    assert!(info.ips.contains_key(&network), "{:?}", info.ips);
+    assert_eq!(info.name, spec.name);
+    let root = get_json(&format!("http://127.0.0.1:{host_port}/")).await?;
+    assert_eq!(root["instance"], "engine-test");
+    assert!(
+        engine
+            .published_ports()
+            .await?
+            .contains(&(host_port, spec.name.clone()))
+    );
+    let listed = engine
+        .list_containers(&[(LABEL_INSTANCE, "engine-test")])
+        .await?;
+    assert_eq!(
+        listed.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
+        [id.as_str()]
+    );
+
+    // Logs: the tail, then a follow that ends when the container stops.
+    let tail: Vec<String> = engine
+        .logs(
+            &id,
+            LogOptions {
+                tail: Some(1),
+                follow: false,
+            },
+        )
+        .map(|l| l.map(|l| l.text).unwrap_or_default())
+        .collect()
+        .await;
+    assert_eq!(tail.len(), 1, "{tail:?}");
+    assert!(tail[0].contains("listening on 0.0.0.0:8080"), "{tail:?}");
+    let follow = tokio::spawn(
+        engine
+            .logs(
+                &id,
+                LogOptions {
+                    tail: None,
+                    follow: true,
+                },
+            )
+            .map(|l| l.map(|l| l.text).unwrap_or_default())
+            .collect::<Vec<String>>(),
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    engine.stop_container(&id, Duration::from_secs(5)).await?;
+    engine.stop_container(&id, Duration::from_secs(5)).await?; // stopping a stopped container is fine
+    let followed = tokio::time::timeout(Duration::from_secs(20), follow)
+        .await??
+        .concat();
+    assert!(
+        followed.contains("starting: instance=engine-test"),
+        "{followed}"
+    );
+    let stopped = engine.inspect_container(&id).await?.expect("still there");
+    assert_eq!(
+        (stopped.state, stopped.exit_code),
+        (ContainerState::Exited, Some(0))
+    );
+
+    // Events: start and stop of this container, as they happened.
+    let mut actions = Vec::new();
+    while let Ok(Some(event)) = tokio::time::timeout(Duration::from_secs(5), events.next()).await {
+        let event = event?;
+        assert_eq!(event.id, id);
+        actions.push(event.action);
+        if actions.iter().any(|a| a == "stop") {
+            break;
+        }
+    }
+    assert!(
+        actions.iter().any(|a| a == "start") && actions.iter().any(|a| a == "stop"),
+        "{actions:?}"
+    );
+
+    engine.remove_container(&id).await?;
+    assert!(engine.inspect_container(&id).await?.is_none());
+    let error = engine.remove_container(&id).await.unwrap_err();
+    assert!(
+        matches!(error, fleet_core::EngineError::NotFound { .. }),
+        "{error:?}"
+    );
+    Ok(())
+}
+
+/// The test app runs as 10001 and writes its database under /data.
+fn nix_chown(path: &Path) -> anyhow::Result<()> {
+    let status = std::process::Command::new("chown")
+        .arg("10001:10001")
+        .arg(path)
+        .status()?;
+    anyhow::ensure!(status.success(), "chown failed");
+    Ok(())
+}

@@ -542,7 +542,13 @@ impl Engine for DockerEngine {
     ) -> BoxStream<'static, Result<EngineEvent, EngineError>> {
         let mut filters = label_filters(labels);
         filters.insert("type".into(), vec!["container".into()]);
-        let options = EventsOptionsBuilder::default().filters(&filters).build();
+        // The request goes out when the stream is first polled: `since` makes the engine
+        // replay what happened from this call on, so nothing in between is missed.
+        let since = jiff::Timestamp::now().as_second().to_string();
+        let options = EventsOptionsBuilder::default()
+            .since(&since)
+            .filters(&filters)
+            .build();
         let this = self.clone();
         self.docker
             .events(Some(options))

@@ -273,7 +273,8 @@ pub trait Engine: Send + Sync + std::fmt::Debug {
         options: LogOptions,
     ) -> BoxStream<'static, Result<LogLine, EngineError>>;
 
-    /// Engine events about containers carrying all of these labels, as they happen.
+    /// Engine events about containers carrying all of these labels, from the moment of
+    /// this call on (even if the stream is polled later).
     fn events(
         &self,
         labels: &[(&str, &str)],
