@@ -140,6 +140,21 @@ impl TestDocker {
         HashMap::from([(RUN_LABEL.to_owned(), self.run_id.clone())])
     }
 
+    /// A fleet `config.toml` that keeps a fleet inside this test's bounds: loopback ports
+    /// `first..=last`, a network of its own, containers named `<prefix><name>.<n>` and
+    /// labelled with [`TestDocker::labels`] (so they are removed with the test's).
+    pub fn fleet_config(&self, prefix: &str, first: u16, last: u16) -> String {
+        let labels: String = self
+            .labels()
+            .iter()
+            .map(|(k, v)| format!("\"{k}\" = \"{v}\"\n"))
+            .collect();
+        format!(
+            "bind_address = \"127.0.0.1\"\nnetwork = \"{}\"\ncontainer_prefix = \"{prefix}\"\n\n[labels]\n{labels}\n[ports]\nfirst = {first}\nlast = {last}\n",
+            self.name("net")
+        )
+    }
+
     /// Images pulled from `registry_host` (`localhost:<port>` or `127.0.0.1:<port>`) are
     /// removed on clean-up too.
     pub fn track_registry(&self, registry_host: &str) {

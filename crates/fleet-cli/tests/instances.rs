@@ -41,19 +41,9 @@ impl Bed {
             .unwrap();
         docker.track_registry(&registry.docker_host());
         let state = tempfile::tempdir().unwrap();
-        let labels: String = docker
-            .labels()
-            .iter()
-            .map(|(k, v)| format!("\"{k}\" = \"{v}\"\n"))
-            .collect();
         std::fs::write(
             state.path().join("config.toml"),
-            format!(
-                "bind_address = \"127.0.0.1\"\nnetwork = \"{}\"\ncontainer_prefix = \"{}\"\n\n[labels]\n{labels}\n[ports]\nfirst = {first_port}\nlast = {}\n",
-                docker.name("net"),
-                docker.name(""),
-                first_port + 19
-            ),
+            docker.fleet_config(&docker.name(""), first_port, first_port + 19),
         )
         .unwrap();
         Bed {

@@ -70,17 +70,9 @@ async fn main() -> anyhow::Result<()> {
 
     // The demo's own state directory, port range and labels (so clean-up is exact).
     let state = tempfile::Builder::new().prefix("fleet-demo-").tempdir()?;
-    let labels: String = docker
-        .labels()
-        .iter()
-        .map(|(k, v)| format!("\"{k}\" = \"{v}\"\n"))
-        .collect();
     std::fs::write(
         state.path().join("config.toml"),
-        format!(
-            "bind_address = \"127.0.0.1\"\nnetwork = \"{}\"\ncontainer_prefix = \"fleet-demo-\"\n\n[labels]\n{labels}\n[ports]\nfirst = 5001\nlast = 5999\n",
-            docker.name("net")
-        ),
+        docker.fleet_config("fleet-demo-", 5001, 5999),
     )?;
     let state_dir = state.path();
 
