@@ -209,7 +209,11 @@ async fn five_instances_each_healthy_on_its_own_port_with_its_own_data() -> anyh
     }
     bed.fleet.stop(&alice_name).await?;
     assert_eq!(
-        bed.fleet.status(&[alice_name.clone()]).await?.instances[0].health,
+        bed.fleet
+            .status(std::slice::from_ref(&alice_name))
+            .await?
+            .instances[0]
+            .health,
         "stopped"
     );
     assert!(
@@ -257,15 +261,17 @@ async fn the_allocator_skips_ports_held_by_a_foreign_listener_or_container() -> 
     let image = TestImage::new("1.0.0").build(&bed.docker).await?;
     let second = first + 1;
     let engine = DockerEngine::connect().await?;
-    let mut spec = fleet_core::engine::ContainerSpec::default();
-    spec.name = bed.docker.name("foreign2");
-    spec.image = image.local_tag.clone();
-    spec.labels = bed.docker.labels().into_iter().collect();
-    spec.ports = vec![fleet_core::engine::PublishedPort {
-        container: 8080,
-        host_ip: "127.0.0.1".parse()?,
-        host: second,
-    }];
+    let spec = fleet_core::engine::ContainerSpec {
+        name: bed.docker.name("foreign2"),
+        image: image.local_tag.clone(),
+        labels: bed.docker.labels().into_iter().collect(),
+        ports: vec![fleet_core::engine::PublishedPort {
+            container: 8080,
+            host_ip: "127.0.0.1".parse()?,
+            host: second,
+        }],
+        ..Default::default()
+    };
     let id = engine.create_container(&spec).await?;
     engine.start_container(&id).await?;
 
@@ -436,10 +442,12 @@ async fn status_sees_drift_made_behind_fleets_back_and_reconcile_repairs_it() ->
         .remove_container(alice.container.as_deref().expect("a container"))
         .await?;
     let image = TestImage::new("1.0.0").build(&bed.docker).await?;
-    let mut stray = fleet_core::engine::ContainerSpec::default();
-    stray.name = bed.docker.name("stray");
-    stray.image = image.local_tag.clone();
-    stray.labels = bed.docker.labels().into_iter().collect();
+    let mut stray = fleet_core::engine::ContainerSpec {
+        name: bed.docker.name("stray"),
+        image: image.local_tag.clone(),
+        labels: bed.docker.labels().into_iter().collect(),
+        ..Default::default()
+    };
     stray
         .labels
         .insert(LABEL_SCOPE.into(), bed.fleet.store().scope().into());
