@@ -55,7 +55,7 @@ pub(crate) struct Args {
     #[arg(long, conflicts_with_all = ["health_path", "health_port"])]
     no_health: bool,
 
-    /// The host directory mounted at /data [default: <state dir>/instances/NAME/data].
+    /// The host directory mounted at /data [default: STATE_DIR/instances/NAME/data].
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
 
