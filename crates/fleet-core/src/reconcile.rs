@@ -192,11 +192,38 @@ impl Fleet {
 
     /// Makes the engine agree with the store: recreates missing containers and those
     /// running another digest, starts or stops containers as desired, and removes stray
-    /// containers of this fleet. Returns what it did.
+    /// containers of this fleet. Instances another operation holds (their lease) are
+    /// left alone and reported as skipped. Returns what it did.
     pub async fn reconcile(&self) -> Result<ReconcileReport, Error> {
         let survey = self.survey(&[]).await?;
         let mut report = ReconcileReport::default();
+        // An instance another operation holds (an update starting its candidate, say) is
+        // left alone: what looks like drift may be that operation's work in progress.
+        let busy = |instance: &str| -> Result<Option<String>, Error> {
+            let Ok(name) = instance.parse::<InstanceName>() else {
+                return Ok(None);
+            };
+            Ok(self
+                .store
+                .lease_holder(&name)?
+                .filter(|lease| lease.owner != self.owner)
+                .map(|lease| {
+                    format!(
+                        "left alone: {instance} is busy ({} by {})",
+                        lease.operation, lease.owner
+                    )
+                }))
+        };
         for container in &survey.strays {
+            if let Some(instance) = container.labels.get(LABEL_INSTANCE)
+                && let Some(why) = busy(instance)?
+            {
+                report.skipped.push(Repair {
+                    drift: stray(container),
+                    action: why,
+                });
+                continue;
+            }
             self.remove_container(&container.id).await?;
             report.repaired.push(Repair {
                 drift: stray(container),
@@ -209,6 +236,13 @@ impl Fleet {
                 continue;
             }
             let name = record.spec.name.clone();
+            if let Some(why) = busy(name.as_str())? {
+                report.skipped.extend(drift.into_iter().map(|drift| Repair {
+                    drift,
+                    action: why.clone(),
+                }));
+                continue;
+            }
             let action = self
                 .with_lease(&name, "reconcile", async || {
                     let record = self.record(&name)?;

@@ -486,3 +486,68 @@ fn concurrent_allocations_from_four_threads_never_collide() {
     assert_eq!((before, all.len()), (20, 20));
     assert_eq!(all, (42000..42020).collect::<Vec<_>>());
 }
+
+#[tokio::test]
+async fn reconcile_leaves_an_instance_another_operation_holds_alone() {
+    let bed = bed();
+    let alice = create(&bed, spec("alice")).await.unwrap();
+    create(&bed, spec("bob")).await.unwrap();
+    // Another process is updating alice: its candidate container is not alice's current one.
+    let other = Store::open(&bed.root.join("fleet.db")).unwrap();
+    other
+        .acquire_lease(
+            &name("alice"),
+            "otherhost:42:abc",
+            "update",
+            std::time::Duration::from_secs(60),
+        )
+        .unwrap();
+    let scope = bed.fleet.store().scope().to_owned();
+    bed.engine.insert_container(ContainerInfo {
+        id: "candidate".into(),
+        name: "fleet-alice.2".into(),
+        image: "x".into(),
+        labels: [
+            (LABEL_SCOPE.to_owned(), scope),
+            (LABEL_INSTANCE.to_owned(), "alice".to_owned()),
+        ]
+        .into(),
+        state: ContainerState::Running,
+        exit_code: None,
+        docker_health: None,
+        ips: Default::default(),
+        ports: vec![],
+    });
+    bed.engine
+        .set_state(alice.container.as_deref().unwrap(), ContainerState::Exited);
+    let bob = bed.fleet.get(&name("bob")).unwrap();
+    bed.engine
+        .set_state(bob.container.as_deref().unwrap(), ContainerState::Exited);
+
+    let report = bed.fleet.reconcile().await.unwrap();
+    let repaired: Vec<String> = report
+        .repaired
+        .iter()
+        .map(|r| format!("{} => {}", r.drift, r.action))
+        .collect();
+    let mut skipped: Vec<String> = report
+        .skipped
+        .iter()
+        .map(|r| format!("{} => {}", r.drift, r.action))
+        .collect();
+    skipped.sort();
+    assert_eq!(
+        repaired,
+        ["bob: container exited, expected running => started it"]
+    );
+    insta::assert_debug_snapshot!(skipped, @r#"
+    [
+        "alice: container exited, expected running => left alone: alice is busy (update by otherhost:42:abc)",
+        "stray container fleet-alice.2 (labelled for alice) => left alone: alice is busy (update by otherhost:42:abc)",
+    ]
+    "#);
+    assert!(
+        bed.engine.containers().iter().any(|c| c.id == "candidate"),
+        "the candidate stays"
+    );
+}

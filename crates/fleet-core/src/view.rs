@@ -185,6 +185,8 @@ impl FleetStatus {
 pub struct ReconcileReport {
     /// Each drift found, with what was done about it.
     pub repaired: Vec<Repair>,
+    /// Drift of instances another operation holds, left alone (`action` says why).
+    pub skipped: Vec<Repair>,
 }
 
 /// One drift and its repair.

@@ -63,6 +63,24 @@ impl Store {
         })
     }
 
+    /// The unexpired lease on `instance`, if any.
+    pub fn lease_holder(&self, instance: &InstanceName) -> Result<Option<Lease>, Error> {
+        self.read("read lease", |c| {
+            c.query_row(
+                "SELECT owner, operation FROM leases WHERE instance = ?1 AND expires_at > ?2",
+                params![instance.as_str(), now_ms()],
+                |r| {
+                    Ok(Lease {
+                        instance: instance.clone(),
+                        owner: r.get(0)?,
+                        operation: r.get(1)?,
+                    })
+                },
+            )
+            .optional()
+        })
+    }
+
     /// Extends a lease this owner holds; `false` if it was lost (expired and taken).
     pub fn renew_lease(&self, lease: &Lease, ttl: Duration) -> Result<bool, Error> {
         self.write("renew lease", |tx| {
