@@ -197,7 +197,9 @@ fn core_hints(error: &fleet_core::Error) -> Vec<String> {
         E::InstanceExists { .. } => vec!["`fleet ls` lists instances; choose another name or `fleet rm` the old one".to_owned()],
         E::NoSuchInstance { .. } => vec!["`fleet ls` lists instances".to_owned()],
         E::Busy { .. } => vec!["wait for the other operation to finish; a crashed holder's lease expires by itself".to_owned()],
-        E::Unhealthy { instance, .. } => vec![format!("`fleet logs {instance}` shows what the app said; nothing was left behind")],
+        E::Unhealthy { .. } => vec![
+            "nothing was left behind; fix the image or its settings (the app's last output is above) and create it again".to_owned(),
+        ],
         E::DataDir { .. } => vec!["choose a writable directory with --data-dir, or fix its permissions".to_owned()],
         E::ConfirmationRequired { .. } => vec!["pass --yes to delete the data without asking".to_owned()],
         E::Engine { source: EngineError::Unreachable { .. }, .. } => vec![

@@ -31,7 +31,7 @@ impl Bed {
             .await
             .unwrap();
         let broken = TestImage::new("2.0.0")
-            .behaviour(Behaviour::NeverHealthy)
+            .behaviour(Behaviour::Crash)
             .build(&docker)
             .await
             .unwrap();
@@ -373,12 +373,17 @@ async fn errors_name_the_instance_and_say_what_to_do() {
     assert_eq!(code, 1);
     let stderr = bed.mask(&stderr);
     assert!(
-        stderr.contains("error: instance carol did not become healthy: unhealthy"),
+        stderr.contains(
+            "error: instance carol did not become healthy: its container exited with code 1"
+        ) && stderr.contains("; its last output:"),
         "{stderr}"
     );
     assert!(
-        stderr
-            .contains("hint: `fleet logs carol` shows what the app said; nothing was left behind"),
+        stderr.contains("  | fleet-testapp: crashing on start (TESTAPP_BEHAVIOUR=crash)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("hint: nothing was left behind; fix the image or its settings"),
         "{stderr}"
     );
     assert_eq!(

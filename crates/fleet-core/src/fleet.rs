@@ -11,8 +11,8 @@ use futures::stream::BoxStream;
 
 use crate::config::{FleetConfig, StateDir};
 use crate::engine::{
-    Bind, ContainerInfo, ContainerSpec, DockerHealthcheck, Engine, LABEL_DIGEST, LABEL_GENERATION,
-    LABEL_INSTANCE, LABEL_SCOPE, LogLine, LogOptions, PublishedPort,
+    Bind, ContainerInfo, ContainerSpec, ContainerState, DockerHealthcheck, Engine, LABEL_DIGEST,
+    LABEL_GENERATION, LABEL_INSTANCE, LABEL_SCOPE, LogLine, LogOptions, PublishedPort,
 };
 use crate::error::{EngineError, Error};
 use crate::name::InstanceName;
@@ -266,23 +266,83 @@ impl Fleet {
             "container started",
         )?;
         if wait && spec.health.is_some() {
-            let report = self.wait_healthy(spec, container, progress).await?;
-            if report.verdict != Verdict::Healthy {
-                let reason = format!(
-                    "{} after {:.1}s and {} probes; last: {}",
-                    verdict_text(report.verdict),
-                    report.elapsed.as_secs_f64(),
-                    report.attempts.len(),
-                    report.last_reason().unwrap_or("no answer")
-                );
+            // The gate ends early if the container exits: a crash on start need not wait
+            // for the deadline.
+            let failure = tokio::select! {
+                report = self.wait_healthy(spec, container, progress) => {
+                    let report = report?;
+                    (report.verdict != Verdict::Healthy).then(|| {
+                        format!(
+                            "{} after {:.1}s and {} probes; last: {}",
+                            verdict_text(report.verdict),
+                            report.elapsed.as_secs_f64(),
+                            report.attempts.len(),
+                            report.last_reason().unwrap_or("no answer")
+                        )
+                    })
+                }
+                exit = self.watch_exit(container) => Some(exit?),
+            };
+            if let Some(reason) = failure {
+                // The container is about to be removed: keep what it said in the error.
+                let output = self.last_output(container, 10).await;
                 return Err(Error::Unhealthy {
                     instance: spec.name.to_string(),
-                    reason,
+                    reason: format!("{reason}{output}"),
                 });
             }
             self.store.set_health(&spec.name, "healthy")?;
         }
         Ok(())
+    }
+
+    /// Resolves when the container has exited (or is restarting after an exit), with a
+    /// sentence saying so; never resolves while it runs.
+    async fn watch_exit(&self, container: &str) -> Result<String, Error> {
+        loop {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            let Some(info) = self.inspect(container).await? else {
+                return Ok(format!("its container {container} vanished"));
+            };
+            match info.state {
+                ContainerState::Exited | ContainerState::Dead | ContainerState::Restarting => {
+                    let code = info
+                        .exit_code
+                        .map_or_else(|| "unknown".to_owned(), |c| c.to_string());
+                    let restarting = if info.state == ContainerState::Restarting {
+                        ", restarting"
+                    } else {
+                        ""
+                    };
+                    return Ok(format!("its container exited with code {code}{restarting}"));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The container's last `lines` lines of output, as a suffix for an error message.
+    async fn last_output(&self, container: &str, lines: usize) -> String {
+        use futures::StreamExt as _;
+        let output: Vec<String> = self
+            .engine
+            .logs(
+                container,
+                LogOptions {
+                    tail: Some(lines),
+                    follow: false,
+                },
+            )
+            .filter_map(|line| async move { line.ok().map(|l| l.text) })
+            .collect()
+            .await;
+        let text: String = output.concat();
+        let text = text.trim_end();
+        if text.is_empty() {
+            return String::new();
+        }
+        let indented: Vec<String> = text.lines().map(|line| format!("  | {line}")).collect();
+        format!("; its last output:\n{}", indented.join("\n"))
     }
 
     /// Waits for the instance's `container` as its health policy says.

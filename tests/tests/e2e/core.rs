@@ -327,6 +327,14 @@ async fn the_allocator_skips_ports_held_by_a_foreign_listener_or_container() -> 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gets_clear_typed_errors_and_leaves_nothing_behind() -> anyhow::Result<()> {
     let bed = CoreBed::new().await?;
+    // Pushed before any resolution: the registry client caches tag lists for a minute.
+    let image = TestImage::new("4.0.0")
+        .behaviour(Behaviour::Crash)
+        .build(&bed.docker)
+        .await?;
+    image
+        .push(&bed.docker, &bed.registry, "app", &["v4.0.0-crash"])
+        .await?;
 
     // An invalid name never gets as far as a spec.
     let error = "Alice_1".parse::<InstanceName>().unwrap_err();
@@ -373,11 +381,34 @@ async fn bad_input_gets_clear_typed_errors_and_leaves_nothing_behind() -> anyhow
             .starts_with("instance alice did not become healthy: unhealthy"),
         "{error}"
     );
+    let message = error.to_string();
+    assert!(
+        message.contains("its last output:") && message.contains("fleet-testapp 3.0.0 starting"),
+        "{message}"
+    );
     bed.assert_nothing_left("alice").await?;
     assert!(
         !bed.state.path().join("instances/alice").exists(),
         "the data dir fleet made is gone"
     );
+
+    // An app that crashes on start: the gate stops when the container exits, without
+    // waiting for the deadline (90 s by default), and the error keeps what it said.
+    let error = bed
+        .create(bed.spec("alice", "v4.0.0-crash"))
+        .await
+        .unwrap_err();
+    let message = error.to_string();
+    assert!(
+        message
+            .starts_with("instance alice did not become healthy: its container exited with code 1"),
+        "{message}"
+    );
+    assert!(
+        message.contains("crashing on start (TESTAPP_BEHAVIOUR=crash)"),
+        "{message}"
+    );
+    bed.assert_nothing_left("alice").await?;
 
     // A data directory that is not writable (a read-only mount).
     let readonly = tempfile::tempdir()?;
