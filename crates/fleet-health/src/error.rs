@@ -37,6 +37,15 @@ pub enum Error {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// Root certificates to trust could not be read from PEM.
+    #[error("invalid PEM root certificates: {reason}")]
+    InvalidRootCertificates {
+        /// What is wrong with them.
+        reason: &'static str,
+        /// What the PEM reader said, when it said something.
+        #[source]
+        source: Option<rustls::pki_types::pem::Error>,
+    },
     /// The HTTP client could not be built (for example, TLS could not be initialised).
     #[error("cannot build the HTTP client for probes")]
     Client(#[source] reqwest::Error),

@@ -8,11 +8,15 @@
 //! # Map
 //!
 //! - [`ProbeTarget`]: what to probe, parsed from `http://…`, `https://…` or
-//!   `tcp://host:port` ([`HttpTarget`] adds the expected [`StatusRange`], [`Headers`]
-//!   and a body cap).
+//!   `tcp://host:port` ([`HttpTarget`] adds the expected [`StatusRange`], [`Headers`],
+//!   a body cap and, for HTTPS, whether the certificate is verified:
+//!   [`HttpTarget::with_tls_verify`], on unless turned off).
 //! - [`Prober`]: makes probes ([`Prober::probe`]) and returns a [`ProbeResult`]:
 //!   [`Health`] (healthy, degraded, unhealthy), latency, reason, [`FailureKind`], HTTP
 //!   status, the version and [`Check`]s the app reported ([`HealthBody`] reads bodies).
+//!   [`Prober::builder`] gives a [`ProberBuilder`]: the redirect limit, and root
+//!   certificates to trust besides the system's
+//!   ([`ProberBuilder::root_certificates_pem`]), for apps with a private CA.
 //! - [`ProbePolicy`]: Docker-style start period, interval, timeout and thresholds, plus
 //!   a deadline; [`PolicyState`] is its pure state machine, ending in a [`Verdict`].
 //! - [`Prober::wait_healthy`]: probes until the policy decides; returns a
@@ -21,7 +25,17 @@
 //! - [`Prober::probe_many`] and [`Prober::wait_many`]: many targets, a bounded number at
 //!   a time, results in input order.
 //! - [`HealthSpec`]: a health check as configuration states it (kind, path, container
-//!   port, policy), turned into a target once the address is known.
+//!   port, `tls_verify`, policy), turned into a target once the address is known.
+//!
+//! # HTTPS
+//!
+//! Certificates are verified by default, against the system's roots and those given to
+//! [`ProberBuilder::root_certificates_pem`]; a refused certificate makes the probe
+//! unhealthy with [`FailureKind::Certificate`]. An app probed at an address its
+//! certificate cannot name (a container's IP address, with a certificate for its
+//! public host name or a self-signed one) needs the explicit opt-out, `tls_verify =
+//! false` on its [`HealthSpec`] or [`HttpTarget::with_tls_verify`]`(false)`: the probe
+//! still speaks TLS and judges the answer, without knowing who answered.
 //!
 //! # Example
 //!
@@ -46,6 +60,7 @@
 //! ```
 
 mod body;
+mod builder;
 mod durations;
 mod error;
 mod many;
@@ -57,6 +72,7 @@ mod target;
 mod wait;
 
 pub use body::{BodyFormat, Check, HealthBody};
+pub use builder::ProberBuilder;
 pub use error::Error;
 pub use many::DEFAULT_CONCURRENCY;
 pub use policy::{PolicyState, ProbePolicy, Verdict};

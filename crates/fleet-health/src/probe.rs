@@ -3,14 +3,14 @@
 use std::fmt;
 use std::time::Duration;
 
-use http::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue};
+use http::header::CONTENT_TYPE;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use crate::Error;
 use crate::body::{Check, HealthBody};
 use crate::durations::millis;
 use crate::target::{HttpTarget, ProbeTarget, TcpTarget};
+use crate::{Error, ProberBuilder};
 
 /// How many redirects a [`Prober`] follows unless told otherwise (as many as curl's
 /// `--max-redirs` default would allow a browser-like client, and what Kubernetes allows).
@@ -59,8 +59,13 @@ pub enum FailureKind {
     /// Nothing listens: the connection was refused.
     ConnectionRefused,
     /// Any other failure to connect: the name does not resolve, the host is
-    /// unreachable, TLS failed.
+    /// unreachable, the TLS handshake failed for another reason than the certificate.
     Connect,
+    /// The server's TLS certificate was refused: not signed by a trusted root, not
+    /// valid for the host in the URL, expired. See
+    /// [`ProberBuilder::root_certificates_pem`] and
+    /// [`HttpTarget::with_tls_verify`].
+    Certificate,
     /// The request failed after connecting (the connection was reset, the answer was
     /// not HTTP).
     Request,
@@ -158,47 +163,42 @@ pub async fn probe(target: &ProbeTarget, timeout: Duration) -> Result<ProbeResul
     Ok(Prober::new()?.probe(target, timeout).await)
 }
 
-/// Probes targets. Holds one HTTP client, so make one and reuse it (clones share it).
+/// Probes targets. Holds its HTTP clients, so make one and reuse it (clones share them).
 ///
 /// Every probe opens a new connection (no keep-alive between probes), as Docker's
 /// `curl` and the kubelet do: a probe checks that the app still accepts connections.
 /// Redirects are followed up to a limit ([`DEFAULT_REDIRECT_LIMIT`]); going past it
 /// makes the probe unhealthy. Proxy settings from the environment are ignored: probes
 /// go straight to the target.
+///
+/// HTTPS certificates are verified against the system's roots, plus any a
+/// [`ProberBuilder`] was given, unless the target opts out with
+/// [`HttpTarget::with_tls_verify`].
 #[derive(Debug, Clone)]
 pub struct Prober {
-    client: reqwest::Client,
+    /// For every target that verifies certificates (the default).
+    pub(crate) verified: reqwest::Client,
+    /// For targets that opted out of certificate verification. reqwest sets TLS per
+    /// client, so the opt-out takes a client of its own.
+    pub(crate) unverified: reqwest::Client,
 }
 
 impl Prober {
-    /// A prober that follows up to [`DEFAULT_REDIRECT_LIMIT`] redirects.
+    /// A prober that follows up to [`DEFAULT_REDIRECT_LIMIT`] redirects and trusts the
+    /// system's root certificates.
     pub fn new() -> Result<Self, Error> {
-        Self::with_redirect_limit(DEFAULT_REDIRECT_LIMIT)
+        Self::builder().build()
     }
 
     /// A prober that follows up to `limit` redirects (0: none; a redirect is then the
     /// final answer, judged by its 3xx status).
     pub fn with_redirect_limit(limit: usize) -> Result<Self, Error> {
-        let redirect = if limit == 0 {
-            reqwest::redirect::Policy::none()
-        } else {
-            reqwest::redirect::Policy::limited(limit)
-        };
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            ACCEPT,
-            HeaderValue::from_static("application/health+json, application/json;q=0.9, */*;q=0.1"),
-        );
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("fleet-health/", env!("CARGO_PKG_VERSION")))
-            .default_headers(headers)
-            .redirect(redirect)
-            .no_proxy()
-            .pool_max_idle_per_host(0)
-            .tcp_nodelay(true)
-            .build()
-            .map_err(Error::Client)?;
-        Ok(Self { client })
+        Self::builder().redirect_limit(limit).build()
+    }
+
+    /// Settings beyond the defaults: the redirect limit, extra root certificates.
+    pub fn builder() -> ProberBuilder {
+        ProberBuilder::default()
     }
 
     /// Probes `target` once; everything (name resolution, connecting, the request,
@@ -213,7 +213,12 @@ impl Prober {
     async fn probe_http(&self, target: &HttpTarget, timeout: Duration) -> ProbeResult {
         let started = Instant::now();
         let mut progress = Progress::Waiting;
-        let exchange = exchange(&self.client, target, &mut progress);
+        let client = if target.tls_verify() {
+            &self.verified
+        } else {
+            &self.unverified
+        };
+        let exchange = exchange(client, target, &mut progress);
         let outcome = tokio::time::timeout(timeout, exchange).await;
         let latency = started.elapsed();
         let answer = match outcome {
@@ -400,11 +405,13 @@ async fn probe_tcp(target: &TcpTarget, timeout: Duration) -> ProbeResult {
 fn describe(error: &reqwest::Error) -> (FailureKind, String) {
     let mut chain = Vec::<String>::new();
     let mut refused = false;
+    let mut certificate = false;
     let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(error);
     while let Some(cause) = source {
         if let Some(io) = cause.downcast_ref::<std::io::Error>() {
             refused |= io.kind() == std::io::ErrorKind::ConnectionRefused;
         }
+        certificate |= matches!(tls_error(cause), Some(rustls::Error::InvalidCertificate(_)));
         let text = cause.to_string();
         // hyper-util wraps every cause in a "client error (Kind)" that says nothing the
         // cause does not, and hyper repeats its cause in its own message at times.
@@ -422,6 +429,8 @@ fn describe(error: &reqwest::Error) -> (FailureKind, String) {
     }
     let kind = if error.is_redirect() {
         FailureKind::Redirect
+    } else if certificate {
+        FailureKind::Certificate
     } else if error.is_connect() {
         FailureKind::Connect
     } else if error.is_body() || error.is_decode() {
@@ -432,6 +441,7 @@ fn describe(error: &reqwest::Error) -> (FailureKind, String) {
     let lead = match kind {
         FailureKind::Redirect => "redirect failed",
         FailureKind::Connect => "cannot connect",
+        FailureKind::Certificate => "certificate refused",
         FailureKind::Body => "cannot read the body",
         _ => "request failed",
     };
@@ -441,4 +451,14 @@ fn describe(error: &reqwest::Error) -> (FailureKind, String) {
         format!("{lead}: {}", chain.join(": "))
     };
     (kind, reason)
+}
+
+/// The rustls error in `cause`, if it is one. rustls' errors reach us wrapped in
+/// `io::Error`s (nested, at times), whose `source` skips what they wrap.
+fn tls_error<'a>(cause: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    if let Some(tls) = cause.downcast_ref::<rustls::Error>() {
+        return Some(tls);
+    }
+    let inner = cause.downcast_ref::<std::io::Error>()?.get_ref()?;
+    tls_error(inner)
 }

@@ -45,6 +45,14 @@ pub struct HealthSpec {
     pub headers: Headers,
     /// How much of a response body to read at most.
     pub max_body_bytes: u64,
+    /// Whether an HTTPS probe verifies the app's certificate; on unless stated.
+    ///
+    /// `tls_verify = false` is for an app whose certificate cannot be valid for the
+    /// address it is probed at (its container's IP address, `127.0.0.1`), such as a
+    /// certificate for its public host name or a self-signed one. See
+    /// [`HttpTarget::with_tls_verify`] for what it costs. Written out only when off.
+    #[serde(skip_serializing_if = "is_true")]
+    pub tls_verify: bool,
     /// When the app counts as healthy.
     #[serde(flatten)]
     pub policy: ProbePolicy,
@@ -59,6 +67,7 @@ impl Default for HealthSpec {
             expected_status: StatusRange::default(),
             headers: Headers::default(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            tls_verify: true,
             policy: ProbePolicy::default(),
         }
     }
@@ -75,6 +84,7 @@ struct FlatSpec {
     expected_status: StatusRange,
     headers: Headers,
     max_body_bytes: u64,
+    tls_verify: bool,
     #[serde(with = "human")]
     start_period: Duration,
     #[serde(with = "human")]
@@ -98,6 +108,7 @@ impl Default for FlatSpec {
             expected_status,
             headers,
             max_body_bytes,
+            tls_verify,
             policy,
         } = HealthSpec::default();
         let ProbePolicy {
@@ -116,6 +127,7 @@ impl Default for FlatSpec {
             expected_status,
             headers,
             max_body_bytes,
+            tls_verify,
             start_period,
             start_interval,
             interval,
@@ -136,6 +148,7 @@ impl From<FlatSpec> for HealthSpec {
             expected_status: flat.expected_status,
             headers: flat.headers,
             max_body_bytes: flat.max_body_bytes,
+            tls_verify: flat.tls_verify,
             policy: ProbePolicy {
                 start_period: flat.start_period,
                 start_interval: flat.start_interval,
@@ -147,6 +160,10 @@ impl From<FlatSpec> for HealthSpec {
             },
         }
     }
+}
+
+fn is_true(value: &bool) -> bool {
+    *value
 }
 
 /// What kind of probe a [`HealthSpec`] makes.
@@ -183,7 +200,8 @@ impl HealthSpec {
         let url = format!("{scheme}://{host}:{port}{slash}{}", self.path);
         let mut target = HttpTarget::new(&url)?
             .with_expected_status(self.expected_status)
-            .with_max_body_bytes(self.max_body_bytes);
+            .with_max_body_bytes(self.max_body_bytes)
+            .with_tls_verify(self.tls_verify);
         for (name, value) in self.headers.iter() {
             let value = String::from_utf8_lossy(value.as_bytes());
             target = target.with_header(name.as_str(), &value)?;
@@ -203,10 +221,15 @@ mod tests {
         };
         match spec.target(host, 8080) {
             Ok(ProbeTarget::Http(http)) => format!(
-                "{http} expect {} headers {:?} cap {}",
+                "{http} expect {} headers {:?} cap {}{}",
                 http.expected_status(),
                 http.headers().iter().collect::<Vec<_>>(),
-                http.max_body_bytes()
+                http.max_body_bytes(),
+                if http.tls_verify() {
+                    ""
+                } else {
+                    " no-tls-verify"
+                }
             ),
             Ok(target) => target.to_string(),
             Err(e) => format!("error: {e}"),
@@ -222,9 +245,23 @@ expected_status = "2xx"
 headers = { Host = "app.example" }
 max_body_bytes = 1024"#, "::1"), @r#"https://[::1]:8080/ expect 200-299 headers [("host", "app.example")] cap 1024"#);
         insta::assert_snapshot!(check(r#"kind = "tcp""#, "fd00::2"), @"tcp://[fd00::2]:8080");
+        insta::assert_snapshot!(check(r#"kind = "https"
+tls_verify = false"#, "172.17.0.2"), @"https://172.17.0.2:8080/ expect 200-399 headers [] cap 65536 no-tls-verify");
+        insta::assert_snapshot!(check(r#"tls_verify = "no""#, "h"), @r#"error: invalid type: string "no", expected a boolean"#);
         insta::assert_snapshot!(check(r#"kind = "grpc""#, "h"), @"error: unknown variant `grpc`, expected one of `http`, `https`, `tcp`");
-        insta::assert_snapshot!(check(r#"intervall = "5s""#, "h"), @"error: unknown field `intervall`, expected one of `kind`, `path`, `port`, `expected_status`, `headers`, `max_body_bytes`, `start_period`, `start_interval`, `interval`, `timeout`, `success_threshold`, `failure_threshold`, `deadline`");
+        insta::assert_snapshot!(check(r#"intervall = "5s""#, "h"), @"error: unknown field `intervall`, expected one of `kind`, `path`, `port`, `expected_status`, `headers`, `max_body_bytes`, `tls_verify`, `start_period`, `start_interval`, `interval`, `timeout`, `success_threshold`, `failure_threshold`, `deadline`");
         insta::assert_snapshot!(check(r#"path = "/x y""#, "h"), @"http://h:8080/x%20y expect 200-399 headers [] cap 65536");
+    }
+
+    #[test]
+    fn tls_verify_is_written_only_when_off() {
+        let mut spec = HealthSpec::default();
+        assert!(!toml::to_string(&spec).unwrap().contains("tls_verify"));
+        spec.tls_verify = false;
+        let written = toml::to_string(&spec).unwrap();
+        assert!(written.contains("tls_verify = false"), "{written}");
+        let again: HealthSpec = toml::from_str(&written).unwrap();
+        assert_eq!(again, spec);
     }
 
     #[test]

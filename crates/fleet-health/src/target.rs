@@ -34,7 +34,8 @@ pub const DEFAULT_MAX_BODY_BYTES: u64 = 64 * 1024;
 ///
 /// In configuration (serde), a target is either that string or a table with a `url` and
 /// the HTTP options: `{ url = "http://…", expected_status = "200-299", headers = { Host =
-/// "app.example" }, max_body_bytes = 65536 }`. It always serialises as a table.
+/// "app.example" }, max_body_bytes = 65536, tls_verify = false }`. It always serialises
+/// as a table (`tls_verify` only when it is off).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "TargetRepr", into = "TargetTable")]
 pub enum ProbeTarget {
@@ -105,13 +106,15 @@ impl fmt::Display for ProbeTarget {
 /// and how much of the body to read.
 ///
 /// Redirects are followed up to the [`Prober`](crate::Prober)'s limit (10 by default);
-/// the expected statuses apply to the final response.
+/// the expected statuses apply to the final response. HTTPS certificates are verified
+/// unless [`with_tls_verify(false)`](Self::with_tls_verify) says otherwise.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpTarget {
     url: Url,
     expected_status: StatusRange,
     headers: Headers,
     max_body_bytes: u64,
+    tls_verify: bool,
 }
 
 impl HttpTarget {
@@ -133,6 +136,7 @@ impl HttpTarget {
             expected_status: StatusRange::default(),
             headers: Headers::default(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            tls_verify: true,
         })
     }
 
@@ -154,6 +158,33 @@ impl HttpTarget {
     pub fn with_max_body_bytes(mut self, bytes: u64) -> Self {
         self.max_body_bytes = bytes;
         self
+    }
+
+    /// Whether the server's TLS certificate must be valid: signed by a trusted root (the
+    /// system's, or one given to a [`ProberBuilder`](crate::ProberBuilder)), current,
+    /// and issued for the host in the URL. On by default; it applies to every HTTPS
+    /// connection the probe makes, redirects included.
+    ///
+    /// Turning it off exists for one case: probing an app's own HTTPS port where no
+    /// certificate can be valid for the address used, typically a container reached by
+    /// its IP address (or through a port published on `127.0.0.1`) whose certificate
+    /// names its public host, or is self-signed. The probe then still speaks TLS and
+    /// still judges the answer, but anyone on the path could answer in the app's place,
+    /// and would receive the target's [`headers`](Self::headers). When the app's
+    /// certificate authority is at hand, trusting it with
+    /// [`ProberBuilder::root_certificates_pem`](crate::ProberBuilder::root_certificates_pem)
+    /// is the better choice. (Kubernetes' HTTPS probes never verify; Docker's
+    /// `HEALTHCHECK` does whatever its command does.)
+    #[must_use]
+    pub fn with_tls_verify(mut self, verify: bool) -> Self {
+        self.tls_verify = verify;
+        self
+    }
+
+    /// Whether the server's TLS certificate is verified (see
+    /// [`with_tls_verify`](Self::with_tls_verify)).
+    pub fn tls_verify(&self) -> bool {
+        self.tls_verify
     }
 
     /// The URL requested first.
@@ -453,6 +484,8 @@ struct TargetTable {
     headers: Option<Headers>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     max_body_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tls_verify: Option<bool>,
 }
 
 impl TryFrom<TargetRepr> for ProbeTarget {
@@ -474,16 +507,21 @@ impl TryFrom<TargetRepr> for ProbeTarget {
                 if let Some(bytes) = table.max_body_bytes {
                     http.max_body_bytes = bytes;
                 }
+                if let Some(verify) = table.tls_verify {
+                    http.tls_verify = verify;
+                }
                 Ok(Self::Http(http))
             }
             Self::Tcp(tcp) => {
                 if table.expected_status.is_some()
                     || table.headers.is_some()
                     || table.max_body_bytes.is_some()
+                    || table.tls_verify.is_some()
                 {
                     return Err(Error::InvalidTarget {
                         target: table.url,
-                        reason: "expected_status, headers and max_body_bytes are for HTTP targets"
+                        reason: "expected_status, headers, max_body_bytes and tls_verify are for \
+                                 HTTP targets"
                             .to_owned(),
                     });
                 }
@@ -501,12 +539,15 @@ impl From<ProbeTarget> for TargetTable {
                 expected_status: Some(http.expected_status),
                 headers: Some(http.headers),
                 max_body_bytes: Some(http.max_body_bytes),
+                // Written only when off: the exception is what a reader must see.
+                tls_verify: (!http.tls_verify).then_some(false),
             },
             ProbeTarget::Tcp(tcp) => Self {
                 url: tcp.to_string(),
                 expected_status: None,
                 headers: None,
                 max_body_bytes: None,
+                tls_verify: None,
             },
         }
     }
@@ -525,7 +566,7 @@ mod tests {
 
     #[test]
     fn parses_targets() {
-        insta::assert_snapshot!(check("http://127.0.0.1:8080/healthz"), @r#"Http(HttpTarget { url: Url { scheme: "http", cannot_be_a_base: false, username: "", password: None, host: Some(Ipv4(127.0.0.1)), port: Some(8080), path: "/healthz", query: None, fragment: None }, expected_status: StatusRange { first: 200, last: 399 }, headers: Headers([]), max_body_bytes: 65536 })"#);
+        insta::assert_snapshot!(check("http://127.0.0.1:8080/healthz"), @r#"Http(HttpTarget { url: Url { scheme: "http", cannot_be_a_base: false, username: "", password: None, host: Some(Ipv4(127.0.0.1)), port: Some(8080), path: "/healthz", query: None, fragment: None }, expected_status: StatusRange { first: 200, last: 399 }, headers: Headers([]), max_body_bytes: 65536, tls_verify: true })"#);
         insta::assert_snapshot!(check("tcp://db.internal:5432"), @r#"Tcp(TcpTarget { host: "db.internal", port: 5432 })"#);
         insta::assert_snapshot!(check("tcp://[::1]:80"), @r#"Tcp(TcpTarget { host: "::1", port: 80 })"#);
         insta::assert_snapshot!(check("TCP://10.0.0.1:1"), @r#"Tcp(TcpTarget { host: "10.0.0.1", port: 1 })"#);
@@ -586,7 +627,10 @@ mod tests {
         insta::assert_snapshot!(serde(r#""tcp://h:1""#), @r#"{"url":"tcp://h:1"}"#);
         insta::assert_snapshot!(serde(r#"{"url":"tcp://h:1"}"#), @r#"{"url":"tcp://h:1"}"#);
         insta::assert_snapshot!(serde(r#"{"url":"http://h/","expected_status":"2xx","headers":{"Host":"app","X-Probe":"1"},"max_body_bytes":10}"#), @r#"{"url":"http://h/","expected_status":"200-299","headers":{"host":"app","x-probe":"1"},"max_body_bytes":10}"#);
-        insta::assert_snapshot!(serde(r#"{"url":"tcp://h:1","max_body_bytes":10}"#), @r#"error: invalid probe target "tcp://h:1": expected_status, headers and max_body_bytes are for HTTP targets"#);
+        insta::assert_snapshot!(serde(r#"{"url":"tcp://h:1","max_body_bytes":10}"#), @r#"error: invalid probe target "tcp://h:1": expected_status, headers, max_body_bytes and tls_verify are for HTTP targets"#);
+        insta::assert_snapshot!(serde(r#"{"url":"https://10.0.0.2/","tls_verify":false}"#), @r#"{"url":"https://10.0.0.2/","expected_status":"200-399","headers":{},"max_body_bytes":65536,"tls_verify":false}"#);
+        insta::assert_snapshot!(serde(r#"{"url":"https://h/","tls_verify":true}"#), @r#"{"url":"https://h/","expected_status":"200-399","headers":{},"max_body_bytes":65536}"#);
+        insta::assert_snapshot!(serde(r#"{"url":"tcp://h:1","tls_verify":false}"#), @r#"error: invalid probe target "tcp://h:1": expected_status, headers, max_body_bytes and tls_verify are for HTTP targets"#);
         insta::assert_snapshot!(serde(r#"{"url":"http://h/","headers":{"bad header":"x"}}"#), @r#"error: invalid request header "bad header" at line 1 column 48"#);
     }
 }

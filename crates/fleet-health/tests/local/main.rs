@@ -1,7 +1,9 @@
-//! fleet-health against real local servers (axum on loopback, raw listeners): one test
-//! binary, one module per part of the crate.
+//! fleet-health against real local servers (axum on loopback over HTTP and HTTPS, raw
+//! listeners): one test binary, one module per part of the crate.
 
 mod many;
+mod pki;
 mod probe;
 mod support;
+mod tls;
 mod wait;

@@ -1,9 +1,9 @@
-//! Real local servers for the tests: axum apps on loopback, a listener that accepts and
-//! never answers, and a port nothing listens on.
+//! Real local servers for the tests: axum apps on loopback (over HTTP or HTTPS), a
+//! listener that accepts and never answers, and a port nothing listens on.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use axum::Router;
 use axum::body::Body;
@@ -11,7 +11,12 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use fleet_health::{ProbeResult, ProbeTarget};
 use futures::StreamExt as _;
-use tokio::net::{TcpListener, TcpSocket};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::mpsc;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
+
+use crate::pki::Identity;
 
 /// Serves `app` on a free loopback port until the test's runtime ends.
 pub(crate) async fn serve(app: Router) -> SocketAddr {
@@ -24,6 +29,71 @@ pub(crate) fn serve_on(listener: TcpListener, app: Router) -> SocketAddr {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     addr
+}
+
+/// An HTTPS server on loopback and how many TLS handshakes it completed.
+pub(crate) struct TlsServer {
+    pub(crate) addr: SocketAddr,
+    pub(crate) handshakes: Arc<AtomicUsize>,
+}
+
+/// Serves `app` over HTTPS with `identity` on a free loopback port until the test's
+/// runtime ends.
+///
+/// Handshakes run in tasks of their own, so one that never completes or fails (a client
+/// refusing the certificate) holds up no other connection.
+pub(crate) async fn serve_tls(app: Router, identity: Identity) -> TlsServer {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(identity.chain, identity.key)
+        .unwrap();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let acceptor = TlsAcceptor::from(Arc::new(config));
+    let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = tcp.local_addr().unwrap();
+    let handshakes = Arc::new(AtomicUsize::new(0));
+    let (connections, incoming) = mpsc::channel(16);
+    let counter = Arc::clone(&handshakes);
+    tokio::spawn(async move {
+        while let Ok((stream, peer)) = tcp.accept().await {
+            let (acceptor, connections, counter) =
+                (acceptor.clone(), connections.clone(), Arc::clone(&counter));
+            tokio::spawn(async move {
+                if let Ok(tls) = acceptor.accept(stream).await {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    let _ = connections.send((tls, peer)).await;
+                }
+            });
+        }
+    });
+    let listener = TlsListener { incoming, addr };
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    TlsServer { addr, handshakes }
+}
+
+/// Hands axum the connections whose TLS handshake completed.
+struct TlsListener {
+    incoming: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
+    addr: SocketAddr,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = TlsStream<TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.incoming.recv().await {
+            Some(connection) => connection,
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        Ok(self.addr)
+    }
 }
 
 /// A listener with small socket buffers, so that bytes the client never reads cannot
