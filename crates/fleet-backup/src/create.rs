@@ -1,6 +1,6 @@
 //! Archiving a directory.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
@@ -8,15 +8,16 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use jiff::Timestamp;
-use sha2::Digest;
 
+use crate::hasher::Hasher;
 use crate::layout::{self, BLOCK};
 use crate::manifest::{
     self, Entry, EntryKind, FORMAT_VERSION, Manifest, ManifestSummary, Sha256, Skipped,
 };
 use crate::progress::{Progress, Tracker};
+use crate::snapshots::{Snapshot, Snapshots};
 use crate::writeback::BackgroundWriter;
-use crate::{ArchiveName, BackupName, Error, sqlite};
+use crate::{ArchiveName, BackupName, Error, snapshots};
 
 /// A zstd compression level, 1 (fastest) to 19 (smallest).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -57,7 +58,7 @@ pub struct CreateOptions {
     pub metadata: BTreeMap<String, String>,
     /// The compression level; [`Level::FAST`] by default.
     pub level: Level,
-    /// Compression threads; 0 (the default) means one per available CPU, plus one.
+    /// Compression threads; 0 (the default) means one per available CPU.
     pub threads: u32,
     /// How long to wait for a writer that holds an SQLite database exclusively (rollback-journal
     /// mode only); 30 seconds by default.
@@ -101,11 +102,14 @@ pub struct ArchiveInfo {
 /// Archives `source` into a new `NAME-YYYYMMDD-HHMMSS.tar.zst` in `dest_dir` (created if
 /// missing) and returns what was written.
 ///
-/// Memory stays bounded whatever the data size: content streams through in 1 MiB chunks;
+/// Memory stays bounded whatever the data size: content streams through a fixed number of
+/// 1 MiB buffers (to the hashing thread, to the disk writer) and zstd's per-worker buffers;
 /// only the manifest (about 250 bytes per file) is held. The archive is written to a temporary
 /// file in `dest_dir`, fsynced, and only then renamed to its final name (and the directory
 /// fsynced), so a crash never leaves a complete-looking archive that is not. SQLite databases
-/// are archived as consistent snapshots: see [`sqlite`](crate::sqlite) for what a snapshot guarantees.
+/// are archived as consistent snapshots: see [`sqlite`](crate::sqlite) for what a snapshot
+/// guarantees. A snapshot is copied into a scratch file beside the archive while the other
+/// files are archived, so `dest_dir` temporarily needs room for it too.
 pub fn create(
     source: &Path,
     dest_dir: &Path,
@@ -135,12 +139,7 @@ pub fn create(
         .map_err(Error::io(&dest))?;
 
     let (mut entries, skipped) = crate::walk::walk(&source)?;
-    let snapshots = snapshot_databases(
-        &source,
-        &mut entries,
-        staging.path(),
-        options.sqlite_busy_timeout,
-    )?;
+    let databases = snapshots::find(&source, &mut entries)?;
     let mut manifest = Manifest {
         version: FORMAT_VERSION,
         created,
@@ -193,54 +192,112 @@ pub fn create(
         })
         .sum();
     let mut tracker = Tracker::new(progress, total);
+    // The snapshots' instant: every database is pinned before any other file is read. The
+    // copies are made meanwhile on a helper thread, and each goes into the stream as soon as
+    // it is ready (or last).
+    let mut snapshots = Snapshots::start(
+        &source,
+        &databases,
+        staging.path(),
+        options.sqlite_busy_timeout,
+    )?;
+    let waiting: Vec<usize> = (0..manifest.entries.len())
+        .filter(|&i| {
+            matches!(
+                manifest.entries[i].kind,
+                EntryKind::File { sqlite: true, .. }
+            )
+        })
+        .collect();
+    let mut waiting = waiting.into_iter().peekable();
     let mut changed = Vec::new();
+    // Indices of the file entries in the order their content is streamed, so each gets the
+    // digest the hashing thread computed for it.
+    let mut streamed = Vec::new();
+    // Indices of the files that vanished before they could be read, in increasing order.
+    let mut vanished = Vec::new();
+    let mut hasher = Hasher::spawn();
     {
         let mut encoder =
             zstd::Encoder::new(&mut out, options.level.get()).map_err(Error::io(&tmp_path))?;
         let threads = match options.threads {
-            // One more than the CPUs: the thread reading and hashing the files needs a share
-            // too, and an extra worker keeps every CPU compressing when it runs.
-            0 => std::thread::available_parallelism().map_or(1, |n| n.get() as u32) + 1,
+            // One per CPU. Reading, hashing, copying SQLite snapshots and writing have threads
+            // of their own that fill the CPUs when compression is cheap; with one more worker
+            // they all fight for the CPUs and `create` gets slower (see docs/BENCHMARKS.md).
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
             n => n,
         };
         encoder.multithread(threads).map_err(Error::io(&tmp_path))?;
         encoder
             .include_checksum(true)
             .map_err(Error::io(&tmp_path))?;
-        let mut buf = vec![0; 1 << 20];
-        let mut kept = Vec::with_capacity(manifest.entries.len());
-        for mut entry in std::mem::take(&mut manifest.entries) {
-            if let EntryKind::File { .. } = entry.kind {
-                let origin = match snapshots.get(&entry.path) {
-                    Some(snapshot) => snapshot.clone(),
-                    None => source.join(&entry.path),
-                };
-                match archive_file(&mut encoder, &mut entry, &origin, &mut buf, &mut tracker) {
-                    Ok(Archived::Intact) => {}
-                    Ok(Archived::Changed) => changed.push(entry.path.clone()),
-                    Ok(Archived::Vanished) => {
-                        changed.push(entry.path.clone());
-                        continue;
-                    }
-                    Err(err) => {
-                        return Err(Error::Io {
-                            path: origin,
-                            source: err,
-                        });
+        for i in 0..manifest.entries.len() {
+            if let Some(&db) = waiting.peek()
+                && let Some(snapshot) = snapshots.ready()?
+            {
+                let entry = &mut manifest.entries[db];
+                archive_snapshot(&mut encoder, entry, &snapshot, &mut hasher, &mut tracker)?;
+                snapshots.archived(snapshot);
+                streamed.push(db);
+                waiting.next();
+            }
+            let entry = &mut manifest.entries[i];
+            match entry.kind {
+                EntryKind::File { sqlite: true, .. } => {}
+                EntryKind::File { .. } => {
+                    let origin = source.join(&entry.path);
+                    match archive_file(&mut encoder, entry, &origin, &mut hasher, &mut tracker) {
+                        Ok(Archived::Intact) => streamed.push(i),
+                        Ok(Archived::Changed) => {
+                            streamed.push(i);
+                            changed.push(entry.path.clone());
+                        }
+                        Ok(Archived::Vanished) => {
+                            vanished.push(i);
+                            changed.push(entry.path.clone());
+                        }
+                        Err(err) => {
+                            return Err(Error::Io {
+                                path: origin,
+                                source: err,
+                            });
+                        }
                     }
                 }
-            } else {
-                layout::write_entry_header(&mut encoder, &entry).map_err(Error::io(&tmp_path))?;
+                _ => {
+                    layout::write_entry_header(&mut encoder, entry).map_err(Error::io(&tmp_path))?
+                }
             }
-            kept.push(entry);
         }
-        manifest.entries = kept;
+        for db in waiting {
+            let snapshot = snapshots.next()?;
+            let entry = &mut manifest.entries[db];
+            archive_snapshot(&mut encoder, entry, &snapshot, &mut hasher, &mut tracker)?;
+            snapshots.archived(snapshot);
+            streamed.push(db);
+        }
         // The end of the tar stream: two zero blocks.
         encoder
             .write_all(&[0; 2 * BLOCK as usize])
             .map_err(Error::io(&tmp_path))?;
         encoder.finish().map_err(Error::io(&tmp_path))?;
     }
+    let digests = hasher.finish().map_err(Error::io(&tmp_path))?;
+    assert_eq!(
+        digests.len(),
+        streamed.len(),
+        "one digest per streamed file"
+    );
+    for (i, digest) in streamed.into_iter().zip(digests) {
+        if let EntryKind::File { sha256, .. } = &mut manifest.entries[i].kind {
+            *sha256 = digest;
+        }
+    }
+    let mut index = 0;
+    manifest.entries.retain(|_| {
+        index += 1;
+        vanished.binary_search(&(index - 1)).is_err()
+    });
     out.finish().map_err(Error::io(&tmp_path))?;
     tracker.finish();
 
@@ -263,59 +320,17 @@ pub fn create(
     File::open(&dest)
         .and_then(|d| d.sync_all())
         .map_err(Error::io(&dest))?;
+    // Waits for the snapshot files' removal, which overlapped with the end of the work.
+    drop(snapshots);
     Ok(ArchiveInfo {
         path,
         name: archive_name,
         archive_bytes,
         summary: manifest.summary(),
-        sqlite: snapshots.into_keys().collect(),
+        sqlite: databases,
         skipped: manifest.skipped,
         changed,
     })
-}
-
-/// Replaces every SQLite database among `entries` by a snapshot in `staging` and drops its
-/// companion files; returns entry path → snapshot file.
-fn snapshot_databases(
-    source: &Path,
-    entries: &mut Vec<Entry>,
-    staging: &Path,
-    busy_timeout: Duration,
-) -> Result<BTreeMap<String, PathBuf>, Error> {
-    let mut databases = Vec::new();
-    for entry in entries.iter() {
-        // A database file is at least one 512-byte page; an empty file is not worth a snapshot.
-        if let EntryKind::File { size, .. } = entry.kind
-            && size >= 512
-            && sqlite::is_sqlite(&source.join(&entry.path))?
-        {
-            databases.push(entry.path.clone());
-        }
-    }
-    let companions: HashSet<String> = databases
-        .iter()
-        .flat_map(|db| sqlite::COMPANION_SUFFIXES.map(|suffix| format!("{db}{suffix}")))
-        .collect();
-    entries.retain(|e| !(companions.contains(&e.path) && matches!(e.kind, EntryKind::File { .. })));
-    let mut snapshots = BTreeMap::new();
-    let index: HashMap<String, usize> = entries
-        .iter()
-        .enumerate()
-        .map(|(i, e)| (e.path.clone(), i))
-        .collect();
-    for (n, db) in databases.into_iter().enumerate() {
-        let snapshot = staging.join(format!("{n}.sqlite"));
-        sqlite::snapshot(&source.join(&db), &snapshot, busy_timeout)?;
-        let size = fs::metadata(&snapshot).map_err(Error::io(&snapshot))?.len();
-        let entry = &mut entries[index[&db]];
-        entry.kind = EntryKind::File {
-            size,
-            sha256: Sha256::default(),
-            sqlite: true,
-        };
-        snapshots.insert(db, snapshot);
-    }
-    Ok(snapshots)
 }
 
 /// An upper bound of the compressed manifest frame plus the skippable frame header: the
@@ -356,19 +371,47 @@ fn manifest_frame(manifest: &Manifest, level: Level) -> io::Result<Vec<u8>> {
     encoder.finish()
 }
 
+/// Streams the snapshot of the database at `entry` into the tar stream and through `hasher`.
+fn archive_snapshot(
+    out: &mut impl Write,
+    entry: &mut Entry,
+    snapshot: &Snapshot,
+    hasher: &mut Hasher,
+    tracker: &mut Tracker<'_>,
+) -> Result<(), Error> {
+    // The snapshot's size is what the entry promises, not the live file's.
+    entry.kind = EntryKind::File {
+        size: snapshot.size,
+        sha256: Sha256::default(),
+        sqlite: true,
+    };
+    let failed = |source| Error::Io {
+        path: snapshot.file.clone(),
+        source,
+    };
+    match archive_file(out, entry, &snapshot.file, hasher, tracker).map_err(failed)? {
+        Archived::Intact => Ok(()),
+        // Nothing but `create` touches a snapshot file.
+        Archived::Changed | Archived::Vanished => Err(failed(io::Error::other(
+            "the SQLite snapshot file changed while being archived",
+        ))),
+    }
+}
+
 enum Archived {
     Intact,
     Changed,
     Vanished,
 }
 
-/// Streams one file into the tar stream, setting its size, mtime and checksum in `entry`
-/// from what was actually read.
+/// Streams one file into the tar stream and through `hasher`, setting its size and mtime in
+/// `entry` from what was actually read. Unless it vanished, the file's digest is the next one
+/// `hasher` returns.
 fn archive_file(
     out: &mut impl Write,
     entry: &mut Entry,
     origin: &Path,
-    buf: &mut [u8],
+    hasher: &mut Hasher,
     tracker: &mut Tracker<'_>,
 ) -> io::Result<Archived> {
     // O_NOFOLLOW: a file swapped for a symlink since the walk is not followed out of the tree.
@@ -411,38 +454,33 @@ fn archive_file(
         sqlite,
     };
     layout::write_entry_header(out, entry)?;
-    let mut hasher = sha2::Sha256::new();
     let mut remaining = size;
     while remaining > 0 {
-        let want = buf
+        let room = hasher.room()?;
+        let want = room
             .len()
             .min(usize::try_from(remaining).unwrap_or(usize::MAX));
-        let n = match file.read(&mut buf[..want]) {
+        let n = match file.read(&mut room[..want]) {
             Ok(0) => {
                 // The file shrank while being read: the header promised `size` bytes.
                 changed = true;
-                buf[..want].fill(0);
+                room[..want].fill(0);
                 want
             }
             Ok(n) => n,
             Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
             Err(err) => return Err(err),
         };
-        hasher.update(&buf[..n]);
-        out.write_all(&buf[..n])?;
+        out.write_all(hasher.commit(n))?;
         remaining -= n as u64;
         tracker.advance(n as u64);
     }
+    hasher.end_file();
     layout::write_padding(out, size)?;
     let after = file.metadata()?;
     changed |= after.len() != before.len()
         || after.mtime() != before.mtime()
         || after.mtime_nsec() != before.mtime_nsec();
-    entry.kind = EntryKind::File {
-        size,
-        sha256: Sha256(hasher.finalize().into()),
-        sqlite,
-    };
     Ok(if changed {
         Archived::Changed
     } else {

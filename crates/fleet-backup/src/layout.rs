@@ -14,6 +14,10 @@
 //! reservation, then writes frame A into it and fills the rest with a zstd skippable frame,
 //! which every zstd decoder (the `zstd` CLI included) steps over. The decompressed stream
 //! is a plain tar, so `tar -I zstd -xf` extracts an archive too.
+//!
+//! In frame B, entries come in manifest order (parents before children), except SQLite
+//! snapshots: each comes wherever its copy, made on a helper thread, was ready, at the
+//! latest last. Readers match tar entries to the manifest by path, never by position.
 
 use std::io::{self, Write};
 

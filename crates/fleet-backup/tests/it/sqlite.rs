@@ -201,3 +201,58 @@ fn wal_snapshots_taken_during_writes_hold_every_committed_transaction() {
         "the writer kept writing during the backups: {seen:?}"
     );
 }
+
+/// Snapshots go into the stream when their copy is ready, wherever the other files have got
+/// to (or last): databases at the start, middle and end of a tree of many files, with
+/// commits still only in their WAL, all come back whole, and the other files too.
+#[test]
+fn databases_among_many_files_come_back_wherever_their_snapshot_landed() {
+    let s = Scratch::new();
+    let src = s.path("src");
+    fs::create_dir_all(src.join("m")).unwrap();
+    for dir in ["a-files", "m/files", "z-files"] {
+        fs::create_dir_all(src.join(dir)).unwrap();
+        for i in 0..700 {
+            fs::write(
+                src.join(format!("{dir}/{i}")),
+                format!("{dir} {i}\n").repeat(40),
+            )
+            .unwrap();
+        }
+    }
+    // Kept open: their last commits stay in the WAL, not yet in the database file.
+    let mut open = Vec::new();
+    for (db, rows) in [("0.db", 3000), ("m/state", 20), ("zz.sqlite", 500)] {
+        let mut conn = open_writer(&src.join(db));
+        conn.execute_batch("PRAGMA wal_autocheckpoint=0").unwrap();
+        assert_eq!(
+            write_transactions(&mut conn, |n| n >= rows / ROWS_PER_TX),
+            rows / ROWS_PER_TX
+        );
+        open.push((db, rows / ROWS_PER_TX, conn));
+    }
+    let info = create(&src, &s.path("backups"), &options("app"), &mut |_| {}).unwrap();
+    assert_eq!(info.sqlite, ["0.db", "m/state", "zz.sqlite"]);
+    assert!(info.changed.is_empty(), "{:?}", info.changed);
+    verify(&info.path, &mut |_| {}).unwrap();
+
+    let target = s.path("restored");
+    restore(&info.path, &target, &mut |_| {}).unwrap();
+    for (db, transactions, _) in &open {
+        assert_eq!(
+            check_restored(&target.join(db), *transactions),
+            *transactions,
+            "{db}"
+        );
+    }
+    for dir in ["a-files", "m/files", "z-files"] {
+        for i in [0, 350, 699] {
+            let path = format!("{dir}/{i}");
+            assert_eq!(
+                fs::read_to_string(target.join(&path)).unwrap(),
+                fs::read_to_string(src.join(&path)).unwrap(),
+                "{path}"
+            );
+        }
+    }
+}
