@@ -5,8 +5,10 @@
 //! that process's own `ru_maxrss`, read with `wait4`. Between phases everything is synced
 //! (untimed) so no phase pays for another's dirty pages. Medians of `FLEET_BENCH_RUNS`
 //! (default 3) runs; `FLEET_BENCH_MIB` (default 1024) sets the data size,
-//! `FLEET_BENCH_THREADS` fleet-backup's compression threads (default: one per CPU), and
-//! `FLEET_BENCH_GENERATE_INTO=DIR` only generates the data, for profiling by hand.
+//! `FLEET_BENCH_THREADS` fleet-backup's compression threads (default: one per CPU),
+//! `FLEET_BENCH_COLD=1` drops the input of each phase from the page cache first (as for a
+//! backup of data nobody read lately), and `FLEET_BENCH_GENERATE_INTO=DIR` only generates
+//! the data, for profiling by hand.
 
 #![allow(clippy::print_stdout, clippy::print_stderr)] // A benchmark reports on the terminal.
 
@@ -60,6 +62,13 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(3);
+    let cold = std::env::var_os("FLEET_BENCH_COLD").is_some_and(|v| v != "0");
+    // Before each phase: its input out of the page cache, when measuring cold.
+    let uncache = |path: &Path| {
+        if cold {
+            evict(path);
+        }
+    };
     for tool in ["tar", "zstd", "sync"] {
         assert!(
             Command::new("which")
@@ -99,6 +108,7 @@ fn main() {
     let (mut ours_size, mut tar_size) = (0, 0);
     for run in 0..runs {
         let dest = scratch.path().join("backups");
+        uncache(&src);
         let (out, m) = child("create", &src, &dest);
         let archive = PathBuf::from(out.lines().next().unwrap());
         ours_size = fs::metadata(&archive).unwrap().len();
@@ -106,6 +116,7 @@ fn main() {
         sync();
 
         let tar_archive = scratch.path().join("tar.tar.zst");
+        uncache(&src);
         tar_create.push(measure(
             Command::new("tar")
                 .args(["-I", "zstd -T0 -3", "-cf"])
@@ -124,15 +135,18 @@ fn main() {
             src.display(),
             tar_archive.display()
         );
+        uncache(&src);
         tar_create_sync.push(measure(Command::new("sh").arg("-c").arg(script)));
         sync();
 
         let target = scratch.path().join("restored");
+        uncache(&archive);
         let (_, m) = child("restore", &archive, &target);
         ours_restore.push(m);
         remove(&target);
 
         fs::create_dir(&target).unwrap();
+        uncache(&tar_archive);
         tar_restore.push(measure(
             Command::new("tar")
                 .args(["-I", "zstd -T0 -3", "-xf"])
@@ -144,6 +158,7 @@ fn main() {
 
         // The same with the durability fleet-backup provides: data on disk before returning.
         fs::create_dir(&target).unwrap();
+        uncache(&tar_archive);
         let script = format!(
             "tar -I 'zstd -T0 -3' -xf '{}' -C '{}' && sync -f '{}'",
             tar_archive.display(),
@@ -172,7 +187,12 @@ fn main() {
             rss as f64 / 1024.0
         );
     };
-    println!("\nmedian of {runs} runs, {mib:.0} MiB of data:");
+    let cache = if cold {
+        ", each phase's input dropped from the page cache first"
+    } else {
+        ""
+    };
+    println!("\nmedian of {runs} runs, {mib:.0} MiB of data{cache}:");
     line(
         "create  fleet-backup (level 3, default threads)",
         &ours_create,
@@ -287,6 +307,27 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn sync() {
     Command::new("sync").status().unwrap();
+}
+
+/// Drops the file at `path`, or every file under it, from the page cache (they are synced:
+/// clean pages go). Only a hint to the kernel, but Linux follows it.
+fn evict(path: &Path) {
+    for item in walkdir::WalkDir::new(path) {
+        let item = item.unwrap();
+        if item.file_type().is_file() {
+            let file = fs::File::open(item.path()).unwrap();
+            // SAFETY: a plain syscall on a descriptor that stays open for its duration.
+            let rc = unsafe {
+                libc::posix_fadvise(
+                    std::os::fd::AsRawFd::as_raw_fd(&file),
+                    0,
+                    0,
+                    libc::POSIX_FADV_DONTNEED,
+                )
+            };
+            assert_eq!(rc, 0, "posix_fadvise failed on {}", item.path().display());
+        }
+    }
 }
 
 fn remove(path: &Path) {

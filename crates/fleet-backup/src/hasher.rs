@@ -159,13 +159,14 @@ impl Drop for Hasher {
 mod tests {
     use super::*;
 
-    /// Feeds files of the given lengths (bytes `i % 251`) through a hasher, reading at most
-    /// `step` bytes at a time; says which digests differ from a direct SHA-256.
+    /// Feeds files of the given lengths (byte `i` of file `f` is `(i + f) % 251`, so no two
+    /// files of 251 bytes or more are alike) through a hasher, reading at most `step` bytes
+    /// at a time; says which digests differ from a direct SHA-256.
     fn check(lens: &[usize], step: usize) -> String {
         let mut hasher = Hasher::spawn();
         let mut expected = Vec::new();
-        for &len in lens {
-            let content: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+        for (file, &len) in lens.iter().enumerate() {
+            let content: Vec<u8> = (0..len).map(|i| ((i + file) % 251) as u8).collect();
             expected.push(Sha256(sha2::Sha256::digest(&content).into()));
             let mut at = 0;
             while at < len {
@@ -195,5 +196,7 @@ mod tests {
         insta::assert_snapshot!(check(&[10 << 20, 3, 1 << 20, 0, (1 << 20) + 1], 1 << 20), @"5 digests for 5 files, wrong: []");
         insta::assert_snapshot!(check(&[100_000; 40], 7_000), @"40 digests for 40 files, wrong: []");
         insta::assert_snapshot!(check(&[(BUF - MIN_ROOM) + 1, BUF, 12], 1 << 20), @"3 digests for 3 files, wrong: []");
+        // Many small files share each buffer.
+        insta::assert_snapshot!(check(&[5_000; 700], 1 << 20), @"700 digests for 700 files, wrong: []");
     }
 }
