@@ -7,8 +7,8 @@
 //! (default 3) runs; `FLEET_BENCH_MIB` (default 1024) sets the data size,
 //! `FLEET_BENCH_THREADS` fleet-backup's compression threads (default: one per CPU),
 //! `FLEET_BENCH_COLD=1` drops the input of each phase from the page cache first (as for a
-//! backup of data nobody read lately), and `FLEET_BENCH_GENERATE_INTO=DIR` only generates
-//! the data, for profiling by hand.
+//! backup of data nobody read lately; by default it is read into the cache first), and
+//! `FLEET_BENCH_GENERATE_INTO=DIR` only generates the data, for profiling by hand.
 
 #![allow(clippy::print_stdout, clippy::print_stderr)] // A benchmark reports on the terminal.
 
@@ -63,10 +63,14 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(3);
     let cold = std::env::var_os("FLEET_BENCH_COLD").is_some_and(|v| v != "0");
-    // Before each phase: its input out of the page cache, when measuring cold.
-    let uncache = |path: &Path| {
+    // Before each phase, untimed: its input out of the page cache when measuring cold, else
+    // read into it. Without this, the phase that runs first in a round would find the input
+    // partly evicted by the previous round's restores, and the next one would not.
+    let prepare = |path: &Path| {
         if cold {
             evict(path);
+        } else {
+            warm(path);
         }
     };
     for tool in ["tar", "zstd", "sync"] {
@@ -108,7 +112,7 @@ fn main() {
     let (mut ours_size, mut tar_size) = (0, 0);
     for run in 0..runs {
         let dest = scratch.path().join("backups");
-        uncache(&src);
+        prepare(&src);
         let (out, m) = child("create", &src, &dest);
         let archive = PathBuf::from(out.lines().next().unwrap());
         ours_size = fs::metadata(&archive).unwrap().len();
@@ -116,7 +120,7 @@ fn main() {
         sync();
 
         let tar_archive = scratch.path().join("tar.tar.zst");
-        uncache(&src);
+        prepare(&src);
         tar_create.push(measure(
             Command::new("tar")
                 .args(["-I", "zstd -T0 -3", "-cf"])
@@ -135,18 +139,18 @@ fn main() {
             src.display(),
             tar_archive.display()
         );
-        uncache(&src);
+        prepare(&src);
         tar_create_sync.push(measure(Command::new("sh").arg("-c").arg(script)));
         sync();
 
         let target = scratch.path().join("restored");
-        uncache(&archive);
+        prepare(&archive);
         let (_, m) = child("restore", &archive, &target);
         ours_restore.push(m);
         remove(&target);
 
         fs::create_dir(&target).unwrap();
-        uncache(&tar_archive);
+        prepare(&tar_archive);
         tar_restore.push(measure(
             Command::new("tar")
                 .args(["-I", "zstd -T0 -3", "-xf"])
@@ -158,7 +162,7 @@ fn main() {
 
         // The same with the durability fleet-backup provides: data on disk before returning.
         fs::create_dir(&target).unwrap();
-        uncache(&tar_archive);
+        prepare(&tar_archive);
         let script = format!(
             "tar -I 'zstd -T0 -3' -xf '{}' -C '{}' && sync -f '{}'",
             tar_archive.display(),
@@ -326,6 +330,18 @@ fn evict(path: &Path) {
                 )
             };
             assert_eq!(rc, 0, "posix_fadvise failed on {}", item.path().display());
+        }
+    }
+}
+
+/// Reads the file at `path`, or every file under it, into the page cache.
+fn warm(path: &Path) {
+    let mut buf = vec![0; 1 << 20];
+    for item in walkdir::WalkDir::new(path) {
+        let item = item.unwrap();
+        if item.file_type().is_file() {
+            let mut file = fs::File::open(item.path()).unwrap();
+            while std::io::Read::read(&mut file, &mut buf).unwrap() > 0 {}
         }
     }
 }

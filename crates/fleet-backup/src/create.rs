@@ -90,7 +90,8 @@ pub struct ArchiveInfo {
     pub archive_bytes: u64,
     /// What it holds.
     pub summary: ManifestSummary,
-    /// SQLite databases archived as consistent snapshots (paths relative to the source).
+    /// SQLite databases archived as consistent snapshots (paths relative to the source, in
+    /// manifest order).
     pub sqlite: Vec<String>,
     /// Special files left out.
     pub skipped: Vec<Skipped>,
