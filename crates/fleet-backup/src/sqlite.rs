@@ -11,13 +11,14 @@
 //! - It is the database exactly as it was at one instant: when its read transaction began.
 //!   Every transaction committed before that instant is in it, including those still only in
 //!   the WAL, and nothing of a transaction that had not committed. That instant comes after
-//!   `create` was called and listed the directory, and before `create` reads the content
-//!   of any other file. Every transaction committed before `create` was called is therefore
-//!   in the archive; commits made while the copy runs are not, however long it takes.
-//! - Because every database is pinned before any other file is read, a file the app wrote
-//!   and then referred to in a commit before the pin (say an upload, then its row) is
-//!   archived with content at least as new as that commit, as long as it already existed
-//!   when `create` listed the directory.
+//!   `create` was called and listed the directory, and before `create` reads any other
+//!   file's content to archive it. Every transaction committed before `create` was called
+//!   is therefore in the archive; commits made while the copy runs are not, however long
+//!   it takes.
+//! - Because every database is pinned before any other file is read for the archive, a file
+//!   the app wrote and then referred to in a commit before the pin (say an upload, then its
+//!   row) is archived with content at least as new as that commit, as long as it already
+//!   existed when `create` listed the directory.
 //! - It is a single self-contained database file that passes `PRAGMA integrity_check`
 //!   whenever the live database does.
 //! - In WAL mode, writers are not blocked by a snapshot (readers never block writers), but
