@@ -72,6 +72,18 @@ pub(crate) fn find(source: &Path, entries: &mut Vec<Entry>) -> Result<Vec<String
     Ok(databases)
 }
 
+/// At most this many databases are held pinned at once, waiting for their copy: each holds
+/// up to three open files (database, WAL, shared memory).
+const MAX_PINNED: usize = 32;
+
+/// Copies the pinned database into snapshot file number `n` in `staging`.
+fn copy(pinned: sqlite::Pinned, staging: &Path, n: usize) -> Result<Snapshot, Error> {
+    let file = staging.join(format!("{n}.sqlite"));
+    pinned.copy_to(&file)?;
+    let size = std::fs::metadata(&file).map_err(Error::io(&file))?.len();
+    Ok(Snapshot { file, size })
+}
+
 /// A finished snapshot: a self-contained database file in the staging directory.
 pub(crate) struct Snapshot {
     pub(crate) file: PathBuf,
@@ -92,19 +104,16 @@ impl Snapshots {
     /// copying them one after another into `staging` on a helper thread.
     ///
     /// When this returns, every snapshot's instant has passed: what the caller reads next is
-    /// at least as new as every snapshot.
+    /// at least as new as every snapshot. At most [`MAX_PINNED`] databases are left pinned
+    /// for the helper thread; any before those are pinned and copied here, one at a time.
     pub(crate) fn start(
         source: &Path,
         databases: &[String],
         staging: &Path,
         busy_timeout: Duration,
     ) -> Result<Self, Error> {
-        let pinned = databases
-            .iter()
-            .map(|db| sqlite::pin(&source.join(db), busy_timeout))
-            .collect::<Result<Vec<_>, _>>()?;
         let stop = Arc::new(AtomicBool::new(false));
-        if pinned.is_empty() {
+        if databases.is_empty() {
             return Ok(Snapshots {
                 staging: staging.to_owned(),
                 done: None,
@@ -114,18 +123,25 @@ impl Snapshots {
             });
         }
         let (tx, rx) = channel();
+        let (now, later) = databases.split_at(databases.len().saturating_sub(MAX_PINNED));
+        for (n, db) in now.iter().enumerate() {
+            let pinned = sqlite::pin(&source.join(db), busy_timeout)?;
+            let snapshot = copy(pinned, staging, n)?;
+            tx.send(Ok(snapshot)).expect("the receiver is right here");
+        }
+        let pinned = later
+            .iter()
+            .map(|db| sqlite::pin(&source.join(db), busy_timeout))
+            .collect::<Result<Vec<_>, _>>()?;
         let stopped = Arc::clone(&stop);
         let into = staging.to_owned();
+        let first = now.len();
         let handle = std::thread::spawn(move || {
-            for (n, pinned) in pinned.into_iter().enumerate() {
+            for (n, pinned) in (first..).zip(pinned) {
                 if stopped.load(Ordering::Relaxed) {
                     return;
                 }
-                let file = into.join(format!("{n}.sqlite"));
-                let result = pinned.copy_to(&file).and_then(|()| {
-                    let size = std::fs::metadata(&file).map_err(Error::io(&file))?.len();
-                    Ok(Snapshot { file, size })
-                });
+                let result = copy(pinned, &into, n);
                 let failed = result.is_err();
                 if tx.send(result).is_err() || failed {
                     return;

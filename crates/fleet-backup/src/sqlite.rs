@@ -4,7 +4,9 @@
 //! Instead of its file and its `-wal`, `-shm` or `-journal` companions, the archive holds a
 //! snapshot: `create` first opens a read transaction on every database (pins it), then
 //! copies each one with SQLite's online backup API inside that same read transaction, on a
-//! helper thread, while the other files are being archived.
+//! helper thread, while the other files are being archived. (At most 32 databases are held
+//! pinned, each with up to three open files; with more, the first ones are pinned and
+//! copied one at a time before archiving starts.)
 //!
 //! # What a snapshot guarantees
 //!

@@ -256,3 +256,29 @@ fn databases_among_many_files_come_back_wherever_their_snapshot_landed() {
         }
     }
 }
+
+/// More databases than `create` holds pinned at once (32): the first ones are copied before
+/// streaming starts, the rest on the helper thread; all come back, each with its own rows.
+#[test]
+fn more_databases_than_are_held_pinned_all_come_back() {
+    let s = Scratch::new();
+    let src = s.path("src");
+    fs::create_dir(&src).unwrap();
+    let mut open = Vec::new();
+    for i in 0..40 {
+        let mut conn = open_writer(&src.join(format!("db-{i:02}")));
+        conn.execute_batch("PRAGMA wal_autocheckpoint=0").unwrap();
+        write_transactions(&mut conn, |n| n > i);
+        open.push(conn);
+    }
+    let info = create(&src, &s.path("backups"), &options("app"), &mut |_| {}).unwrap();
+    assert_eq!(info.sqlite.len(), 40);
+    let target = s.path("restored");
+    restore(&info.path, &target, &mut |_| {}).unwrap();
+    for i in 0..40 {
+        assert_eq!(
+            check_restored(&target.join(format!("db-{i:02}")), i + 1),
+            i + 1
+        );
+    }
+}
