@@ -57,6 +57,25 @@ fn spec(name: &str) -> InstanceSpec {
     InstanceSpec::new(name.parse().unwrap(), IMAGE.parse().unwrap()).with_port(PortSpec::auto(8080))
 }
 
+/// A running container made behind fleet's back, labelled with `scope` and `instance`.
+fn running(id: &str, container: &str, scope: &str, instance: &str) -> ContainerInfo {
+    ContainerInfo {
+        id: id.into(),
+        name: container.into(),
+        image: "x".into(),
+        labels: [
+            (LABEL_SCOPE.to_owned(), scope.to_owned()),
+            (LABEL_INSTANCE.to_owned(), instance.to_owned()),
+        ]
+        .into(),
+        state: ContainerState::Running,
+        exit_code: None,
+        docker_health: None,
+        ips: Default::default(),
+        ports: vec![],
+    }
+}
+
 fn name(text: &str) -> InstanceName {
     text.parse().unwrap()
 }
@@ -294,55 +313,19 @@ async fn status_reports_drift_and_reconcile_repairs_it() {
     bed.engine
         .delete_behind_the_back(alice.container.as_deref().unwrap());
     let scope = bed.fleet.store().scope().to_owned();
-    bed.engine.insert_container(ContainerInfo {
-        id: "stray1".into(),
-        name: "fleet-ghost.1".into(),
-        image: "x".into(),
-        labels: [
-            (LABEL_SCOPE.to_owned(), scope.clone()),
-            (LABEL_INSTANCE.to_owned(), "ghost".to_owned()),
-        ]
-        .into(),
-        state: ContainerState::Running,
-        exit_code: None,
-        docker_health: None,
-        ips: Default::default(),
-        ports: vec![],
-    });
+    bed.engine
+        .insert_container(running("stray1", "fleet-ghost.1", &scope, "ghost"));
     // A container of another fleet (another scope) is none of our business.
-    bed.engine.insert_container(ContainerInfo {
-        id: "other1".into(),
-        name: "fleet-other.1".into(),
-        image: "x".into(),
-        labels: [
-            (LABEL_SCOPE.to_owned(), "someoneelse".to_owned()),
-            (LABEL_INSTANCE.to_owned(), "other".to_owned()),
-        ]
-        .into(),
-        state: ContainerState::Running,
-        exit_code: None,
-        docker_health: None,
-        ips: Default::default(),
-        ports: vec![],
-    });
+    bed.engine
+        .insert_container(running("other1", "fleet-other.1", "someoneelse", "other"));
     let bob_container = bed.fleet.get(&name("bob")).unwrap().container.unwrap();
     bed.engine.delete_behind_the_back(&bob_container);
-    bed.engine.insert_container(ContainerInfo {
-        id: bob_container.clone(),
-        name: "fleet-bob.1".into(),
-        image: format!("localhost:5000/app@{DIGEST_2}"),
-        labels: [
-            (LABEL_SCOPE.to_owned(), scope.clone()),
-            (LABEL_INSTANCE.to_owned(), "bob".to_owned()),
-            (LABEL_DIGEST.to_owned(), DIGEST_2.to_owned()),
-        ]
-        .into(),
-        state: ContainerState::Running,
-        exit_code: None,
-        docker_health: None,
-        ips: Default::default(),
-        ports: vec![],
-    });
+    let mut bob_on_digest_2 = running(&bob_container, "fleet-bob.1", &scope, "bob");
+    bob_on_digest_2.image = format!("localhost:5000/app@{DIGEST_2}");
+    bob_on_digest_2
+        .labels
+        .insert(LABEL_DIGEST.to_owned(), DIGEST_2.to_owned());
+    bed.engine.insert_container(bob_on_digest_2);
     let carol_container = bed.fleet.get(&name("carol")).unwrap().container.unwrap();
     bed.engine
         .set_state(&carol_container, ContainerState::Exited);
@@ -503,21 +486,8 @@ async fn reconcile_leaves_an_instance_another_operation_holds_alone() {
         )
         .unwrap();
     let scope = bed.fleet.store().scope().to_owned();
-    bed.engine.insert_container(ContainerInfo {
-        id: "candidate".into(),
-        name: "fleet-alice.2".into(),
-        image: "x".into(),
-        labels: [
-            (LABEL_SCOPE.to_owned(), scope),
-            (LABEL_INSTANCE.to_owned(), "alice".to_owned()),
-        ]
-        .into(),
-        state: ContainerState::Running,
-        exit_code: None,
-        docker_health: None,
-        ips: Default::default(),
-        ports: vec![],
-    });
+    bed.engine
+        .insert_container(running("candidate", "fleet-alice.2", &scope, "alice"));
     bed.engine
         .set_state(alice.container.as_deref().unwrap(), ContainerState::Exited);
     let bob = bed.fleet.get(&name("bob")).unwrap();
