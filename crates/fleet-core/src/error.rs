@@ -173,6 +173,18 @@ pub enum Error {
     },
 }
 
+/// Wraps an engine error as [`Error::Engine`] about `target`: for `map_err`.
+pub(crate) fn engine_error(
+    operation: &'static str,
+    target: impl std::fmt::Display,
+) -> impl FnOnce(EngineError) -> Error {
+    move |source| Error::Engine {
+        operation,
+        target: target.to_string(),
+        source,
+    }
+}
+
 /// Who holds a host port.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]

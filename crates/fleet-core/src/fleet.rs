@@ -14,7 +14,7 @@ use crate::engine::{
     Bind, ContainerInfo, ContainerSpec, ContainerState, DockerHealthcheck, Engine, LABEL_DIGEST,
     LABEL_GENERATION, LABEL_INSTANCE, LABEL_SCOPE, LogLine, LogOptions, PublishedPort,
 };
-use crate::error::{EngineError, Error};
+use crate::error::{EngineError, Error, engine_error};
 use crate::name::InstanceName;
 use crate::ports::host_check;
 use crate::resolve::{ImageResolver, ResolvedImage};
@@ -71,11 +71,7 @@ impl Fleet {
         let config = FleetConfig::load(state_dir)?;
         let engine = crate::engine::DockerEngine::connect()
             .await
-            .map_err(|source| Error::Engine {
-                operation: "connect to",
-                target: "the engine".into(),
-                source,
-            })?;
+            .map_err(engine_error("connect to", "the engine"))?;
         let resolver =
             crate::registry::RegistryResolver::new().map_err(|source| Error::Registry {
                 image: "(client set-up)".into(),
@@ -208,11 +204,7 @@ impl Fleet {
                 .engine
                 .image_user(&resolved.reference)
                 .await
-                .map_err(|source| Error::Engine {
-                    operation: "inspect image",
-                    target: resolved.reference.clone(),
-                    source,
-                })?,
+                .map_err(engine_error("inspect image", &resolved.reference))?,
         };
         prepare_data_dir(name, &data_dir, undo.data_dir.is_some(), user.as_deref())?;
 
@@ -255,11 +247,7 @@ impl Fleet {
         self.engine
             .start_container(container)
             .await
-            .map_err(|source| Error::Engine {
-                operation: "start container",
-                target: container.to_owned(),
-                source,
-            })?;
+            .map_err(engine_error("start container", &container))?;
         self.store.record_event(
             Some(spec.name.as_str()),
             EventKind::Started,
@@ -439,11 +427,7 @@ impl Fleet {
             .engine
             .published_ports()
             .await
-            .map_err(|source| Error::Engine {
-                operation: "list published ports of",
-                target: "all containers".into(),
-                source,
-            })?
+            .map_err(engine_error("list published ports of", "all containers"))?
             .into_iter()
             .collect();
         let check = host_check(&published);
@@ -461,11 +445,7 @@ impl Fleet {
             .engine
             .has_image(&resolved.reference)
             .await
-            .map_err(|source| Error::Engine {
-                operation: "inspect image",
-                target: resolved.reference.clone(),
-                source,
-            })?;
+            .map_err(engine_error("inspect image", &resolved.reference))?;
         if has {
             return Ok(());
         }
@@ -475,11 +455,7 @@ impl Fleet {
                 progress(Progress::Pulling(p))
             })
             .await
-            .map_err(|source| Error::Engine {
-                operation: "pull",
-                target: resolved.reference.clone(),
-                source,
-            })
+            .map_err(engine_error("pull", &resolved.reference))
     }
 
     /// The container name of an instance's generation: `<prefix><name>.<generation>`.
@@ -516,11 +492,7 @@ impl Fleet {
         self.engine
             .ensure_network(&network, &self.scope_labels())
             .await
-            .map_err(|source| Error::Engine {
-                operation: "create network",
-                target: network.clone(),
-                source,
-            })?;
+            .map_err(engine_error("create network", &network))?;
         let mut labels = self.scope_labels();
         labels.extend(spec.labels.clone());
         labels.insert(LABEL_INSTANCE.into(), spec.name.to_string());
@@ -579,11 +551,7 @@ impl Fleet {
         self.engine
             .create_container(&container)
             .await
-            .map_err(|source| Error::Engine {
-                operation: "create container",
-                target: name,
-                source,
-            })
+            .map_err(engine_error("create container", name))
     }
 
     /// Every instance, by name (from the store; no engine call).
@@ -671,11 +639,7 @@ impl Fleet {
                 {
                     Ok(()) | Err(EngineError::NotFound { .. }) => {}
                     Err(source) => {
-                        return Err(Error::Engine {
-                            operation: "stop container",
-                            target: container.clone(),
-                            source,
-                        });
+                        return Err(engine_error("stop container", container)(source));
                     }
                 }
             }
@@ -779,21 +743,13 @@ impl Fleet {
         self.engine
             .inspect_container(container)
             .await
-            .map_err(|source| Error::Engine {
-                operation: "inspect container",
-                target: container.to_owned(),
-                source,
-            })
+            .map_err(engine_error("inspect container", &container))
     }
 
     pub(crate) async fn remove_container(&self, container: &str) -> Result<(), Error> {
         match self.engine.remove_container(container).await {
             Ok(()) | Err(EngineError::NotFound { .. }) => Ok(()),
-            Err(source) => Err(Error::Engine {
-                operation: "remove container",
-                target: container.to_owned(),
-                source,
-            }),
+            Err(source) => Err(engine_error("remove container", container)(source)),
         }
     }
 
@@ -806,11 +762,7 @@ impl Fleet {
         self.engine
             .list_containers(&[(LABEL_SCOPE, &scope), (LABEL_INSTANCE, name.as_str())])
             .await
-            .map_err(|source| Error::Engine {
-                operation: "list containers of",
-                target: name.to_string(),
-                source,
-            })
+            .map_err(engine_error("list containers of", name))
     }
 
     /// The instance's container, recreated from the stored digest if it vanished.

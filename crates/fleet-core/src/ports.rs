@@ -125,21 +125,13 @@ pub fn bindable(port: u16) -> bool {
         Ok(_) => true,
         // No IPv6 on this host: nothing can hold the port there.
         Err(e)
-            if e.raw_os_error() == Some(libc_eafnosupport())
-                || e.raw_os_error() == Some(libc_eaddrnotavail()) =>
+            if e.raw_os_error() == Some(nix::errno::Errno::EAFNOSUPPORT as i32)
+                || e.raw_os_error() == Some(nix::errno::Errno::EADDRNOTAVAIL as i32) =>
         {
             true
         }
         Err(_) => false,
     }
-}
-
-fn libc_eafnosupport() -> i32 {
-    nix::errno::Errno::EAFNOSUPPORT as i32
-}
-
-fn libc_eaddrnotavail() -> i32 {
-    nix::errno::Errno::EADDRNOTAVAIL as i32
 }
 
 /// The check [`crate::store::Store::allocate_ports`] applies beyond the store: ports

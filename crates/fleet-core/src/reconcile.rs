@@ -7,7 +7,7 @@ use fleet_health::ProbeResult;
 use futures::StreamExt as _;
 
 use crate::engine::{ContainerInfo, ContainerState, LABEL_DIGEST, LABEL_INSTANCE, LABEL_SCOPE};
-use crate::error::Error;
+use crate::error::{Error, engine_error};
 use crate::fleet::Fleet;
 use crate::name::InstanceName;
 use crate::store::{DesiredState, EventKind, InstanceRecord};
@@ -66,11 +66,7 @@ impl Fleet {
             .engine
             .list_containers(&[(LABEL_SCOPE, &scope)])
             .await
-            .map_err(|source| Error::Engine {
-                operation: "list containers of",
-                target: "this fleet".into(),
-                source,
-            })?;
+            .map_err(engine_error("list containers of", "this fleet"))?;
         let by_id: HashMap<&str, &ContainerInfo> =
             containers.iter().map(|c| (c.id.as_str(), c)).collect();
         let mut owned = BTreeSet::new();
@@ -269,13 +265,10 @@ impl Fleet {
                                 .await?
                                 .is_some_and(|c| c.state == ContainerState::Running);
                             if !running {
-                                self.engine.start_container(&container).await.map_err(
-                                    |source| Error::Engine {
-                                        operation: "start container",
-                                        target: container.clone(),
-                                        source,
-                                    },
-                                )?;
+                                self.engine
+                                    .start_container(&container)
+                                    .await
+                                    .map_err(engine_error("start container", &container))?;
                                 actions.push("started it".to_owned());
                             }
                         }
@@ -287,11 +280,7 @@ impl Fleet {
                                 self.engine
                                     .stop_container(&container, self.config.stop_grace)
                                     .await
-                                    .map_err(|source| Error::Engine {
-                                        operation: "stop container",
-                                        target: container.clone(),
-                                        source,
-                                    })?;
+                                    .map_err(engine_error("stop container", &container))?;
                                 actions.push("stopped it".to_owned());
                             }
                         }

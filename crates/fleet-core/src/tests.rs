@@ -76,6 +76,19 @@ fn running(id: &str, container: &str, scope: &str, instance: &str) -> ContainerI
     }
 }
 
+/// Another process (`otherhost:42:abc`) takes the lease on `instance` for an update.
+fn hold_lease_elsewhere(bed: &Bed, instance: &str) {
+    let other = Store::open(&bed.root.join("fleet.db")).unwrap();
+    other
+        .acquire_lease(
+            &name(instance),
+            "otherhost:42:abc",
+            "update",
+            std::time::Duration::from_secs(60),
+        )
+        .unwrap();
+}
+
 fn name(text: &str) -> InstanceName {
     text.parse().unwrap()
 }
@@ -410,15 +423,7 @@ async fn stop_and_start_follow_the_desired_state() {
 async fn a_busy_instance_is_refused_with_its_holder() {
     let bed = bed();
     create(&bed, spec("alice")).await.unwrap();
-    let other = Store::open(&bed.root.join("fleet.db")).unwrap();
-    other
-        .acquire_lease(
-            &name("alice"),
-            "otherhost:42:abc",
-            "update",
-            std::time::Duration::from_secs(60),
-        )
-        .unwrap();
+    hold_lease_elsewhere(&bed, "alice");
     let error = bed.fleet.stop(&name("alice")).await.unwrap_err();
     assert!(
         error
@@ -476,15 +481,7 @@ async fn reconcile_leaves_an_instance_another_operation_holds_alone() {
     let alice = create(&bed, spec("alice")).await.unwrap();
     create(&bed, spec("bob")).await.unwrap();
     // Another process is updating alice: its candidate container is not alice's current one.
-    let other = Store::open(&bed.root.join("fleet.db")).unwrap();
-    other
-        .acquire_lease(
-            &name("alice"),
-            "otherhost:42:abc",
-            "update",
-            std::time::Duration::from_secs(60),
-        )
-        .unwrap();
+    hold_lease_elsewhere(&bed, "alice");
     let scope = bed.fleet.store().scope().to_owned();
     bed.engine
         .insert_container(running("candidate", "fleet-alice.2", &scope, "alice"));
