@@ -84,6 +84,13 @@ pub enum ReferenceError {
         /// The registry as written.
         registry: String,
     },
+    /// The registry's port is not a TCP port (1 to 65535).
+    InvalidPort {
+        /// The registry as written.
+        registry: String,
+        /// The port as written.
+        port: String,
+    },
     /// A `/`-separated part of the repository breaks the grammar.
     InvalidPathComponent {
         /// The part as written (empty for `a//b` or a trailing `/`).
@@ -118,6 +125,10 @@ impl fmt::Display for ReferenceError {
             ReferenceError::InvalidRegistry { registry } => {
                 write!(f, "registry {registry:?} is not a valid host[:port]")
             }
+            ReferenceError::InvalidPort { registry, port } => write!(
+                f,
+                "registry {registry:?} has port {port}, which is not a port from 1 to 65535"
+            ),
             ReferenceError::InvalidPathComponent { component } if component.is_empty() => {
                 write!(f, "repository name has an empty path component")
             }
@@ -256,6 +267,14 @@ impl ImageRef {
                 registry: registry.to_owned(),
             });
         }
+        if let Some(port) = domain_port(registry)
+            && !port.parse::<u16>().is_ok_and(|port| port != 0)
+        {
+            return Err(ReferenceError::InvalidPort {
+                registry: registry.to_owned(),
+                port: port.to_owned(),
+            });
+        }
         for component in path.split('/') {
             if !is_path_component(component) {
                 return Err(ReferenceError::InvalidPathComponent {
@@ -330,6 +349,16 @@ fn is_domain(domain: &str) -> bool {
         (host.split('.').all(is_domain_component), port)
     };
     host_ok && port.is_none_or(|port| !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// The port of a valid `host[:port]`, if it has one. The grammar takes any number of
+/// digits; a TCP port is at most 65535.
+fn domain_port(domain: &str) -> Option<&str> {
+    let after_host = match domain.strip_prefix('[') {
+        Some(rest) => rest.split_once(']').map_or("", |(_, after)| after),
+        None => domain,
+    };
+    after_host.split_once(':').map(|(_, port)| port)
 }
 
 /// `[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]`.

@@ -327,6 +327,25 @@ fn registries_hosts_and_ports() {
         check("[::1]5000/app"),
         r#"error: registry "[::1]5000" is not a valid host[:port]"#
     );
+    // Deliberate difference (issue 14): distribution takes any number of digits as a
+    // port; a port above 65535 (or 0) cannot be connected to, so it is refused here.
+    assert_eq!(check("127.0.0.1:65535/x"), "127.0.0.1:65535/x");
+    assert_eq!(
+        check("127.0.0.1:99999/x"),
+        r#"error: registry "127.0.0.1:99999" has port 99999, which is not a port from 1 to 65535"#
+    );
+    assert_eq!(
+        check("example.com:0/x"),
+        r#"error: registry "example.com:0" has port 0, which is not a port from 1 to 65535"#
+    );
+    assert_eq!(
+        check("[::1]:65536/x:v1"),
+        r#"error: registry "[::1]:65536" has port 65536, which is not a port from 1 to 65535"#
+    );
+    assert_eq!(
+        check("localhost:99999999999999999999/x"),
+        r#"error: registry "localhost:99999999999999999999" has port 99999999999999999999, which is not a port from 1 to 65535"#
+    );
     // Deliberate difference: distribution's parser accepts this as a repository with no
     // registry at all (the first part is neither a host nor, after normalisation, used as
     // a path), which nothing can pull; it is refused here.
