@@ -197,6 +197,10 @@ fn core_hints(error: &fleet_core::Error) -> Vec<String> {
         E::InstanceExists { .. } => vec!["`fleet ls` lists instances; choose another name or `fleet rm` the old one".to_owned()],
         E::NoSuchInstance { .. } => vec!["`fleet ls` lists instances".to_owned()],
         E::Busy { .. } => vec!["wait for the other operation to finish; a crashed holder's lease expires by itself".to_owned()],
+        E::NoFleet { .. } => vec!["the state directory is --state-dir, else FLEET_STATE_DIR, else the default; check them for a typo, or `fleet create` a first instance there".to_owned()],
+        E::StoreNotAFleet { .. } => vec!["`docker ps -a --filter label=fleet.scope` lists the containers of every fleet on this engine".to_owned()],
+        E::StoreReadOnly { .. } => vec!["this command changes the fleet: run it where the state directory is writable".to_owned()],
+        E::StoreOutdated { .. } => vec!["run a command that changes the fleet once where the state directory is writable".to_owned()],
         E::Unhealthy { .. } => vec![
             "nothing was left behind; fix the image or its settings (the app's last output is above) and create it again".to_owned(),
         ],

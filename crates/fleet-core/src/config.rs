@@ -141,11 +141,131 @@ impl StateDir {
     pub fn backups(&self, name: &InstanceName) -> PathBuf {
         self.root.join("backups").join(name.as_str())
     }
+
+    /// Makes the state directory private, as it holds secrets (instances' environment
+    /// values): creates it (0700) if needed, then [`tightens`](Self::tighten) it.
+    pub fn create(&self) -> Result<(), Error> {
+        crate::store::private::create_dir_all(&self.root).map_err(|source| Error::Io {
+            path: self.root.clone(),
+            source,
+        })?;
+        self.tighten()
+    }
+
+    /// Creates `dir` (inside the state directory) and its missing ancestors, 0700
+    /// whatever the umask.
+    pub fn create_dir(&self, dir: &Path) -> Result<(), Error> {
+        crate::store::private::create_dir_all(dir).map_err(|source| Error::Io {
+            path: dir.to_owned(),
+            source,
+        })
+    }
+
+    /// Removes every group and other permission from what exists of the state
+    /// directory: the directory, `config.toml`, `instances/` and each
+    /// `instances/<name>/` (but not the data directories inside, which belong to the
+    /// containers' users), and everything under `backups/`. The store's own files are
+    /// tightened by [`Store::open`](crate::Store::open). Bits are only ever removed: a
+    /// file an operator made read-only stays so.
+    pub fn tighten(&self) -> Result<(), Error> {
+        use crate::store::private::{restrict, restrict_tree};
+        let io = |path: &Path| {
+            let path = path.to_owned();
+            move |source| Error::Io { path, source }
+        };
+        restrict(&self.root).map_err(io(&self.root))?;
+        let config = self.root.join("config.toml");
+        restrict(&config).map_err(io(&config))?;
+        let backups = self.root.join("backups");
+        restrict_tree(&backups).map_err(io(&backups))?;
+        let instances = self.root.join("instances");
+        restrict(&instances).map_err(io(&instances))?;
+        match std::fs::read_dir(&instances) {
+            Ok(entries) => {
+                for entry in entries {
+                    let entry = entry.map_err(io(&instances))?;
+                    restrict(&entry.path()).map_err(io(&entry.path()))?;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(Error::Io {
+                    path: instances,
+                    source,
+                });
+            }
+        }
+        Ok(())
+    }
 }
+
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt as _;
+
     use super::*;
+    use crate::store::private::mode;
+
+    #[test]
+    fn tightening_makes_the_state_directory_private_but_not_data_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::new(&dir.path().join("state"));
+        let root = state.root();
+        let name: InstanceName = "alice".parse().unwrap();
+        for path in [state.default_data_dir(&name), state.backups(&name)] {
+            std::fs::create_dir_all(&path).unwrap();
+        }
+        let archive = state.backups(&name).join("1.tar.zst");
+        for file in [&root.join("config.toml"), &archive] {
+            std::fs::write(file, b"").unwrap();
+        }
+        let all: Vec<PathBuf> = walk(root);
+        for path in &all {
+            let mode = if path.is_dir() { 0o777 } else { 0o666 };
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+        state.create().unwrap();
+        let shown: Vec<String> = all
+            .iter()
+            .map(|p| {
+                let relative = p.strip_prefix(root).unwrap().display();
+                format!("{:o} {relative}", mode(p))
+            })
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                "700 ",
+                "700 backups",
+                "700 backups/alice",
+                "600 backups/alice/1.tar.zst",
+                "600 config.toml",
+                "700 instances",
+                "700 instances/alice",
+                "777 instances/alice/data",
+            ]
+        );
+        // A new state directory is 0700.
+        let new = StateDir::new(&dir.path().join("new/state"));
+        new.create().unwrap();
+        assert_eq!(mode(new.root()), 0o700);
+    }
+
+    fn walk(path: &Path) -> Vec<PathBuf> {
+        let mut all = vec![path.to_owned()];
+        if path.is_dir() {
+            let mut entries: Vec<_> = std::fs::read_dir(path)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .collect();
+            entries.sort();
+            for entry in entries {
+                all.extend(walk(&entry));
+            }
+        }
+        all
+    }
 
     #[test]
     fn config_files() {

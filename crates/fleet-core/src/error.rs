@@ -112,6 +112,46 @@ pub enum Error {
         /// The newest this build knows.
         supported: u32,
     },
+    /// The state store's schema is older than this fleet's, and it was opened read-only
+    /// (so it cannot be migrated).
+    #[error(
+        "state store {path} has schema version {found}, older than this fleet's ({supported}); opening it for writing migrates it"
+    )]
+    StoreOutdated {
+        /// The database file.
+        path: PathBuf,
+        /// Its schema version.
+        found: u32,
+        /// The version this build writes.
+        supported: u32,
+    },
+    /// There is no fleet (no state store) in this state directory.
+    #[error("no fleet at {path}")]
+    NoFleet {
+        /// The state directory.
+        path: PathBuf,
+    },
+    /// The state store's file exists but holds no fleet. Using it would make a new fleet
+    /// with a new scope, and the old fleet's containers (labelled with its scope) would
+    /// be left behind unmanaged: restore the file from a backup, or remove it to start a
+    /// new fleet.
+    #[error(
+        "state store {path} holds no fleet ({reason}); restore it from a backup, or remove it to start a new fleet, leaving the old fleet's containers (labelled with its scope) as strays"
+    )]
+    StoreNotAFleet {
+        /// The database file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A write to a state store opened read-only, or one that cannot be written.
+    #[error("state store {path} is read-only: cannot {context}")]
+    StoreReadOnly {
+        /// The database file.
+        path: PathBuf,
+        /// The write refused.
+        context: String,
+    },
     /// Another operation holds the instance.
     #[error(
         "instance {instance} is busy: {operation} by {owner} (lease expires in {expires_in_secs}s)"

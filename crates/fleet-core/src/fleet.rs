@@ -89,7 +89,35 @@ impl Fleet {
         resolver: Arc<dyn ImageResolver>,
     ) -> Result<Self, Error> {
         let dirs = StateDir::new(state_dir);
+        dirs.create()?;
         let store = Arc::new(Store::open(&dirs.database())?);
+        Self::with_store(dirs, config, store, engine, resolver)
+    }
+
+    /// Opens the existing fleet in `state_dir` for reading only, with the given parts:
+    /// nothing is created ([`Error::NoFleet`] when there is no fleet there), the store
+    /// is opened with [`Store::open_read_only`] (so this works on a read-only state
+    /// directory), and operations that would write fail with [`Error::StoreReadOnly`].
+    pub fn with_parts_read_only(
+        state_dir: &Path,
+        config: FleetConfig,
+        engine: Arc<dyn Engine>,
+        resolver: Arc<dyn ImageResolver>,
+    ) -> Result<Self, Error> {
+        let dirs = StateDir::new(state_dir);
+        // Tightening permissions is all this tries to write, and it may not be able to.
+        let _ = dirs.tighten();
+        let store = Arc::new(Store::open_read_only(&dirs.database())?);
+        Self::with_store(dirs, config, store, engine, resolver)
+    }
+
+    fn with_store(
+        dirs: StateDir,
+        config: FleetConfig,
+        store: Arc<Store>,
+        engine: Arc<dyn Engine>,
+        resolver: Arc<dyn ImageResolver>,
+    ) -> Result<Self, Error> {
         let prober = Prober::new().map_err(|source| Error::Health {
             instance: "(prober set-up)".into(),
             source,

@@ -38,8 +38,8 @@ pub struct ClientConfig {
     pub timeout: Duration,
     /// The longest connecting may take (default 10 s).
     pub connect_timeout: Duration,
-    /// How many times a request is retried after a network error, a 5xx or a 429
-    /// (default 3).
+    /// How many times a request is retried after a connection error, a 5xx or a 429
+    /// (default 3); a timeout is not retried.
     pub retries: u32,
     /// The first backoff; it doubles on each retry, with jitter (default 250 ms).
     pub backoff: Duration,

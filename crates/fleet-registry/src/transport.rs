@@ -404,8 +404,11 @@ fn basic_header(username: &str, password: &str) -> String {
     format!("Basic {encoded}")
 }
 
+/// Connection errors are retried; a timeout is not: a registry that did not answer
+/// within the timeout is hung, and retrying it would multiply the wait (three retries
+/// of a 30 s timeout kept a command waiting two minutes).
 fn is_retryable(error: &reqwest::Error) -> bool {
-    error.is_connect() || error.is_timeout() || error.is_request()
+    !error.is_timeout() && (error.is_connect() || error.is_request())
 }
 
 /// `Retry-After` as seconds or as an HTTP date.

@@ -3,7 +3,9 @@
 use std::process::ExitCode;
 
 use crate::cli::RegistryArgs;
-use crate::commands::{Context, instance_json, open_fleet, ports_text, runtime, short_digest};
+use crate::commands::{
+    Context, instance_json, open_existing_fleet, ports_text, runtime, short_digest,
+};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -13,7 +15,7 @@ pub(crate) struct Args {
 
 pub(crate) fn run(context: &Context, args: &Args) -> anyhow::Result<ExitCode> {
     let overview = runtime()?.block_on(async {
-        let fleet = open_fleet(context, &args.registry).await?;
+        let fleet = open_existing_fleet(context, &args.registry).await?;
         anyhow::Ok(fleet.overview().await?)
     })?;
     if context.out.is_json() {

@@ -8,7 +8,7 @@ use fleet_core::engine::LogOptions;
 use futures::StreamExt as _;
 
 use crate::cli::RegistryArgs;
-use crate::commands::{Context, open_fleet, runtime};
+use crate::commands::{Context, open_existing_fleet, runtime};
 use crate::output::usage;
 
 #[derive(Debug, clap::Args)]
@@ -36,7 +36,7 @@ pub(crate) fn run(context: &Context, args: &Args) -> anyhow::Result<ExitCode> {
         )));
     }
     runtime()?.block_on(async {
-        let fleet = open_fleet(context, &args.registry).await?;
+        let fleet = open_existing_fleet(context, &args.registry).await?;
         let mut lines = fleet.logs(
             &name,
             LogOptions {

@@ -62,6 +62,66 @@ pub(crate) async fn open_fleet(
     context: &Context,
     registry: &RegistryArgs,
 ) -> anyhow::Result<Fleet> {
+    open_fleet_for(context, registry, Access::ReadWrite).await
+}
+
+/// [`open_fleet`] for the commands that read (`ls`, `status`, `logs`): a state
+/// directory without a fleet is an error (a typo in `FLEET_STATE_DIR` must not make an
+/// empty fleet), and a state directory this user cannot write is read as it is.
+pub(crate) async fn open_existing_fleet(
+    context: &Context,
+    registry: &RegistryArgs,
+) -> anyhow::Result<Fleet> {
+    open_fleet_for(context, registry, Access::Existing).await
+}
+
+/// Opens the store of the state directory, as [`open_existing_fleet`] does.
+pub(crate) fn open_existing_store(context: &Context) -> anyhow::Result<fleet_core::Store> {
+    let database = existing_database(context)?;
+    match fleet_core::Store::open(&database) {
+        Err(error) if cannot_write(&error) => Ok(fleet_core::Store::open_read_only(&database)?),
+        store => Ok(store?),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    /// Create the fleet if there is none.
+    ReadWrite,
+    /// An existing fleet, read-only where it cannot be written.
+    Existing,
+}
+
+/// The store of the state directory, or the error saying there is no fleet there.
+fn existing_database(context: &Context) -> anyhow::Result<std::path::PathBuf> {
+    let database = fleet_core::StateDir::new(&context.state_dir).database();
+    if !database.exists() {
+        return Err(fleet_core::Error::NoFleet {
+            path: context.state_dir.clone(),
+        }
+        .into());
+    }
+    Ok(database)
+}
+
+/// Whether opening a fleet for writing failed because this user cannot write its state
+/// directory (a read-only file system, or another user's directory).
+fn cannot_write(error: &fleet_core::Error) -> bool {
+    matches!(
+        error,
+        fleet_core::Error::StoreReadOnly { .. } | fleet_core::Error::Io { .. }
+    )
+}
+
+async fn open_fleet_for(
+    context: &Context,
+    registry: &RegistryArgs,
+    access: Access,
+) -> anyhow::Result<Fleet> {
+    // Before the engine is asked anything: "no fleet here" is the first thing to know.
+    if access == Access::Existing {
+        existing_database(context)?;
+    }
     let config = FleetConfig::load(&context.state_dir)?;
     let engine = fleet_core::engine::DockerEngine::connect()
         .await
@@ -70,13 +130,17 @@ pub(crate) async fn open_fleet(
             target: "the Docker Engine".into(),
             source,
         })?;
-    let resolver = fleet_core::RegistryResolver::with_config(registry.client_config())?;
-    Ok(Fleet::with_parts(
-        &context.state_dir,
-        config,
-        Arc::new(engine),
-        Arc::new(resolver),
-    )?)
+    let engine = Arc::new(engine);
+    let resolver = Arc::new(fleet_core::RegistryResolver::with_config(
+        registry.client_config(),
+    )?);
+    let state_dir = &context.state_dir;
+    match Fleet::with_parts(state_dir, config.clone(), engine.clone(), resolver.clone()) {
+        Err(error) if access == Access::Existing && cannot_write(&error) => Ok(
+            Fleet::with_parts_read_only(state_dir, config, engine, resolver)?,
+        ),
+        fleet => Ok(fleet?),
+    }
 }
 
 /// `sha256:0123456789ab` (12 hex digits, as `docker images` shows).

@@ -2,13 +2,13 @@
 
 use std::process::ExitCode;
 
-use crate::commands::Context;
+use crate::commands::{Context, open_existing_store};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {}
 
 pub(crate) fn run(context: &Context, _args: &Args) -> anyhow::Result<ExitCode> {
-    let store = fleet_core::Store::open(&fleet_core::StateDir::new(&context.state_dir).database())?;
+    let store = open_existing_store(context)?;
     let ports = store.ports()?;
     if context.out.is_json() {
         context.out.json(&ports)?;

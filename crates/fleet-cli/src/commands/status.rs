@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use fleet_core::InstanceName;
 
 use crate::cli::RegistryArgs;
-use crate::commands::{Context, open_fleet, runtime, short_digest};
+use crate::commands::{Context, open_existing_fleet, runtime, short_digest};
 use crate::output::usage;
 
 #[derive(Debug, clap::Args)]
@@ -45,7 +45,7 @@ pub(crate) fn run(context: &Context, args: &Args) -> anyhow::Result<ExitCode> {
         .map(|n| n.parse::<InstanceName>().map_err(usage))
         .collect::<Result<Vec<_>, _>>()?;
     let status = runtime()?.block_on(async {
-        let fleet = open_fleet(context, &args.registry).await?;
+        let fleet = open_existing_fleet(context, &args.registry).await?;
         anyhow::Ok(fleet.status(&names).await?)
     })?;
     if context.out.is_json() {

@@ -160,11 +160,17 @@ impl Store {
     }
 
     /// Records the health last seen; returns the previous value when it changed.
+    ///
+    /// A read-only store records nothing and reports no change: the health last seen is
+    /// a note, and reading a fleet's status must work where its store cannot be written.
     pub fn set_health(
         &self,
         name: &InstanceName,
         health: &str,
     ) -> Result<Option<Option<String>>, Error> {
+        if self.read_only {
+            return Ok(None);
+        }
         self.write("record health", |tx| {
             let previous: Option<Option<String>> = tx
                 .query_row(

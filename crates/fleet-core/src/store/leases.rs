@@ -2,7 +2,9 @@
 //!
 //! A lease is a row (instance, owner, operation, expiry). Taking one fails with
 //! [`Error::Busy`] while another owner's unexpired lease exists; an expired lease (its
-//! holder crashed or hung) is taken over. Long operations renew their lease.
+//! holder crashed or hung) is taken over, and so is the lease of a holder that is a dead
+//! process on this host (a killed `fleet create` need not block the next for the lease's
+//! lifetime). Long operations renew their lease.
 
 use std::time::Duration;
 
@@ -45,6 +47,7 @@ impl Store {
             if let Some((holder, held_for, expires_at)) = held
                 && holder != owner
                 && expires_at > now
+                && !holder_is_dead(&holder)
             {
                 return Err(Error::Busy {
                     instance: instance.to_string(),
@@ -63,9 +66,9 @@ impl Store {
         })
     }
 
-    /// The unexpired lease on `instance`, if any.
+    /// The unexpired lease on `instance` whose holder may be alive, if any.
     pub fn lease_holder(&self, instance: &InstanceName) -> Result<Option<Lease>, Error> {
-        self.read("read lease", |c| {
+        let lease = self.read("read lease", |c| {
             c.query_row(
                 "SELECT owner, operation FROM leases WHERE instance = ?1 AND expires_at > ?2",
                 params![instance.as_str(), now_ms()],
@@ -78,7 +81,8 @@ impl Store {
                 },
             )
             .optional()
-        })
+        })?;
+        Ok(lease.filter(|lease| !holder_is_dead(&lease.owner)))
     }
 
     /// Extends a lease this owner holds; `false` if it was lost (expired and taken).
@@ -111,9 +115,85 @@ impl Store {
     }
 }
 
+/// Whether `owner` (`host:pid:nonce`) is a process of this host that no longer exists.
+/// Anything else (another host, a live process, one of another user, an owner string
+/// of another form) may be alive. A PID namespace that shares this host's name (a
+/// container with the host's UTS namespace) sharing this store would defeat this; fleet
+/// does not share a state directory that way.
+fn holder_is_dead(owner: &str) -> bool {
+    let mut parts = owner.rsplitn(3, ':');
+    let (Some(_nonce), Some(pid), Some(host)) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    let Some(pid) = pid.parse::<i32>().ok().filter(|pid| *pid > 0) else {
+        return false;
+    };
+    let Ok(this_host) = nix::unistd::gethostname() else {
+        return false;
+    };
+    host == this_host.to_string_lossy()
+        && nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None)
+            == Err(nix::errno::Errno::ESRCH)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `host:pid:nonce` for a process of this host.
+    fn local_owner(pid: u32) -> String {
+        let host = nix::unistd::gethostname().unwrap();
+        format!("{}:{pid}:abc123", host.to_string_lossy())
+    }
+
+    /// Regression: a killed `fleet create` held its lease for its whole lifetime (30 s),
+    /// although its holder, a process of this host, was gone.
+    #[test]
+    fn a_lease_held_by_a_dead_local_process_is_taken_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("fleet.db")).unwrap();
+        let name: InstanceName = "alice".parse().unwrap();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        store
+            .acquire_lease(&name, &local_owner(dead), "create", Duration::from_secs(60))
+            .unwrap();
+        assert_eq!(
+            store.lease_holder(&name).unwrap(),
+            None,
+            "a dead holder holds nothing"
+        );
+        let taken = store
+            .acquire_lease(&name, "other:1:b", "start", Duration::from_secs(60))
+            .unwrap();
+        assert_eq!(taken.owner, "other:1:b");
+
+        // A live holder of this host (this test), or a holder of another host whose PID
+        // is free here, still holds it.
+        let alive = local_owner(std::process::id());
+        let other: InstanceName = "bob".parse().unwrap();
+        for holder in [alive.as_str(), &format!("elsewhere:{dead}:abc123")] {
+            store
+                .acquire_lease(&other, holder, "create", Duration::from_secs(60))
+                .unwrap();
+            let busy = store
+                .acquire_lease(&other, "host:2:b", "start", Duration::from_secs(60))
+                .unwrap_err();
+            assert!(matches!(busy, Error::Busy { .. }), "{busy}");
+            assert_eq!(store.lease_holder(&other).unwrap().unwrap().owner, holder);
+            store
+                .release_lease(&store.lease_holder(&other).unwrap().unwrap())
+                .unwrap();
+        }
+    }
+
+    #[test]
+    fn owners_of_other_forms_may_be_alive() {
+        for owner in ["", "x", "host:notapid:n", "h:0:n", "h:-1:n", ":1:n"] {
+            assert!(!holder_is_dead(owner), "{owner}");
+        }
+    }
 
     #[test]
     fn one_owner_at_a_time_and_expired_leases_are_taken_over() {
