@@ -1,10 +1,11 @@
 //! The Docker Engine for tests: scoped names and labels, and clean-up on drop.
 //!
 //! Every container and network a [`TestDocker`] creates carries the label
-//! `fleet.test.run=<run id>`; code under test (fleet-core) is given the same label through
-//! [`TestDocker::labels`], so that dropping the `TestDocker` removes exactly what this test
-//! created (containers, networks, and images pulled from the test registries it was told
-//! about), and nothing else on the engine.
+//! `fleet.test.run=<run id>` (the demo's: `fleet.demo.run=<run id>`); code under test
+//! (fleet-core) is given the same label through [`TestDocker::labels`], so that dropping
+//! the `TestDocker` removes exactly what this test created (containers, networks, and
+//! images pulled from the test registries it was told about), and nothing else on the
+//! engine.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -22,6 +23,9 @@ use bollard::query_parameters::{
 /// The label that marks everything one test created.
 pub const RUN_LABEL: &str = "fleet.test.run";
 
+/// The label that marks everything one run of the demo (`cargo xtask demo`) created.
+pub const DEMO_RUN_LABEL: &str = "fleet.demo.run";
+
 /// Connects to the Docker Engine the way the Docker CLI does (`DOCKER_HOST` or the default
 /// socket) and negotiates the API version, or fails saying how to get an engine.
 pub async fn connect() -> anyhow::Result<Docker> {
@@ -38,6 +42,10 @@ pub async fn connect() -> anyhow::Result<Docker> {
 pub struct TestDocker {
     docker: Docker,
     run_id: String,
+    /// What names start with: `fleet-test` (tests) or `fleet-demo` (the demo).
+    name_prefix: &'static str,
+    /// [`RUN_LABEL`] or [`DEMO_RUN_LABEL`].
+    run_label: &'static str,
     registries: Mutex<Vec<String>>,
 }
 
@@ -111,11 +119,23 @@ impl RunningContainer {
 }
 
 impl TestDocker {
-    /// Connects (see [`connect`]) with a fresh run id.
+    /// Connects (see [`connect`]) with a fresh run id, for a test.
     pub async fn new() -> anyhow::Result<Self> {
+        Self::named("fleet-test", RUN_LABEL).await
+    }
+
+    /// Connects with a fresh run id, for the demo: its names start with `fleet-demo-` and
+    /// its label is [`DEMO_RUN_LABEL`], so nothing it makes passes for a test's.
+    pub async fn for_demo() -> anyhow::Result<Self> {
+        Self::named("fleet-demo", DEMO_RUN_LABEL).await
+    }
+
+    async fn named(name_prefix: &'static str, run_label: &'static str) -> anyhow::Result<Self> {
         Ok(Self {
             docker: connect().await?,
             run_id: format!("t{}", crate::unique_suffix()),
+            name_prefix,
+            run_label,
             registries: Mutex::default(),
         })
     }
@@ -125,19 +145,19 @@ impl TestDocker {
         &self.docker
     }
 
-    /// This test's run id (the value of [`RUN_LABEL`]).
+    /// This test's run id (the value of [`RUN_LABEL`], or of [`DEMO_RUN_LABEL`] for the demo).
     pub fn run_id(&self) -> &str {
         &self.run_id
     }
 
-    /// A name no other test uses: `fleet-test-<run id>-<base>`.
+    /// A name no other test uses: `fleet-test-<run id>-<base>` (`fleet-demo-...` for the demo).
     pub fn name(&self, base: &str) -> String {
-        format!("fleet-test-{}-{base}", self.run_id)
+        format!("{}-{}-{base}", self.name_prefix, self.run_id)
     }
 
     /// The labels that mark a resource as this test's (give them to code under test).
     pub fn labels(&self) -> HashMap<String, String> {
-        HashMap::from([(RUN_LABEL.to_owned(), self.run_id.clone())])
+        HashMap::from([(self.run_label.to_owned(), self.run_id.clone())])
     }
 
     /// A fleet `config.toml` that keeps a fleet inside this test's bounds: loopback ports
@@ -277,12 +297,17 @@ impl TestDocker {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
-        cleanup_run(&self.docker, &self.run_id, &registries).await
+        cleanup_run(&self.docker, self.run_label, &self.run_id, &registries).await
     }
 }
 
-async fn cleanup_run(docker: &Docker, run_id: &str, registries: &[String]) -> anyhow::Result<()> {
-    let filters = HashMap::from([("label".to_owned(), vec![format!("{RUN_LABEL}={run_id}")])]);
+async fn cleanup_run(
+    docker: &Docker,
+    run_label: &str,
+    run_id: &str,
+    registries: &[String],
+) -> anyhow::Result<()> {
+    let filters = HashMap::from([("label".to_owned(), vec![format!("{run_label}={run_id}")])]);
     let containers = docker
         .list_containers(Some(
             ListContainersOptionsBuilder::default()
@@ -343,6 +368,7 @@ impl Drop for TestDocker {
         // Drop cannot be async, and may run inside a runtime: clean up on a thread of its own.
         // A fresh connection: the test's own may belong to the runtime this thread blocks.
         let run_id = self.run_id.clone();
+        let run_label = self.run_label;
         let registries =
             std::mem::take(&mut *self.registries.lock().unwrap_or_else(|e| e.into_inner()));
         let cleaner = std::thread::spawn(move || -> anyhow::Result<()> {
@@ -353,7 +379,7 @@ impl Drop for TestDocker {
                 let docker = connect().await?;
                 tokio::time::timeout(
                     Duration::from_secs(60),
-                    cleanup_run(&docker, &run_id, &registries),
+                    cleanup_run(&docker, run_label, &run_id, &registries),
                 )
                 .await
                 .context("clean-up timed out")?

@@ -5,17 +5,24 @@
 //! update must survive exists: healthy, crashing, never healthy, slow, flapping.
 //! The binary is built once per test process; images of the same options are built once
 //! per process and then reused (Docker also caches the layers across processes).
+//!
+//! A test run leaves no images behind. Each image is tagged for its run
+//! (`fleet-testapp:<options>-<run>`) and labelled [`RUN_LABEL`]`=<run>`, and a process
+//! removes the tags it built when it exits, so concurrent runs never remove each other's
+//! images. The run is [`RUN_ENV`] when set (`cargo xtask test` sets it, and removes what a
+//! killed process left with that label at the end), else one per process.
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::Mutex;
+use std::sync::{LazyLock, Mutex, Once};
+use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use bollard::Docker;
 use bollard::auth::DockerCredentials;
 use bollard::query_parameters::{
-    BuildImageOptionsBuilder, PushImageOptionsBuilder, RemoveImageOptionsBuilder,
-    TagImageOptionsBuilder,
+    BuildImageOptionsBuilder, ListImagesOptionsBuilder, PushImageOptionsBuilder,
+    RemoveImageOptionsBuilder, TagImageOptionsBuilder,
 };
 use futures::StreamExt as _;
 
@@ -24,6 +31,32 @@ use crate::registry::TestRegistry;
 
 /// The repository local test app images are tagged in.
 pub const LOCAL_REPOSITORY: &str = "fleet-testapp";
+
+/// The variable naming the test run the images built are tagged and labelled for
+/// (`cargo xtask test` sets it); without it, each process is a run of its own.
+pub const RUN_ENV: &str = "FLEET_TESTAPP_RUN";
+
+/// The label carrying an image's test run.
+pub const RUN_LABEL: &str = "fleet.testapp.run";
+
+/// This process's test run: [`RUN_ENV`], or a fresh id.
+static RUN: LazyLock<String> = LazyLock::new(|| {
+    std::env::var(RUN_ENV)
+        .ok()
+        .filter(|run| {
+            !run.is_empty()
+                && run.len() <= 32
+                && run
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+        })
+        .unwrap_or_else(|| format!("p{}", crate::unique_suffix()))
+});
+
+/// The test run the images this process builds belong to.
+pub fn run() -> &'static str {
+    &RUN
+}
 
 /// The port the test app listens on inside its container.
 pub const APP_PORT: u16 = 8080;
@@ -71,7 +104,7 @@ pub struct TestImage {
 /// An image built by [`TestImage::build`], present in the local engine.
 #[derive(Debug, Clone)]
 pub struct BuiltImage {
-    /// Its local tag, `fleet-testapp:<version>-<behaviour>[...]`.
+    /// Its local tag, `fleet-testapp:<version>-<behaviour>[...]-<run>`.
     pub local_tag: String,
     /// Its image id (`sha256:...`, the config digest).
     pub id: String,
@@ -122,7 +155,7 @@ impl TestImage {
         &self.version
     }
 
-    /// The local tag the image gets.
+    /// The local tag the image gets: its options, then this process's [`run`].
     pub fn local_tag(&self) -> String {
         let mut tag = format!(
             "{LOCAL_REPOSITORY}:{}-{}",
@@ -141,6 +174,8 @@ impl TestImage {
             tag.push('-');
             tag.push_str(nonce);
         }
+        tag.push('-');
+        tag.push_str(run());
         tag
     }
 
@@ -157,8 +192,9 @@ impl TestImage {
             dockerfile.push_str(&format!("ENV TESTAPP_NONCE={nonce}\n"));
         }
         dockerfile.push_str(&format!(
-            "LABEL org.opencontainers.image.version={} org.opencontainers.image.title=fleet-testapp\n",
-            self.version
+            "LABEL org.opencontainers.image.version={} org.opencontainers.image.title=fleet-testapp {RUN_LABEL}={}\n",
+            self.version,
+            run()
         ));
         if let Some(user) = &self.user {
             dockerfile.push_str(&format!("USER {user}\n"));
@@ -192,6 +228,7 @@ impl TestImage {
         let binary = tokio::task::spawn_blocking(crate::testapp::binary).await??;
         let context = self.context_tar(&binary)?;
         let tag = self.local_tag();
+        remove_built_images_at_exit();
         let options = BuildImageOptionsBuilder::default()
             .dockerfile("Dockerfile")
             .t(&tag)
@@ -311,6 +348,104 @@ impl BuiltImage {
         }
         let tag = tags.first().context("push needs at least one tag")?;
         manifest_digest(registry, repository, tag).await
+    }
+}
+
+/// Makes this process remove the images it built when it exits (registered once, before
+/// the first build).
+fn remove_built_images_at_exit() {
+    static REGISTER: Once = Once::new();
+    REGISTER.call_once(|| {
+        extern "C" fn at_exit() {
+            // Unwinding out of an `extern "C"` function aborts: a panic must stop here.
+            let _ = std::panic::catch_unwind(remove_built_images);
+        }
+        // SAFETY: `at_exit` is a plain function that neither unwinds nor returns early
+        // into the exit path (it joins the thread it starts).
+        unsafe {
+            libc::atexit(at_exit);
+        }
+    });
+}
+
+/// Removes the local tags of every image this process built (and so the images, unless
+/// another tag or a container still holds them), then the images of this run that two
+/// concurrent builds of one image left untagged. Runs when the process exits.
+fn remove_built_images() {
+    let tags: Vec<String> = BUILT
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take()
+        .unwrap_or_default()
+        .into_values()
+        .map(|built| built.local_tag)
+        .collect();
+    if tags.is_empty() {
+        return;
+    }
+    // At exit, or inside a runtime: a thread and a runtime of its own, like TestDocker's drop.
+    let remover = std::thread::spawn(move || -> anyhow::Result<Vec<String>> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        runtime.block_on(async {
+            let docker = crate::docker::connect().await?;
+            let filters = HashMap::from([
+                ("label".to_owned(), vec![format!("{RUN_LABEL}={}", run())]),
+                ("dangling".to_owned(), vec!["true".to_owned()]),
+            ]);
+            let mut failures = Vec::new();
+            for tag in &tags {
+                if let Err(e) = remove_image(&docker, tag).await {
+                    failures.push(format!("{tag}: {e:#}"));
+                }
+            }
+            let dangling = docker
+                .list_images(Some(
+                    ListImagesOptionsBuilder::default()
+                        .filters(&filters)
+                        .build(),
+                ))
+                .await?;
+            for image in dangling {
+                if let Err(e) = remove_image(&docker, &image.id).await {
+                    failures.push(format!("{}: {e:#}", image.id));
+                }
+            }
+            Ok(failures)
+        })
+    });
+    let failures = match remover.join() {
+        Ok(Ok(failures)) => failures,
+        Ok(Err(e)) => vec![format!("{e:#}")],
+        Err(_) => vec!["the clean-up thread panicked".to_owned()],
+    };
+    if !failures.is_empty() {
+        #[allow(clippy::print_stderr)] // A leak must be visible in the test output.
+        {
+            eprintln!(
+                "warning: test app images left behind: {}",
+                failures.join("; ")
+            );
+        }
+    }
+}
+
+/// Removes one image (tag or id) and the parents only it held; one already gone is fine.
+async fn remove_image(docker: &Docker, name: &str) -> anyhow::Result<()> {
+    let options = RemoveImageOptionsBuilder::default().noprune(false).build();
+    match tokio::time::timeout(
+        Duration::from_secs(30),
+        docker.remove_image(name, Some(options), None),
+    )
+    .await
+    .context("timed out")?
+    {
+        Ok(_)
+        | Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        }) => Ok(()),
+        Err(e) => Err(e.into()),
     }
 }
 

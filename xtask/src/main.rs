@@ -1,21 +1,27 @@
 //! Project automation for fleet, run as `cargo xtask <task>`.
 //!
-//! - `test [ARGS...]`: provisions what the tests need (Debian's `docker-registry` and
-//!   `skopeo`), checks that the Docker Engine answers, then runs
-//!   `cargo test --workspace [ARGS...]`. (The test bed builds the static test app itself.)
+//! - `test [ARGS...]`: provisions what the tests need (Debian's `docker-registry`,
+//!   `skopeo` and `zstd`), checks that the Docker Engine answers, then runs
+//!   `cargo test --workspace [ARGS...]` and removes the test app images the run built.
+//!   (The test bed builds the static test app itself.)
 //! - `demo [--keep]`: the main job on a fresh machine: a demo fleet on the local Docker
 //!   Engine, built without pulling anything from the internet.
 //! - `bench <name>`: runs the benchmark of one crate (`registry`, `health`, `backup`,
 //!   `core`), which compares fleet against the tool a user would otherwise pick.
 //!
-//! xtask has no dependencies beyond `anyhow`: it shells out to `cargo`, `apt-get` and
-//! `docker`, and prints what it does.
+//! xtask depends on `anyhow` and `serde_json` (to read cargo's messages) only: it shells
+//! out to `cargo`, `apt-get` and `docker`, and prints what it does. Builds show cargo's
+//! own progress; binaries are found where cargo says it put them, so `CARGO_TARGET_DIR`
+//! and `build.target-dir` work. Errors are one line: `xtask: error: ` and the chain of
+//! causes.
 
 // This is a terminal program.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod artifacts;
 mod provision;
 
+use std::os::unix::process::CommandExt as _;
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 
@@ -32,10 +38,17 @@ fn main() -> ExitCode {
     match run() {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("xtask: error: {e:#}");
+            eprintln!("{}", error_line(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The one line an error prints: `xtask: error: ` and the whole chain of causes, never
+/// `Error: ...` with a backtrace (which `{:?}`, and so returning an error from `main`,
+/// would print whenever `RUST_BACKTRACE` is set).
+fn error_line(error: &anyhow::Error) -> String {
+    format!("xtask: error: {error:#}")
 }
 
 fn run() -> anyhow::Result<ExitCode> {
@@ -95,12 +108,17 @@ fn test(args: &[String]) -> anyhow::Result<ExitCode> {
         ("zstd", "zstd"),
     ])?;
     provision::ensure_docker()?;
-    let status = cargo()
+    // Every test process removes the test app images it built when it exits; the run's
+    // label also lets the images of a process killed mid-run go at the end.
+    let run = provision::test_image_run();
+    let mut command = cargo();
+    command
         .args(["test", "--workspace"])
         .args(args)
-        .status()
-        .context("cannot run cargo test")?;
-    provision::prune_test_images();
+        .env(provision::TESTAPP_RUN_ENV, &run);
+    eprintln!("xtask: $ {}", describe(&command));
+    let status = command.status().context("cannot run cargo test")?;
+    provision::remove_test_images(&run);
     Ok(if status.success() {
         ExitCode::SUCCESS
     } else {
@@ -111,26 +129,26 @@ fn test(args: &[String]) -> anyhow::Result<ExitCode> {
 fn demo(args: &[String]) -> anyhow::Result<ExitCode> {
     provision::ensure_packages(&[("docker-registry", "docker-registry")])?;
     provision::ensure_docker()?;
-    run_checked(cargo().args(["build", "--quiet", "--package", "fleet-cli"]))?;
-    let status = cargo()
-        .args([
-            "run",
-            "--quiet",
-            "--package",
-            "fleet-tests",
-            "--bin",
-            "fleet-demo",
-            "--",
-        ])
+    let bins = artifacts::build_bins(&[
+        artifacts::Bin {
+            package: "fleet-cli",
+            name: "fleet",
+        },
+        artifacts::Bin {
+            package: "fleet-tests",
+            name: "fleet-demo",
+        },
+    ])?;
+    let mut command = Command::new(&bins["fleet-demo"]);
+    command
         .args(args)
-        .env("FLEET_BIN", workspace_root().join("target/debug/fleet"))
-        .status()
-        .context("cannot run the demo")?;
-    Ok(if status.success() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+        .env("FLEET_BIN", &bins["fleet"])
+        .current_dir(workspace_root());
+    eprintln!("xtask: $ {}", describe(&command));
+    // The demo takes xtask's place, so that Ctrl-C (which ends `--keep`) reaches the demo
+    // alone and the shell waits for its teardown.
+    let error = command.exec();
+    Err(error).with_context(|| format!("cannot run {}", describe(&command)))
 }
 
 fn bench(args: &[String]) -> anyhow::Result<ExitCode> {
@@ -156,4 +174,23 @@ fn bench(args: &[String]) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_is_one_line_with_its_causes_and_no_backtrace() {
+        // Regression (issue 14, item 14): errors printed `Error: ...`, then a backtrace
+        // when RUST_BACKTRACE was set.
+        let error = Err::<(), _>(std::io::Error::from(std::io::ErrorKind::NotFound))
+            .context("cannot run /tmp/fleet-tgt/debug/fleet")
+            .context("the demo failed")
+            .unwrap_err();
+        assert_eq!(
+            error_line(&error),
+            "xtask: error: the demo failed: cannot run /tmp/fleet-tgt/debug/fleet: entity not found"
+        );
+    }
 }

@@ -78,17 +78,48 @@ pub(crate) fn ensure_docker() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Removes test app images left untagged when a newer build took their tag. Only
-/// dangling images carrying the test app's label go: the engine's other images stay.
-pub(crate) fn prune_test_images() {
+/// The variable that names the test run to the test bed, which labels the test app images
+/// it builds with it (`fleet_tests::image::RUN_ENV`).
+pub(crate) const TESTAPP_RUN_ENV: &str = "FLEET_TESTAPP_RUN";
+
+/// The label the test bed puts on the test app images it builds
+/// (`fleet_tests::image::RUN_LABEL`).
+const TESTAPP_RUN_LABEL: &str = "fleet.testapp.run";
+
+/// A run id no other run on this engine uses: this process and the time.
+pub(crate) fn test_image_run() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_nanos());
+    format!("x{:x}{:x}", std::process::id(), nanos & 0xffff_ffff)
+}
+
+/// Removes the test app images of test run `run` that its test processes left behind
+/// (a process removes its own when it exits, unless it was killed). Images of other runs
+/// stay, even ones running at the same time.
+pub(crate) fn remove_test_images(run: &str) {
+    let listed = Command::new("docker")
+        .args(["image", "ls", "--quiet", "--no-trunc", "--filter"])
+        .arg(format!("label={TESTAPP_RUN_LABEL}={run}"))
+        .stderr(Stdio::null())
+        .output();
+    let Ok(listed) = listed else { return };
+    let mut ids: Vec<String> = String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    ids.sort();
+    ids.dedup();
+    if ids.is_empty() {
+        return;
+    }
+    eprintln!(
+        "xtask: removing {} test app image(s) the run left behind",
+        ids.len()
+    );
     let _ = Command::new("docker")
-        .args([
-            "image",
-            "prune",
-            "--force",
-            "--filter",
-            "label=org.opencontainers.image.title=fleet-testapp",
-        ])
+        .args(["image", "rm", "--force"])
+        .args(&ids)
         .stdout(Stdio::null())
         .status();
 }

@@ -6,7 +6,12 @@
 //! `demo/app:v1.0.0`, `v1` and `latest`. Then it runs `fleet create` for three
 //! customers, each with its own port and data directory, shows `fleet ls` and
 //! `fleet status`, asks each instance who it is, and removes everything again.
-//! `--keep` leaves the fleet running until Ctrl-C.
+//! `--keep` leaves the fleet running until Ctrl-C; the teardown then removes the instances
+//! the fleet has at that moment (the operator may have removed or added some meanwhile).
+//!
+//! Its containers and network carry its own names and label (`fleet-demo-...`,
+//! `fleet.demo.run`), and the image it built is removed when it exits. Errors are one line,
+//! `demo: error: ` and the chain of causes.
 //!
 //! `FLEET_BIN` names the `fleet` binary (`cargo xtask demo` builds it first).
 
@@ -14,7 +19,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, ExitCode, Output};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
@@ -34,30 +39,70 @@ fn fleet(bin: &Path, state: &Path, args: &[&str]) -> anyhow::Result<String> {
 
 /// Runs `fleet ARGS` and returns its stdout, showing only its stderr.
 fn fleet_quiet(bin: &Path, state: &Path, args: &[&str]) -> anyhow::Result<String> {
-    let output = Command::new(bin)
-        .args(args)
-        .env("FLEET_STATE_DIR", state)
-        .output()
-        .with_context(|| format!("cannot run {}", bin.display()))?;
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let output = fleet_output(bin, state, args)?;
     eprint!("{}", String::from_utf8_lossy(&output.stderr));
     if !output.status.success() {
         bail!("`fleet {}` failed ({})", args.join(" "), output.status);
     }
-    Ok(stdout)
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+/// Runs `fleet ARGS` and returns what it printed, whatever its exit status.
+fn fleet_output(bin: &Path, state: &Path, args: &[&str]) -> anyhow::Result<Output> {
+    Command::new(bin)
+        .args(args)
+        .env("FLEET_STATE_DIR", state)
+        .output()
+        .with_context(|| format!("cannot run {}", bin.display()))
+}
+
+/// The names of the instances the demo's fleet has now.
+fn instance_names(bin: &Path, state: &Path) -> anyhow::Result<Vec<String>> {
+    let listed: serde_json::Value =
+        serde_json::from_str(&fleet_quiet(bin, state, &["ls", "--json"])?)
+            .context("cannot read `fleet ls --json`")?;
+    Ok(listed
+        .as_array()
+        .context("`fleet ls --json` is not an array")?
+        .iter()
+        .filter_map(|instance| instance["name"].as_str().map(str::to_owned))
+        .collect())
+}
+
+/// The one line an error prints: `demo: error: ` and the chain of causes, never `Error:`
+/// and a backtrace (as returning the error from `main` would with `RUST_BACKTRACE` set).
+fn error_line(error: &anyhow::Error) -> String {
+    format!("demo: error: {error:#}")
+}
+
+fn main() -> ExitCode {
+    let result = tokio::runtime::Runtime::new()
+        .context("cannot start the async runtime")
+        .and_then(|runtime| runtime.block_on(run()));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{}", error_line(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
     let keep = std::env::args().any(|arg| arg == "--keep");
     let bin = PathBuf::from(
-        std::env::var_os("FLEET_BIN").context("FLEET_BIN must name the fleet binary")?,
+        std::env::var_os("FLEET_BIN")
+            .context("FLEET_BIN must name the fleet binary (`cargo xtask demo` sets it)")?,
     );
     eprintln!("demo: starting a local registry");
     let registry = TestRegistry::start()?;
-    let docker = TestDocker::new().await?;
+    let docker = TestDocker::for_demo().await?;
     eprintln!("demo: building the app image (a static binary in a FROM scratch image)");
     let image = TestImage::new("1.0.0").build(&docker).await?;
+    eprintln!(
+        "demo: built {} (removed when the demo ends)",
+        image.local_tag
+    );
     let digest = image
         .push(&docker, &registry, "demo/app", &["v1.0.0", "v1", "latest"])
         .await?;
@@ -76,15 +121,28 @@ async fn main() -> anyhow::Result<()> {
     )?;
     let state_dir = state.path();
 
+    let shown = show(&bin, state_dir, &reference, keep).await;
+    // Whatever happened, remove what the fleet has: a failed step leaves nothing behind.
+    let removed = teardown(&bin, state_dir);
+    eprintln!("demo: removing the registry and the demo network");
+    let cleaned = docker.cleanup().await;
+    shown?;
+    removed?;
+    cleaned
+}
+
+/// Creates the customers' instances, lists and probes them, asks each who it is, and with
+/// `keep`, waits for Ctrl-C.
+async fn show(bin: &Path, state_dir: &Path, reference: &str, keep: bool) -> anyhow::Result<()> {
     for customer in CUSTOMERS {
         fleet(
-            &bin,
+            bin,
             state_dir,
             &[
                 "create",
                 customer,
                 "--image",
-                &reference,
+                reference,
                 "--port",
                 "8080",
                 "--health-path",
@@ -94,11 +152,11 @@ async fn main() -> anyhow::Result<()> {
             ],
         )?;
     }
-    fleet(&bin, state_dir, &["ls"])?;
-    fleet(&bin, state_dir, &["status"])?;
+    fleet(bin, state_dir, &["ls"])?;
+    fleet(bin, state_dir, &["status"])?;
 
     let listed: serde_json::Value =
-        serde_json::from_str(&fleet_quiet(&bin, state_dir, &["ls", "--json"])?)?;
+        serde_json::from_str(&fleet_quiet(bin, state_dir, &["ls", "--json"])?)?;
     println!();
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
@@ -115,15 +173,41 @@ async fn main() -> anyhow::Result<()> {
 
     if keep {
         eprintln!(
-            "\ndemo: the fleet is running (state in {}); press Ctrl-C to remove it",
+            "\ndemo: the fleet is running (state in {}, so `FLEET_STATE_DIR={} fleet ls` shows \
+             it); press Ctrl-C to remove it",
+            state_dir.display(),
             state_dir.display()
         );
         tokio::signal::ctrl_c().await?;
     }
-    for customer in CUSTOMERS {
-        fleet(&bin, state_dir, &["rm", customer, "--purge-data", "--yes"])?;
+    Ok(())
+}
+
+/// Removes every instance the fleet has now, with its data. The operator may have removed
+/// some while the demo ran (`--keep`): those are not an error; neither is one removed
+/// between the listing and its `fleet rm`.
+fn teardown(bin: &Path, state_dir: &Path) -> anyhow::Result<()> {
+    let mut failures = Vec::new();
+    for name in instance_names(bin, state_dir)? {
+        let args = ["rm", name.as_str(), "--purge-data", "--yes"];
+        println!("\n$ fleet {}", args.join(" "));
+        let output = fleet_output(bin, state_dir, &args)?;
+        if output.status.success() {
+            print!("{}", String::from_utf8_lossy(&output.stdout));
+            eprint!("{}", String::from_utf8_lossy(&output.stderr));
+        } else if instance_names(bin, state_dir)?.contains(&name) {
+            eprint!("{}", String::from_utf8_lossy(&output.stderr));
+            failures.push(format!(
+                "`fleet {}` failed ({})",
+                args.join(" "),
+                output.status
+            ));
+        } else {
+            println!("{name} is already gone");
+        }
     }
-    eprintln!("demo: removing the registry and the demo network");
-    docker.cleanup().await?;
+    if !failures.is_empty() {
+        bail!("the teardown failed: {}", failures.join("; "));
+    }
     Ok(())
 }

@@ -391,3 +391,159 @@ fn a_missing_program_is_an_error_naming_the_package_to_install() {
         "{message}"
     );
 }
+
+/// What a child process of the tests below does. Those tests run this test binary again,
+/// with `FLEET_TESTBED_CHILD` naming the task and this test's exact name as the filter, to
+/// see what a whole process leaves behind when it exits. In a normal run it does nothing.
+#[tokio::test]
+#[allow(clippy::print_stdout)] // What it prints is its answer to the parent test.
+async fn child_process() -> anyhow::Result<()> {
+    match std::env::var("FLEET_TESTBED_CHILD").as_deref() {
+        Ok("build-image") => {
+            let docker = TestDocker::new().await?;
+            // Two tests building one image at once may build it twice: one untagged.
+            let spec = TestImage::new("0.0.1");
+            let (image, again) = tokio::join!(spec.build(&docker), spec.build(&docker));
+            let (image, _) = (image?, again?);
+            docker.docker().inspect_image(&image.local_tag).await?;
+            println!("\nchild-built={}", image.local_tag);
+            println!("child-run={}", fleet_tests::image::run());
+        }
+        Ok("target-dir") => {
+            let dir = fleet_tests::testapp::target_dir()?;
+            println!("\nchild-target-dir={}", dir.display());
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Runs [`child_process`] in a process of its own (a run of its own) with `task` and
+/// `envs`, and returns what it printed.
+fn run_child(task: &str, envs: &[(&str, &str)]) -> anyhow::Result<String> {
+    let output = std::process::Command::new(std::env::current_exe()?)
+        .args([
+            "--exact",
+            "testbed::child_process",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("FLEET_TESTBED_CHILD", task)
+        .env_remove(fleet_tests::image::RUN_ENV)
+        .envs(envs.iter().copied())
+        .output()?;
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    anyhow::ensure!(
+        output.status.success(),
+        "the child process failed ({}):\n{stdout}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(stdout)
+}
+
+/// The rest of the first line of `stdout` that starts with `key`.
+fn printed<'a>(stdout: &'a str, key: &str) -> anyhow::Result<&'a str> {
+    stdout
+        .lines()
+        .find_map(|line| line.strip_prefix(key))
+        .with_context(|| format!("the child printed no `{key}` line:\n{stdout}"))
+}
+
+/// Regression (issue 14, item 21): every test run left its test app images tagged in the
+/// engine (`fleet-testapp:1.0.0-healthy` and a dozen more), and the demo its own.
+#[tokio::test]
+async fn the_test_app_images_a_process_built_are_removed_when_it_exits() -> anyhow::Result<()> {
+    let stdout = run_child("build-image", &[])?;
+    let tag = printed(&stdout, "child-built=")?;
+    let run = printed(&stdout, "child-run=")?;
+    assert!(
+        tag.ends_with(&format!("-{run}")),
+        "{tag} is not tagged for {run}"
+    );
+
+    let engine = fleet_tests::docker::connect().await?;
+    let inspected = engine.inspect_image(tag).await;
+    assert!(
+        matches!(
+            inspected,
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404,
+                ..
+            })
+        ),
+        "{tag} outlived the process that built it: {inspected:?}"
+    );
+    let filters = std::collections::HashMap::from([(
+        "label".to_owned(),
+        vec![format!("{}={run}", fleet_tests::image::RUN_LABEL)],
+    )]);
+    let left = engine
+        .list_images(Some(
+            bollard::query_parameters::ListImagesOptionsBuilder::default()
+                .all(true)
+                .filters(&filters)
+                .build(),
+        ))
+        .await?;
+    assert!(left.is_empty(), "images of run {run} left behind: {left:?}");
+    Ok(())
+}
+
+/// Regression (issue 14, item 13): the test app was built into `<repo>/target/testapp`
+/// even when CARGO_TARGET_DIR (or `build.target-dir`) moved the target directory.
+#[test]
+fn the_test_app_is_built_under_the_target_directory_cargo_reports() -> anyhow::Result<()> {
+    let elsewhere = std::env::temp_dir().join(format!(
+        "fleet-testbed-target-{}",
+        fleet_tests::unique_suffix()
+    ));
+    let stdout = run_child(
+        "target-dir",
+        &[("CARGO_TARGET_DIR", &elsewhere.to_string_lossy())],
+    )?;
+    assert_eq!(
+        printed(&stdout, "child-target-dir=")?,
+        elsewhere.to_string_lossy()
+    );
+    assert_eq!(
+        fleet_tests::testapp::testapp_target_dir(&elsewhere),
+        elsewhere.join("testapp")
+    );
+    Ok(())
+}
+
+/// Regression (issue 14, item 14): the demo returned its error from `main`, which printed
+/// `Error: ...` and, with RUST_BACKTRACE=1, a backtrace of 33 frames.
+#[test]
+fn the_demo_reports_an_error_in_one_line_without_a_backtrace() -> anyhow::Result<()> {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_fleet-demo"))
+        .env_remove("FLEET_BIN")
+        .env("RUST_BACKTRACE", "1")
+        .output()?;
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        "demo: error: FLEET_BIN must name the fleet binary (`cargo xtask demo` sets it)\n"
+    );
+    Ok(())
+}
+
+/// Regression (issue 14, item 21): the demo's network and labels used the tests' names
+/// (`fleet-test-...-net`, `fleet.test.run`).
+#[tokio::test]
+async fn the_demo_names_its_network_and_labels_apart_from_the_tests() -> anyhow::Result<()> {
+    let demo = TestDocker::for_demo().await?;
+    let config = demo.fleet_config("fleet-demo-", 5001, 5999);
+    assert!(
+        config.contains(&format!("network = \"fleet-demo-{}-net\"", demo.run_id())),
+        "{config}"
+    );
+    assert!(
+        config.contains(&format!("\"fleet.demo.run\" = \"{}\"", demo.run_id())),
+        "{config}"
+    );
+    assert!(!config.contains("fleet-test"), "{config}");
+    assert!(!config.contains(RUN_LABEL), "{config}");
+    Ok(())
+}
