@@ -29,10 +29,16 @@ impl Output {
     }
 
     /// Prints one JSON document.
+    ///
+    /// It is serialised first, then written: a failed write is then a plain
+    /// `io::Error` that [`report`] can tell is a closed pipe (serde_json's own error
+    /// hides the `io::Error` from the chain), and a document that cannot be serialised
+    /// leaves stdout empty.
     pub(crate) fn json<T: serde::Serialize>(&self, value: &T) -> anyhow::Result<()> {
+        let mut text = serde_json::to_vec_pretty(value)?;
+        text.push(b'\n');
         let mut stdout = std::io::stdout().lock();
-        serde_json::to_writer_pretty(&mut stdout, value)?;
-        writeln!(stdout)?;
+        stdout.write_all(&text)?;
         stdout.flush()?;
         Ok(())
     }
@@ -121,33 +127,63 @@ fn color_allowed() -> bool {
 
 /// An error in what the user typed: exit code 2, like clap's own usage errors.
 #[derive(Debug)]
-pub(crate) struct UsageError(Box<dyn std::error::Error + Send + Sync>);
+pub(crate) struct UsageError {
+    error: Box<dyn std::error::Error + Send + Sync>,
+    /// A hint of the command's, printed after those the error itself implies.
+    hint: Option<String>,
+}
 
 impl fmt::Display for UsageError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
+        self.error.fmt(f)
     }
 }
 
 impl std::error::Error for UsageError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.0.source()
+        self.error.source()
     }
 }
 
 /// Marks an argument error as a usage error (exit code 2).
 pub(crate) fn usage(error: impl std::error::Error + Send + Sync + 'static) -> anyhow::Error {
-    anyhow::Error::new(UsageError(Box::new(error)))
+    anyhow::Error::new(UsageError {
+        error: Box::new(error),
+        hint: None,
+    })
+}
+
+/// A usage error (exit code 2) with a `hint:` line that only the command can give
+/// (which flag to use): library errors name no flag.
+pub(crate) fn usage_with_hint(
+    error: impl std::error::Error + Send + Sync + 'static,
+    hint: String,
+) -> anyhow::Error {
+    anyhow::Error::new(UsageError {
+        error: Box::new(error),
+        hint: Some(hint),
+    })
+}
+
+/// Whether the error is a write to a closed stdout (`fleet … | head -1`).
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        let kind = cause
+            .downcast_ref::<std::io::Error>()
+            .map(std::io::Error::kind)
+            // serde_json keeps the io::Error to itself: its `source` skips it.
+            .or_else(|| {
+                cause
+                    .downcast_ref::<serde_json::Error>()
+                    .and_then(serde_json::Error::io_error_kind)
+            });
+        kind == Some(std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// Prints an error once (its whole chain, then hints) and picks the exit code.
 pub(crate) fn report(error: &anyhow::Error) -> ExitCode {
-    let broken_pipe = error.chain().any(|cause| {
-        cause
-            .downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-    });
-    if broken_pipe {
+    if is_broken_pipe(error) {
         return ExitCode::SUCCESS;
     }
     let color = color_allowed() && std::io::stderr().is_terminal();
@@ -170,16 +206,35 @@ pub(crate) fn report(error: &anyhow::Error) -> ExitCode {
 
 /// What to try next, for the errors where something useful can be said.
 fn hints(error: &anyhow::Error) -> Vec<String> {
-    if let Some(core) = error
-        .chain()
-        .find_map(|cause| cause.downcast_ref::<fleet_core::Error>())
-    {
+    let mut hints = error_hints(error);
+    hints.extend(
+        error
+            .chain()
+            .filter_map(|cause| cause.downcast_ref::<UsageError>()?.hint.clone()),
+    );
+    hints
+}
+
+/// The hints an error implies, whichever command met it.
+fn error_hints(error: &anyhow::Error) -> Vec<String> {
+    if let Some(core) = find_error::<fleet_core::Error>(error) {
         let hints = core_hints(core);
         if !hints.is_empty() {
             return hints;
         }
     }
     registry_hints(error)
+}
+
+/// The first `E` in the chain, or wrapped in a [`UsageError`] (whose `source` skips it).
+fn find_error<E: std::error::Error + 'static>(error: &anyhow::Error) -> Option<&E> {
+    error.chain().find_map(|cause| {
+        cause.downcast_ref::<E>().or_else(|| {
+            cause
+                .downcast_ref::<UsageError>()
+                .and_then(|usage| usage.error.downcast_ref())
+        })
+    })
 }
 
 /// Hints for fleet-core's errors.
@@ -212,6 +267,11 @@ fn core_hints(error: &fleet_core::Error) -> Vec<String> {
         E::Engine { source: EngineError::NotFound { .. }, operation: "pull", .. } => {
             vec!["the registry no longer has this digest; `fleet resolve` shows what the channel points at".to_owned()]
         }
+        // Met by `create`, `start` or `reconcile`, which have no `--prereleases`: the
+        // channel itself must name a prerelease.
+        E::Registry { source: fleet_registry::Error::NoMatchingTag { .. }, .. } => vec![
+            "version channels pick stable versions only; to follow prereleases, name one in the channel (`:v2.0.0-rc.1`, `:>=2.0.0-rc.1`)".to_owned(),
+        ],
         _ => Vec::new(),
     }
 }
@@ -219,14 +279,7 @@ fn core_hints(error: &fleet_core::Error) -> Vec<String> {
 /// Hints for fleet-registry's errors.
 fn registry_hints(error: &anyhow::Error) -> Vec<String> {
     use fleet_registry::Error as E;
-    let registry_error = error.chain().find_map(|cause| {
-        cause.downcast_ref::<fleet_registry::Error>().or_else(|| {
-            cause
-                .downcast_ref::<UsageError>()
-                .and_then(|usage| usage.0.downcast_ref())
-        })
-    });
-    let Some(registry_error) = registry_error else {
+    let Some(registry_error) = find_error::<fleet_registry::Error>(error) else {
         return Vec::new();
     };
     let registry_of = |reference: &str| {
@@ -277,4 +330,58 @@ pub(crate) fn init_tracing() {
         .with_writer(std::io::stderr)
         .with_ansi(color_allowed() && std::io::stderr().is_terminal())
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_matching_tag() -> fleet_registry::Error {
+        fleet_registry::Error::NoMatchingTag {
+            reference: "127.0.0.1:5000/app".into(),
+            channel: "v9".into(),
+            tags: 3,
+        }
+    }
+
+    /// Regression (issue 14): `fleet create … :v9` hinted at `--prereleases`, which only
+    /// `fleet resolve` has.
+    #[test]
+    fn no_matching_tag_hints_name_only_flags_the_command_has() {
+        // `fleet resolve` meets the registry's error itself.
+        let resolve = anyhow::Error::new(no_matching_tag());
+        insta::assert_snapshot!(hints(&resolve).join("\n"), @"version channels pick stable versions only; `--prereleases` includes release candidates");
+        // `create`, `start` and `reconcile` meet it through fleet-core.
+        let create = anyhow::Error::new(fleet_core::Error::Registry {
+            image: "127.0.0.1:5000/app:v9".into(),
+            source: no_matching_tag(),
+        });
+        insta::assert_snapshot!(hints(&create).join("\n"), @"version channels pick stable versions only; to follow prereleases, name one in the channel (`:v2.0.0-rc.1`, `:>=2.0.0-rc.1`)");
+    }
+
+    #[test]
+    fn usage_errors_carry_the_hints_of_the_error_and_of_the_command() {
+        let error = usage_with_hint(
+            fleet_registry::Error::InvalidCommitSha { input: "x".into() },
+            "a hint of the command's".into(),
+        );
+        insta::assert_snapshot!(format!("{error:#}\n{}", hints(&error).join("\n")), @r#"
+            invalid commit sha "x": expected 7 to 64 hexadecimal digits
+            a hint of the command's
+        "#);
+    }
+
+    /// Regression (issue 14): `fleet ls --json | head -1` failed with "Broken pipe",
+    /// because serde_json's error hides the io::Error from the chain.
+    #[test]
+    fn a_broken_pipe_is_seen_through_serde_json() {
+        let pipe = || std::io::Error::from(std::io::ErrorKind::BrokenPipe);
+        assert!(is_broken_pipe(&anyhow::Error::new(pipe())));
+        assert!(is_broken_pipe(&anyhow::Error::new(serde_json::Error::io(
+            pipe()
+        ))));
+        assert!(!is_broken_pipe(&anyhow::Error::new(serde_json::Error::io(
+            std::io::Error::from(std::io::ErrorKind::PermissionDenied)
+        ))));
+    }
 }

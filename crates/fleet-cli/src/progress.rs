@@ -81,11 +81,11 @@ impl ProgressView {
                 attempt,
                 health,
                 reason,
+                starting,
             } => {
-                let changed = state.last_health.as_deref() != Some(health.as_str());
-                state.last_health = Some(health.clone());
-                let reason = reason.map(|r| format!(": {r}")).unwrap_or_default();
-                let text = format!("health probe {attempt}: {health}{reason}");
+                let (status, text) = probe_line(attempt, &health, reason.as_deref(), starting);
+                let changed = state.last_health.as_deref() != Some(status);
+                state.last_health = Some(status.to_owned());
                 match &self.bar {
                     Some(bar) => {
                         bar.set_message(text);
@@ -111,5 +111,44 @@ impl ProgressView {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
+    }
+}
+
+/// A probe's line, and the status it shows (a line is printed when that changes).
+///
+/// A failure during the start period is the app starting, not a fault: it shows as
+/// `starting…`. Its reason ("connection refused") would alarm for nothing; if the app
+/// never comes up, the error says why.
+fn probe_line<'a>(
+    attempt: u32,
+    health: &'a str,
+    reason: Option<&str>,
+    starting: bool,
+) -> (&'a str, String) {
+    if starting {
+        return ("starting", format!("health probe {attempt}: starting…"));
+    }
+    let reason = reason.map(|r| format!(": {r}")).unwrap_or_default();
+    (health, format!("health probe {attempt}: {health}{reason}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(attempt: u32, health: &str, reason: Option<&str>, starting: bool) -> String {
+        let (status, line) = probe_line(attempt, health, reason, starting);
+        format!("[{status}] {line}")
+    }
+
+    /// Regression (issue 14): every create printed `health probe 1: unhealthy: request
+    /// failed: connection error: Connection reset by peer` while the app was starting.
+    #[test]
+    fn probes_in_the_start_period_show_as_starting() {
+        let reset = Some("request failed: connection error: Connection reset by peer");
+        insta::assert_snapshot!(check(1, "unhealthy", reset, true), @"[starting] health probe 1: starting…");
+        insta::assert_snapshot!(check(2, "healthy", None, false), @"[healthy] health probe 2: healthy");
+        insta::assert_snapshot!(check(31, "unhealthy", Some("HTTP 503"), false), @"[unhealthy] health probe 31: unhealthy: HTTP 503");
+        insta::assert_snapshot!(check(3, "degraded", Some("db slow"), false), @"[degraded] health probe 3: degraded: db slow");
     }
 }

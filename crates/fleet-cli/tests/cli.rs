@@ -246,3 +246,30 @@ fn a_closed_stdout_is_success() {
     assert_eq!(output.status.code(), Some(0));
     assert_eq!(String::from_utf8_lossy(&output.stderr), "");
 }
+
+/// Regression (issue 14): `fleet ls --json | head -1` printed `error: Broken pipe` and
+/// exited 1, because serde_json's error hid the io::Error from the broken-pipe check.
+/// Every `--json` document goes through the same writer; these need no engine.
+#[test]
+fn a_closed_stdout_is_success_with_json_too() {
+    for args in [
+        &["--json", "tags", "1.4.2", "--sha", "1a2b3c4"][..],
+        &["ref", "nginx", "--json"],
+    ] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let output = fleet_command(args)
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        assert_eq!(
+            (
+                output.status.code(),
+                String::from_utf8_lossy(&output.stderr).as_ref()
+            ),
+            (Some(0), ""),
+            "{args:?}"
+        );
+    }
+}

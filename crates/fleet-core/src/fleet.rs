@@ -389,6 +389,7 @@ impl Fleet {
                     attempt: attempt.number,
                     health: attempt.result.outcome.to_string(),
                     reason: attempt.result.reason.clone(),
+                    starting: !attempt.counted && attempt.at < health.policy.start_period,
                 })
             })
             .await)

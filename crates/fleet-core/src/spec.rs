@@ -198,14 +198,38 @@ pub fn parse_memory(text: &str) -> Result<u64, String> {
             ));
         }
     };
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("memory size {text:?} is not a number with a unit such as 512m"))?;
-    if !(value.is_finite() && value > 0.0) {
+    let not_a_number = || format!("memory size {text:?} is not a number with a unit such as 512m");
+    let too_large = || format!("memory size {text:?} is more than the 8 EiB Docker accepts");
+    // Whole numbers are multiplied exactly; fractions (`1.5g`) go through f64.
+    let bytes = if !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit()) {
+        number
+            .parse::<u64>()
+            .ok()
+            .and_then(|value| value.checked_mul(factor))
+            .ok_or_else(too_large)?
+    } else {
+        let value: f64 = number.parse().map_err(|_| not_a_number())?;
+        if !value.is_finite() {
+            return Err(not_a_number());
+        }
+        let bytes = value * factor as f64;
+        // `i64::MAX as f64` rounds up to 2^63: anything at or above it is too large.
+        if bytes >= MEMORY_MAX as f64 {
+            return Err(too_large());
+        }
+        bytes as u64
+    };
+    if bytes == 0 {
         return Err(format!("memory size {text:?} must be positive"));
     }
-    Ok((value * factor as f64) as u64)
+    if bytes > MEMORY_MAX {
+        return Err(too_large());
+    }
+    Ok(bytes)
 }
+
+/// The largest memory limit Docker takes (its API field is a signed 64-bit number).
+const MEMORY_MAX: u64 = i64::MAX as u64;
 
 /// What the engine does when the container exits (Docker's restart policies).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -336,15 +360,22 @@ impl InstanceSpec {
                 }
             }
         }
-        for key in self.env.keys() {
+        for (key, value) in &self.env {
             check_env_key(key).map_err(invalid)?;
+            check_env_value(key, value).map_err(invalid)?;
+        }
+        for key in self.labels.keys() {
+            check_label_key(key).map_err(invalid)?;
+        }
+        if let Some(user) = &self.user {
+            check_user(user).map_err(invalid)?;
         }
         if let Some(health) = &self.health {
             let port = health.port.or(self.ports.first().map(|p| p.container));
             match port {
                 None => {
                     return Err(invalid(
-                        "a health check needs a port: publish one (--port) or name one".into(),
+                        "its health check needs a port, and it publishes none".into(),
                     ));
                 }
                 Some(port) if !self.ports.iter().any(|p| p.container == port) => {
@@ -370,7 +401,7 @@ impl InstanceSpec {
             }
             if volume.container == DATA_MOUNT {
                 return Err(invalid(format!(
-                    "{DATA_MOUNT} is the data directory; use --data-dir to choose it"
+                    "{DATA_MOUNT} is where the data directory is mounted; choose the data directory instead of a volume there"
                 )));
             }
             if !volume.host.is_absolute() {
@@ -388,19 +419,29 @@ impl InstanceSpec {
                 dir.display()
             )));
         }
-        if let Some(memory) = self.resources.memory_bytes
-            && memory < 6 * 1024 * 1024
-        {
-            return Err(invalid(format!(
-                "memory limit {memory} bytes is below Docker's minimum of 6 MiB"
-            )));
+        if let Some(memory) = self.resources.memory_bytes {
+            if memory < 6 * 1024 * 1024 {
+                return Err(invalid(format!(
+                    "memory limit {memory} bytes is below Docker's minimum of 6 MiB"
+                )));
+            }
+            if memory > MEMORY_MAX {
+                return Err(invalid(format!(
+                    "memory limit {memory} bytes is more than the 8 EiB Docker accepts"
+                )));
+            }
         }
-        if let Some(cpus) = self.resources.cpus
-            && !(cpus.is_finite() && cpus > 0.0)
-        {
-            return Err(invalid(format!(
-                "CPU limit {cpus} must be a positive number"
-            )));
+        if let Some(cpus) = self.resources.cpus {
+            if !(cpus.is_finite() && cpus > 0.0) {
+                return Err(invalid(format!(
+                    "CPU limit {cpus} must be a positive number"
+                )));
+            }
+            if cpus < CPUS_MIN {
+                return Err(invalid(format!(
+                    "CPU limit {cpus} is below Docker's minimum of {CPUS_MIN}"
+                )));
+            }
         }
         if let Some(group) = &self.group {
             group.parse::<InstanceName>().map_err(|_| {
@@ -408,6 +449,20 @@ impl InstanceSpec {
                     "group {group:?} must be a short lower-case name like staging or prod"
                 ))
             })?;
+        }
+        Ok(())
+    }
+
+    /// Checks the spec against the host it runs on, which has `host_cpus` CPUs: Docker
+    /// refuses a CPU limit above them.
+    pub fn check_host_limits(&self, host_cpus: usize) -> Result<(), Error> {
+        if let Some(cpus) = self.resources.cpus
+            && cpus > host_cpus as f64
+        {
+            return Err(Error::InvalidSpec {
+                instance: self.name.to_string(),
+                reason: format!("CPU limit {cpus} is more than the host's {host_cpus} CPUs"),
+            });
         }
         Ok(())
     }
@@ -456,16 +511,105 @@ impl fmt::Debug for InstanceSpec {
     }
 }
 
+/// The smallest CPU limit Docker takes.
+const CPUS_MIN: f64 = 0.01;
+
+/// Environment variables fleet sets itself (`FLEET_INSTANCE`): users cannot set them.
+const RESERVED_ENV_PREFIX: &str = "FLEET_";
+
+/// Container labels fleet sets itself (`fleet.scope`, `fleet.instance`, ...): users
+/// cannot set them, so no container can pass for another fleet's or another instance's.
+const RESERVED_LABEL_PREFIX: &str = "fleet.";
+
 fn check_env_key(key: &str) -> Result<(), String> {
     let valid = !key.is_empty()
         && !key.as_bytes()[0].is_ascii_digit()
         && key
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-');
-    if valid {
+    if !valid {
+        return Err(format!("environment variable name {key:?} is not valid"));
+    }
+    if key.starts_with(RESERVED_ENV_PREFIX) {
+        return Err(format!(
+            "environment variable {key} is reserved: {RESERVED_ENV_PREFIX}* variables are set by fleet; choose another name"
+        ));
+    }
+    Ok(())
+}
+
+/// A value no process can receive: the kernel ends each environment entry at a NUL.
+/// Other control characters (newlines in a PEM key, tabs) are valid, and Docker passes
+/// them on. The message never shows the value: it may be a secret.
+fn check_env_value(key: &str, value: &str) -> Result<(), String> {
+    if value.contains('\0') {
+        return Err(format!(
+            "environment variable {key} holds a NUL byte, which no process environment can carry"
+        ));
+    }
+    Ok(())
+}
+
+fn check_label_key(key: &str) -> Result<(), String> {
+    if key.is_empty() {
+        return Err("a label has an empty key".into());
+    }
+    if key.starts_with(RESERVED_LABEL_PREFIX) {
+        return Err(format!(
+            "label {key:?} is reserved: {RESERVED_LABEL_PREFIX}* labels are set by fleet; choose another key"
+        ));
+    }
+    Ok(())
+}
+
+/// `user[:group]` as Docker reads it: each part a numeric id or a name looked up in
+/// the image. Only numeric ids let fleet hand the data directory to the user.
+fn check_user(user: &str) -> Result<(), String> {
+    let (uid, gid) = match user.split_once(':') {
+        Some((uid, gid)) => (uid, Some(gid)),
+        None => (user, None),
+    };
+    check_user_part(user, "user", uid)?;
+    if let Some(gid) = gid {
+        check_user_part(user, "group", gid)?;
+    }
+    Ok(())
+}
+
+fn check_user_part(user: &str, what: &str, part: &str) -> Result<(), String> {
+    // u32::MAX is (uid_t)-1, which chown and setuid read as "no change".
+    const ID_MAX: u32 = u32::MAX - 1;
+    let context = if part == user {
+        String::new()
+    } else {
+        format!("user {user:?}: ")
+    };
+    if part.is_empty() {
+        return Err(format!(
+            "user {user:?} has an empty {what}; write uid[:gid] (1000:1000) or a name"
+        ));
+    }
+    if part.bytes().all(|b| b.is_ascii_digit()) {
+        return match part.parse::<u32>() {
+            Ok(id) if id <= ID_MAX => Ok(()),
+            _ => Err(format!("{context}{what} id {part} is more than {ID_MAX}")),
+        };
+    }
+    let bytes = part.as_bytes();
+    let body = bytes.strip_suffix(b"$").unwrap_or(bytes);
+    let name_ok = bytes.len() <= 32
+        && body
+            .first()
+            .is_some_and(|b| b.is_ascii_alphabetic() || *b == b'_')
+        && body
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    if name_ok {
         Ok(())
     } else {
-        Err(format!("environment variable name {key:?} is not valid"))
+        Err(format!(
+            "{context}{what} {part:?} is neither a numeric id nor a name"
+        ))
     }
 }
 
@@ -494,7 +638,8 @@ fn parse_env(text: &str) -> Result<BTreeMap<String, String>, String> {
             return Err(format!("line {}: expected KEY=value", index + 1));
         };
         let key = key.trim();
-        check_env_key(key).map_err(|e| format!("line {}: {e}", index + 1))?;
+        let at_line = |e| format!("line {}: {e}", index + 1);
+        check_env_key(key).map_err(at_line)?;
         let value = value.trim();
         let value = match (value.chars().next(), value.chars().last()) {
             (Some('"'), Some('"')) if value.len() >= 2 => value[1..value.len() - 1]
@@ -508,6 +653,7 @@ fn parse_env(text: &str) -> Result<BTreeMap<String, String>, String> {
                 .trim_end()
                 .to_owned(),
         };
+        check_env_value(key, &value).map_err(at_line)?;
         env.insert(key.to_owned(), value);
     }
     Ok(env)
@@ -535,7 +681,7 @@ mod tests {
     fn validation() {
         insta::assert_snapshot!(check(spec()), @"ok");
         insta::assert_snapshot!(check(spec().with_port(PortSpec::auto(8080)).with_health(http_health("/api/health"))), @"ok");
-        insta::assert_snapshot!(check(spec().with_health(http_health("/h"))), @"invalid spec for instance alice: a health check needs a port: publish one (--port) or name one");
+        insta::assert_snapshot!(check(spec().with_health(http_health("/h"))), @"invalid spec for instance alice: its health check needs a port, and it publishes none");
         insta::assert_snapshot!(check(spec().with_port(PortSpec::auto(80)).with_health(http_health("h"))), @r#"invalid spec for instance alice: health path "h" must start with '/'"#);
         insta::assert_snapshot!(check(spec().with_port(PortSpec::auto(80)).with_port(PortSpec::auto(80))), @"invalid spec for instance alice: container port 80 is listed twice");
         insta::assert_snapshot!(check(spec().with_port(PortSpec::fixed(80, 5001)).with_port(PortSpec::fixed(81, 5001))), @"invalid spec for instance alice: host port 5001 is listed twice");
@@ -548,7 +694,88 @@ mod tests {
         insta::assert_snapshot!(check(small), @"invalid spec for instance alice: memory limit 1024 bytes is below Docker's minimum of 6 MiB");
         let mut data_volume = spec();
         data_volume.volumes.push("/srv/x:/data".parse().unwrap());
-        insta::assert_snapshot!(check(data_volume), @"invalid spec for instance alice: /data is the data directory; use --data-dir to choose it");
+        insta::assert_snapshot!(check(data_volume), @"invalid spec for instance alice: /data is where the data directory is mounted; choose the data directory instead of a volume there");
+    }
+
+    fn with_label(key: &str) -> InstanceSpec {
+        let mut spec = spec();
+        spec.labels.insert(key.to_owned(), "x".to_owned());
+        spec
+    }
+
+    /// Regression (issue 14): a user label could forge `fleet.scope`, and an env key
+    /// `FLEET_INSTANCE`; every `fleet.*` label and `FLEET_*` key is fleet's own.
+    #[test]
+    fn reserved_labels_and_env_keys_are_refused() {
+        insta::assert_snapshot!(check(with_label("fleet.scope")), @r#"invalid spec for instance alice: label "fleet.scope" is reserved: fleet.* labels are set by fleet; choose another key"#);
+        insta::assert_snapshot!(check(with_label("fleet.anything")), @r#"invalid spec for instance alice: label "fleet.anything" is reserved: fleet.* labels are set by fleet; choose another key"#);
+        insta::assert_snapshot!(check(with_label("")), @"invalid spec for instance alice: a label has an empty key");
+        insta::assert_snapshot!(check(with_label("com.acme.fleet.tier")), @"ok");
+        insta::assert_snapshot!(check(spec().with_env("FLEET_INSTANCE", "bob")), @"invalid spec for instance alice: environment variable FLEET_INSTANCE is reserved: FLEET_* variables are set by fleet; choose another name");
+        insta::assert_snapshot!(check(spec().with_env("FLEET_X", "1")), @"invalid spec for instance alice: environment variable FLEET_X is reserved: FLEET_* variables are set by fleet; choose another name");
+        insta::assert_snapshot!(check(spec().with_env("MY_FLEET_X", "1")), @"ok");
+        insta::assert_snapshot!(parse_env("A=1\nFLEET_INSTANCE=bob\n").unwrap_err(), @"line 2: environment variable FLEET_INSTANCE is reserved: FLEET_* variables are set by fleet; choose another name");
+    }
+
+    /// Regression (issue 14): a NUL byte in an env value reached the engine, whose error
+    /// then echoed the value (a secret, maybe). Refused, naming only the key.
+    #[test]
+    fn nul_bytes_in_env_values_are_refused_without_the_value() {
+        insta::assert_snapshot!(check(spec().with_env("TOKEN", "sec\0ret")), @"invalid spec for instance alice: environment variable TOKEN holds a NUL byte, which no process environment can carry");
+        insta::assert_snapshot!(parse_env("A=1\nTOKEN=sec\0ret\n").unwrap_err(), @"line 2: environment variable TOKEN holds a NUL byte, which no process environment can carry");
+        // Other control characters are valid in an environment.
+        insta::assert_snapshot!(check(spec().with_env("PEM", "line 1\nline 2\tend")), @"ok");
+    }
+
+    fn with_user(user: &str) -> String {
+        let mut spec = spec();
+        spec.user = Some(user.to_owned());
+        check(spec)
+    }
+
+    /// Regression (issue 14): `--user` was not checked before it reached the engine.
+    #[test]
+    fn users_are_ids_or_names() {
+        insta::assert_snapshot!(with_user("1000"), @"ok");
+        insta::assert_snapshot!(with_user("1000:1000"), @"ok");
+        insta::assert_snapshot!(with_user("0:0"), @"ok");
+        insta::assert_snapshot!(with_user("app"), @"ok");
+        insta::assert_snapshot!(with_user("abc"), @"ok");
+        insta::assert_snapshot!(with_user("app:staff"), @"ok");
+        insta::assert_snapshot!(with_user("1000:staff"), @"ok");
+        insta::assert_snapshot!(with_user("_apt"), @"ok");
+        insta::assert_snapshot!(with_user("-5"), @r#"invalid spec for instance alice: user "-5" is neither a numeric id nor a name"#);
+        insta::assert_snapshot!(with_user("99999999999"), @"invalid spec for instance alice: user id 99999999999 is more than 4294967294");
+        insta::assert_snapshot!(with_user("4294967295"), @"invalid spec for instance alice: user id 4294967295 is more than 4294967294");
+        insta::assert_snapshot!(with_user("1000:"), @r#"invalid spec for instance alice: user "1000:" has an empty group; write uid[:gid] (1000:1000) or a name"#);
+        insta::assert_snapshot!(with_user(":1000"), @r#"invalid spec for instance alice: user ":1000" has an empty user; write uid[:gid] (1000:1000) or a name"#);
+        insta::assert_snapshot!(with_user(""), @r#"invalid spec for instance alice: user "" has an empty user; write uid[:gid] (1000:1000) or a name"#);
+        insta::assert_snapshot!(with_user("1000:99999999999"), @r#"invalid spec for instance alice: user "1000:99999999999": group id 99999999999 is more than 4294967294"#);
+        insta::assert_snapshot!(with_user("1000:1000:1000"), @r#"invalid spec for instance alice: user "1000:1000:1000": group "1000:1000" is neither a numeric id nor a name"#);
+        insta::assert_snapshot!(with_user("a b"), @r#"invalid spec for instance alice: user "a b" is neither a numeric id nor a name"#);
+        insta::assert_snapshot!(with_user(&"a".repeat(33)), @r#"invalid spec for instance alice: user "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" is neither a numeric id nor a name"#);
+    }
+
+    fn with_cpus(cpus: f64) -> InstanceSpec {
+        let mut spec = spec();
+        spec.resources.cpus = Some(cpus);
+        spec
+    }
+
+    /// Regression (issue 14): `--cpus 9999` reached the engine.
+    #[test]
+    fn cpu_limits() {
+        insta::assert_snapshot!(check(with_cpus(1.5)), @"ok");
+        insta::assert_snapshot!(check(with_cpus(0.0)), @"invalid spec for instance alice: CPU limit 0 must be a positive number");
+        insta::assert_snapshot!(check(with_cpus(0.001)), @"invalid spec for instance alice: CPU limit 0.001 is below Docker's minimum of 0.01");
+        let host = |spec: InstanceSpec, cpus| match spec.check_host_limits(cpus) {
+            Ok(()) => "ok".to_owned(),
+            Err(e) => e.to_string(),
+        };
+        insta::assert_snapshot!(host(with_cpus(2.0), 2), @"ok");
+        insta::assert_snapshot!(host(spec(), 2), @"ok");
+        insta::assert_snapshot!(host(with_cpus(9999.0), 2), @"invalid spec for instance alice: CPU limit 9999 is more than the host's 2 CPUs");
+        insta::assert_snapshot!(host(with_cpus(2.5), 2), @"invalid spec for instance alice: CPU limit 2.5 is more than the host's 2 CPUs");
     }
 
     #[test]
@@ -560,6 +787,27 @@ mod tests {
         assert_eq!(parse_memory("65536"), Ok(65536));
         insta::assert_snapshot!(parse_memory("12x").unwrap_err(), @r#"memory size "12x": unknown unit "x" (use k, m, g)"#);
         insta::assert_snapshot!(parse_memory("m").unwrap_err(), @r#"memory size "m" is not a number with a unit such as 512m"#);
+        insta::assert_snapshot!(parse_memory("0").unwrap_err(), @r#"memory size "0" must be positive"#);
+        insta::assert_snapshot!(parse_memory("-5m").unwrap_err(), @r#"memory size "-5m" must be positive"#);
+    }
+
+    /// Regression (issue 14): `9000000000g` overflowed and reached the engine as a
+    /// negative number.
+    #[test]
+    fn memory_sizes_too_large_are_refused() {
+        insta::assert_snapshot!(parse_memory("9000000000g").unwrap_err(), @r#"memory size "9000000000g" is more than the 8 EiB Docker accepts"#);
+        insta::assert_snapshot!(parse_memory("8388608t").unwrap_err(), @r#"memory size "8388608t" is more than the 8 EiB Docker accepts"#);
+        insta::assert_snapshot!(parse_memory("8388607.99999999999t").unwrap_err(), @r#"memory size "8388607.99999999999t" is more than the 8 EiB Docker accepts"#);
+        insta::assert_snapshot!(parse_memory("99999999999999999999").unwrap_err(), @r#"memory size "99999999999999999999" is more than the 8 EiB Docker accepts"#);
+        assert_eq!(parse_memory("8388607t"), Ok(8_388_607 << 40));
+        assert_eq!(parse_memory("9223372036854775807"), Ok(i64::MAX as u64));
+        assert_eq!(
+            parse_memory("9223372036854775808").unwrap_err(),
+            r#"memory size "9223372036854775808" is more than the 8 EiB Docker accepts"#
+        );
+        let mut huge = spec();
+        huge.resources.memory_bytes = Some(u64::MAX);
+        insta::assert_snapshot!(check(huge), @"invalid spec for instance alice: memory limit 18446744073709551615 bytes is more than the 8 EiB Docker accepts");
     }
 
     #[test]

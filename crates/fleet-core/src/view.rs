@@ -235,5 +235,8 @@ pub enum Progress {
         health: String,
         /// Why, when not healthy.
         reason: Option<String>,
+        /// It failed during the health policy's start period, where failures do not
+        /// count: the app is still starting.
+        starting: bool,
     },
 }

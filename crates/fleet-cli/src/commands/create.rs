@@ -4,13 +4,13 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use fleet_core::{
-    CreateOptions, InstanceSpec, PortSpec, RestartPolicy, VolumeSpec, http_health, parse_memory,
-    tcp_health,
+    CreateOptions, DATA_MOUNT, InstanceSpec, PortSpec, RestartPolicy, VolumeSpec, http_health,
+    parse_memory, tcp_health,
 };
 
 use crate::cli::RegistryArgs;
 use crate::commands::{Context, instance_json, open_fleet, runtime, short_digest};
-use crate::output::usage;
+use crate::output::{usage, usage_with_hint};
 use crate::progress::ProgressView;
 
 #[derive(Debug, clap::Args)]
@@ -149,7 +149,10 @@ fn spec(args: &Args) -> anyhow::Result<InstanceSpec> {
         .transpose()
         .map_err(|e| usage(std::io::Error::other(e)))?;
     spec.resources.cpus = args.cpus;
-    if !args.no_health && !args.ports.is_empty() {
+    // Health flags without a port make a health check the spec refuses, rather than
+    // none at all: the operator asked for one.
+    let health_asked = args.health_path.is_some() || args.health_port.is_some();
+    if !args.no_health && (!args.ports.is_empty() || health_asked) {
         let mut health = match &args.health_path {
             Some(path) => http_health(path),
             None => tcp_health(),
@@ -157,8 +160,34 @@ fn spec(args: &Args) -> anyhow::Result<InstanceSpec> {
         health.port = args.health_port;
         spec.health = Some(health);
     }
-    spec.validate().map_err(usage)?;
+    if let Err(error) = spec.validate() {
+        return Err(match spec_hint(&spec) {
+            Some(hint) => usage_with_hint(error, hint),
+            None => usage(error),
+        });
+    }
+    // The engine would refuse these later, after the pull; say so now, as usage errors.
+    if let Ok(cpus) = std::thread::available_parallelism() {
+        spec.check_host_limits(cpus.get()).map_err(usage)?;
+    }
+    spec.resolved_env().map_err(usage)?;
     Ok(spec)
+}
+
+/// What to do about a spec the library refused, in terms of this command's flags.
+fn spec_hint(spec: &InstanceSpec) -> Option<String> {
+    if spec.health.is_some() && spec.ports.is_empty() {
+        return Some(
+            "publish the port the app listens on with --port CPORT: health is probed there"
+                .to_owned(),
+        );
+    }
+    if spec.volumes.iter().any(|v| v.container == DATA_MOUNT) {
+        return Some(format!(
+            "--data-dir DIR mounts DIR at {DATA_MOUNT}; keep --volume for other paths"
+        ));
+    }
+    None
 }
 
 pub(crate) fn run(context: &Context, args: &Args) -> anyhow::Result<ExitCode> {
