@@ -55,6 +55,16 @@ pub(super) fn create(path: &Path) -> Result<(), Error> {
     let linked = built.and_then(|()| match std::fs::hard_link(&temporary, path) {
         // Another process linked its new store first: use that one.
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        // A file system without hard links: renaming may, in a rare race, replace the
+        // new store another process made a moment before.
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::Unsupported
+            ) && !path.exists() =>
+        {
+            std::fs::rename(&temporary, path).map_err(io_error(path))
+        }
         linked => linked.map_err(io_error(path)),
     });
     let _ = std::fs::remove_file(&temporary);
