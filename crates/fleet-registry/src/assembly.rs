@@ -1,6 +1,11 @@
 //! OCI image assembly without a daemon: layers from files, an image configuration, a
 //! manifest, and an index for several platforms; pushed with [`Client::push_image`] and
-//! [`Client::push_index`]. For releasing fleet itself where `docker buildx` is missing.
+//! [`Client::push_index`].
+//!
+//! This is public API for releasing fleet itself: the release task assembles and pushes
+//! fleet's own images with it where `docker buildx` is missing. Nothing else in fleet
+//! (fleet-core, the CLI) uses it at run time; the end-to-end tests use it to push test
+//! images. It is kept, and kept public, for that release path.
 //!
 //! Everything is reproducible: the same inputs give the same digests (tar entries
 //! sorted, owned by 0:0, dated 1970; gzip without a timestamp; JSON with sorted keys; no

@@ -1,14 +1,12 @@
 //! The registry client: configuration, resolution, manifests and platforms.
 //! Tag listing lives in `tags.rs`, pushing in `push.rs`.
 
-use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::header;
-use reqwest::{Method, StatusCode};
-use url::Url;
+use reqwest::{Method, Response, StatusCode};
 
 use crate::cache::TagCache;
 use crate::channel::{Channel, ChannelRef, ResolveOptions};
@@ -19,8 +17,9 @@ use crate::manifest::{
     MANIFEST_ACCEPT, Manifest, ManifestHead, ManifestKind, is_index, media_type_of,
 };
 use crate::platform::Platform;
-use crate::reference::{DOCKER_HUB, ImageRef};
-use crate::transport::{Call, Policy, Transport, error_code, error_detail};
+use crate::reference::ImageRef;
+use crate::target::Target;
+use crate::transport::{Call, Policy, Transport, error_code, http_error};
 
 /// How a [`Client`] behaves. Start from [`ClientConfig::default`] and change what you need.
 ///
@@ -165,31 +164,15 @@ impl Resolved {
     }
 }
 
-/// One repository on one registry, as requests need it.
-pub(crate) struct Target {
-    pub(crate) registry: String,
-    pub(crate) repository: String,
-    pub(crate) base: Url,
-    pub(crate) origin: url::Origin,
-    /// The reference errors name.
-    pub(crate) reference: String,
-}
-
-impl Target {
-    /// `base/v2/<repository>/<rest>`.
-    pub(crate) fn url(&self, rest: &str) -> Url {
-        let mut url = self.base.clone();
-        url.set_path(&format!("/v2/{}/{rest}", self.repository));
-        url
-    }
-
-    pub(crate) fn pull(&self) -> String {
-        format!("repository:{}:pull", self.repository)
-    }
-
-    pub(crate) fn push(&self) -> String {
-        format!("repository:{}:pull,push", self.repository)
-    }
+/// What a 404 means to the request that got it.
+pub(crate) enum Missing {
+    /// The repository: [`Error::RepositoryNotFound`].
+    Repository,
+    /// A manifest: [`Error::ManifestNotFound`] or [`Error::RepositoryNotFound`], as
+    /// [`Client::not_found`] tells them apart.
+    Manifest,
+    /// A blob, named by this reference: [`Error::ManifestNotFound`].
+    Blob(String),
 }
 
 impl Client {
@@ -235,42 +218,39 @@ impl Client {
         self.inner.page_size
     }
 
-    /// `http` for loopback and insecure registries, `https` otherwise.
-    fn scheme(&self, registry: &str) -> &'static str {
-        let host = host_of(registry);
-        let insecure = self
-            .inner
-            .insecure
-            .iter()
-            .any(|entry| entry == registry || entry == host);
-        if insecure || is_loopback(host) {
-            "http"
-        } else {
-            "https"
-        }
+    pub(crate) fn target(&self, image: &ImageRef) -> Result<Target, Error> {
+        Target::new(image, &self.inner.insecure)
     }
 
-    pub(crate) fn target(&self, image: &ImageRef) -> Result<Target, Error> {
-        let registry = image.registry();
-        let api_host = if registry == DOCKER_HUB {
-            "registry-1.docker.io"
-        } else {
-            registry
-        };
-        let reference = image.to_string();
-        let base =
-            Url::parse(&format!("{}://{api_host}/", self.scheme(registry))).map_err(|error| {
-                Error::Protocol {
-                    reference: reference.clone(),
-                    message: format!("cannot make a URL for registry {registry}: {error}"),
-                }
-            })?;
-        Ok(Target {
-            registry: registry.to_owned(),
-            repository: image.repository().to_owned(),
-            origin: base.origin(),
-            base,
-            reference,
+    /// Passes a 2xx response through and turns any other into the typed error its
+    /// status means: a 404 into what `missing` says is missing, anything else into
+    /// [`Error::Http`] with the registry's message.
+    pub(crate) async fn success(
+        &self,
+        target: &Target,
+        response: Response,
+        missing: Missing,
+    ) -> Result<Response, Error> {
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        if status != StatusCode::NOT_FOUND {
+            return Err(http_error(&target.reference, response).await);
+        }
+        Err(match missing {
+            Missing::Repository => Error::RepositoryNotFound {
+                reference: target.reference.clone(),
+                status: status.as_u16(),
+            },
+            Missing::Manifest => {
+                let body = response.bytes().await.unwrap_or_default();
+                self.not_found(target, &body).await
+            }
+            Missing::Blob(reference) => Error::ManifestNotFound {
+                reference,
+                status: status.as_u16(),
+            },
         })
     }
 
@@ -331,22 +311,9 @@ impl Client {
         let call = Call::new(Method::HEAD, url, &target, target.pull())
             .header(header::ACCEPT, MANIFEST_ACCEPT);
         let response = self.transport().send(&call).await?;
-        let status = response.status();
-        if status == StatusCode::NOT_FOUND {
-            return Err(self.not_found(&target, None).await);
-        }
-        if !status.is_success() {
-            return Err(Error::Http {
-                reference: target.reference,
-                status: status.as_u16(),
-                detail: None,
-            });
-        }
+        let response = self.success(&target, response, Missing::Manifest).await?;
         let headers = response.headers();
-        let digest = headers
-            .get("docker-content-digest")
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.parse::<Digest>().ok());
+        let digest = Digest::from_headers(headers);
         let media_type = headers
             .get(header::CONTENT_TYPE)
             .and_then(|value| value.to_str().ok())
@@ -381,28 +348,12 @@ impl Client {
         let call = Call::new(Method::GET, url, &target, target.pull())
             .header(header::ACCEPT, MANIFEST_ACCEPT);
         let response = self.transport().send(&call).await?;
-        let status = response.status();
-        if status == StatusCode::NOT_FOUND {
-            let body = response.bytes().await.unwrap_or_default();
-            return Err(self.not_found(&target, Some(&body)).await);
-        }
-        if !status.is_success() {
-            let detail = error_detail(response).await;
-            return Err(Error::Http {
-                reference: target.reference,
-                status: status.as_u16(),
-                detail,
-            });
-        }
+        let response = self.success(&target, response, Missing::Manifest).await?;
         let protocol = |message: String| Error::Protocol {
             reference: target.reference.clone(),
             message,
         };
-        let header_digest = response
-            .headers()
-            .get("docker-content-digest")
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.parse::<Digest>().ok());
+        let header_digest = Digest::from_headers(response.headers());
         let content_type = response
             .headers()
             .get(header::CONTENT_TYPE)
@@ -521,21 +472,8 @@ impl Client {
             target.pull(),
         );
         let response = self.transport().send(&call).await?;
-        let status = response.status();
-        if status == StatusCode::NOT_FOUND {
-            return Err(Error::ManifestNotFound {
-                reference: format!("{}@{digest}", image.name()),
-                status: 404,
-            });
-        }
-        if !status.is_success() {
-            let detail = error_detail(response).await;
-            return Err(Error::Http {
-                reference: target.reference,
-                status: status.as_u16(),
-                detail,
-            });
-        }
+        let missing = Missing::Blob(format!("{}@{digest}", image.name()));
+        let response = self.success(&target, response, missing).await?;
         let bytes = response.bytes().await.map_err(|source| Error::Network {
             reference: target.reference.clone(),
             source,
@@ -553,12 +491,12 @@ impl Client {
     /// `MANIFEST_UNKNOWN` even when the repository does not exist (and a `HEAD` has no
     /// body), so unless the body says `NAME_UNKNOWN`, ask for the tag list: only a
     /// missing repository has none. One extra request, on the failure path only.
-    pub(crate) async fn not_found(&self, target: &Target, body: Option<&[u8]>) -> Error {
+    async fn not_found(&self, target: &Target, body: &[u8]) -> Error {
         let repository_missing = Error::RepositoryNotFound {
             reference: target.reference.clone(),
             status: 404,
         };
-        if body.and_then(error_code).as_deref() == Some("NAME_UNKNOWN") {
+        if error_code(body).as_deref() == Some("NAME_UNKNOWN") {
             return repository_missing;
         }
         let mut url = target.url("tags/list");
@@ -592,95 +530,5 @@ fn manifest_reference(image: &ImageRef) -> String {
         (Some(digest), _) => digest.to_string(),
         (None, Some(tag)) => tag.to_owned(),
         (None, None) => "latest".to_owned(),
-    }
-}
-
-/// `host` of `host:port`, `[::1]` of `[::1]:5000`.
-fn host_of(registry: &str) -> &str {
-    if registry.starts_with('[') {
-        return registry
-            .split_once(']')
-            .map_or(registry, |(host, _)| &registry[..host.len() + 1]);
-    }
-    registry.split_once(':').map_or(registry, |(host, _)| host)
-}
-
-fn is_loopback(host: &str) -> bool {
-    host == "localhost"
-        || host == "[::1]"
-        || host.parse::<Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn check(registry_and_repo: &str, config: ClientConfig) -> String {
-        let client = Client::new(config).unwrap();
-        let image: ImageRef = registry_and_repo.parse().unwrap();
-        let target = client.target(&image).unwrap();
-        target.url("tags/list").to_string()
-    }
-
-    #[test]
-    fn schemes_and_hosts() {
-        let config = ClientConfig::default;
-        assert_eq!(
-            check("nginx", config()),
-            "https://registry-1.docker.io/v2/library/nginx/tags/list"
-        );
-        assert_eq!(
-            check("ghcr.io/o/a", config()),
-            "https://ghcr.io/v2/o/a/tags/list"
-        );
-        assert_eq!(
-            check("127.0.0.1:5000/a", config()),
-            "http://127.0.0.1:5000/v2/a/tags/list"
-        );
-        assert_eq!(
-            check("127.1.2.3:5000/a", config()),
-            "http://127.1.2.3:5000/v2/a/tags/list"
-        );
-        assert_eq!(
-            check("localhost:5000/a", config()),
-            "http://localhost:5000/v2/a/tags/list"
-        );
-        assert_eq!(
-            check("localhost/a", config()),
-            "http://localhost/v2/a/tags/list"
-        );
-        assert_eq!(
-            check("[::1]:5000/a", config()),
-            "http://[::1]:5000/v2/a/tags/list"
-        );
-        assert_eq!(
-            check("128.0.0.1:5000/a", config()),
-            "https://128.0.0.1:5000/v2/a/tags/list"
-        );
-        assert_eq!(
-            check("registry.lan:5000/a", config()),
-            "https://registry.lan:5000/v2/a/tags/list"
-        );
-        assert_eq!(
-            check(
-                "registry.lan:5000/a",
-                config().insecure_registry("registry.lan:5000")
-            ),
-            "http://registry.lan:5000/v2/a/tags/list"
-        );
-        assert_eq!(
-            check(
-                "registry.lan:5000/a",
-                config().insecure_registry("registry.lan")
-            ),
-            "http://registry.lan:5000/v2/a/tags/list"
-        );
-        assert_eq!(
-            check(
-                "registry.lan:5001/a",
-                config().insecure_registry("registry.lan:5000")
-            ),
-            "https://registry.lan:5001/v2/a/tags/list"
-        );
     }
 }

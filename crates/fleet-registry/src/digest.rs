@@ -7,6 +7,9 @@ use sha2::Digest as _;
 
 use crate::error::Error;
 
+/// The header a registry names a manifest's or blob's digest in.
+const CONTENT_DIGEST: &str = "docker-content-digest";
+
 /// A content digest such as `sha256:6c3c624b58dbbcd3c0dd82b4c53f04194d1247c6eebdaab7c610cf7d66709b3b`.
 ///
 /// The algorithm is one of `sha256`, `sha384` or `sha512`, and the hexadecimal part is
@@ -99,6 +102,12 @@ impl Digest {
     /// The whole digest, `algorithm:hex`.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The digest a registry sent in `Docker-Content-Digest`, if it sent a valid one;
+    /// a malformed value counts as none (callers then hash the content themselves).
+    pub(crate) fn from_headers(headers: &http::HeaderMap) -> Option<Digest> {
+        headers.get(CONTENT_DIGEST)?.to_str().ok()?.parse().ok()
     }
 
     /// Whether `bytes` hash to this digest.
@@ -202,6 +211,20 @@ mod tests {
         );
         assert!(digest.verify(b""));
         assert!(!digest.verify(b"x"));
+    }
+
+    #[test]
+    fn content_digest_headers() {
+        let check = |value: &str| {
+            let mut headers = http::HeaderMap::new();
+            headers.insert(CONTENT_DIGEST, http::HeaderValue::from_str(value).unwrap());
+            Digest::from_headers(&headers).map(|digest| digest.to_string())
+        };
+        let digest = Digest::sha256(b"fleet").to_string();
+        assert_eq!(check(&digest), Some(digest));
+        assert_eq!(check("sha256:abc"), None);
+        assert_eq!(check(""), None);
+        assert_eq!(Digest::from_headers(&http::HeaderMap::new()), None);
     }
 
     #[test]

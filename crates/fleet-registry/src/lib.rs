@@ -29,10 +29,12 @@
 //!   [`Secret`]s that never print.
 //! - [`Error`]: one typed error; registry variants name the reference and the status.
 //!
-//! Image assembly, without a daemon (for releases where `docker buildx` is missing):
-//! [`LayerBuilder`] → [`Layer`], [`ImageBuilder`] → [`Image`] (configuration and
-//! manifest), [`Index`] for several platforms, pushed by [`Client::push_image`] and
-//! [`Client::push_index`]. The same inputs always give the same digests.
+//! Image assembly, without a daemon: public API for releasing fleet itself (the release
+//! task builds fleet's own images with it where `docker buildx` is missing; fleet's
+//! run-time crates do not use it). [`LayerBuilder`] → [`Layer`], [`ImageBuilder`] →
+//! [`Image`] (configuration and manifest), [`Index`] for several platforms, pushed by
+//! [`Client::push_image`] and [`Client::push_index`]. The same inputs always give the
+//! same digests.
 //!
 //! # Why the client has its own HTTP transport
 //!
@@ -47,9 +49,11 @@
 //! oci-client uses, so nothing is compiled twice): the distribution token flow
 //! (`WWW-Authenticate: Bearer realm/service/scope`, anonymously or with Basic
 //! credentials or an identity token) and Basic auth, tokens cached per repository
-//! scope, retries with jittered exponential backoff on network errors and 500/502/503/504,
-//! `Retry-After` (seconds or HTTP date) waited out on 429 up to a bound and reported as
-//! [`Error::RateLimited`] beyond it, per-request timeouts, and one request counter.
+//! scope, and one retry policy for every request, token requests included: jittered
+//! exponential backoff on connection errors and 500/502/503/504, `Retry-After` (seconds
+//! or HTTP date) waited out on 429 up to a bound and reported as [`Error::RateLimited`]
+//! beyond it, per-request timeouts (a timed-out request is not retried), and one
+//! request counter.
 //!
 //! Plain HTTP is explicit: loopback registries (`localhost`, `127.0.0.0/8`, `[::1]`)
 //! and those in [`ClientConfig::insecure_registries`], as Docker does; HTTPS otherwise.
@@ -82,6 +86,7 @@ mod push;
 mod reference;
 mod tags;
 mod tagset;
+mod target;
 mod transport;
 mod version;
 

@@ -10,11 +10,11 @@ use bytes::Bytes;
 use reqwest::header;
 use reqwest::{Method, StatusCode};
 
-use crate::client::{Client, Target};
+use crate::client::Client;
 use crate::digest::Digest;
 use crate::error::Error;
 use crate::reference::ImageRef;
-use crate::transport::{Call, error_detail};
+use crate::transport::{Call, http_error};
 
 /// How long one blob upload may take.
 const BLOB_TIMEOUT: Duration = Duration::from_secs(30 * 60);
@@ -33,11 +33,7 @@ impl Client {
         match response.status() {
             status if status.is_success() => Ok(true),
             StatusCode::NOT_FOUND => Ok(false),
-            status => Err(Error::Http {
-                reference: target.reference,
-                status: status.as_u16(),
-                detail: None,
-            }),
+            _ => Err(http_error(&target.reference, response).await),
         }
     }
 
@@ -63,7 +59,7 @@ impl Client {
         .header(header::CONTENT_LENGTH, "0");
         let response = self.transport().send(&start).await?;
         if response.status() != StatusCode::ACCEPTED {
-            return Err(unexpected(&target, response).await);
+            return Err(http_error(&target.reference, response).await);
         }
         let protocol = |message: String| Error::Protocol {
             reference: target.reference.clone(),
@@ -85,7 +81,7 @@ impl Client {
         put.timeout = Some(BLOB_TIMEOUT);
         let response = self.transport().send(&put).await?;
         if response.status() != StatusCode::CREATED {
-            return Err(unexpected(&target, response).await);
+            return Err(http_error(&target.reference, response).await);
         }
         Ok(digest)
     }
@@ -114,13 +110,9 @@ impl Client {
         .body(manifest);
         let response = self.transport().send(&call).await?;
         if response.status() != StatusCode::CREATED {
-            return Err(unexpected(&target, response).await);
+            return Err(http_error(&target.reference, response).await);
         }
-        let answered = response
-            .headers()
-            .get("docker-content-digest")
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.parse::<Digest>().ok());
+        let answered = Digest::from_headers(response.headers());
         if let Some(answered) = answered.filter(|answered| *answered != digest) {
             return Err(Error::Protocol {
                 reference: target.reference,
@@ -129,15 +121,5 @@ impl Client {
         }
         self.invalidate_tags(image);
         Ok(digest)
-    }
-}
-
-async fn unexpected(target: &Target, response: reqwest::Response) -> Error {
-    let status = response.status().as_u16();
-    let detail = error_detail(response).await;
-    Error::Http {
-        reference: target.reference.clone(),
-        status,
-        detail,
     }
 }

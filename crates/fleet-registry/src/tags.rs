@@ -12,13 +12,13 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use reqwest::Method;
 use reqwest::header::{self, HeaderMap};
-use reqwest::{Method, StatusCode};
 
-use crate::client::Client;
+use crate::client::{Client, Missing};
 use crate::error::Error;
 use crate::reference::ImageRef;
-use crate::transport::{Call, error_detail};
+use crate::transport::Call;
 
 /// A page of `GET /v2/<name>/tags/list`.
 #[derive(serde::Deserialize)]
@@ -54,21 +54,7 @@ impl Client {
                 .transport()
                 .send(&Call::new(Method::GET, url.clone(), &target, target.pull()))
                 .await?;
-            let status = response.status();
-            if status == StatusCode::NOT_FOUND {
-                return Err(Error::RepositoryNotFound {
-                    reference: target.reference,
-                    status: status.as_u16(),
-                });
-            }
-            if !status.is_success() {
-                let detail = error_detail(response).await;
-                return Err(Error::Http {
-                    reference: target.reference,
-                    status: status.as_u16(),
-                    detail,
-                });
-            }
+            let response = self.success(&target, response, Missing::Repository).await?;
             let link = next_link(response.headers());
             let page: TagPage = response.json().await.map_err(|error| Error::Protocol {
                 reference: target.reference.clone(),

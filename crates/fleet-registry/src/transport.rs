@@ -1,6 +1,7 @@
 //! Sending one registry request: authentication (Basic, or the bearer-token flow with
-//! anonymous or configured credentials), retries with backoff on 5xx and network
-//! errors, `Retry-After` on 429, timeouts, and a count of every request sent.
+//! anonymous or configured credentials), one retry policy for registry and token
+//! requests alike (backoff on 5xx and connection errors, `Retry-After` on 429, no retry
+//! after a timeout), and a count of every request sent.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
@@ -10,13 +11,13 @@ use std::time::Duration;
 use base64::Engine as _;
 use bytes::Bytes;
 use reqwest::header::{self, HeaderMap, HeaderValue};
-use reqwest::{Method, Response, StatusCode};
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use url::Url;
 
 use crate::auth::{Challenge, Token, TokenAnswer, parse_challenge};
-use crate::client::Target;
 use crate::credentials::{CredentialSource, Credentials};
 use crate::error::Error;
+use crate::target::Target;
 
 /// The knobs of [`Transport`], set through [`ClientConfig`](crate::ClientConfig).
 #[derive(Debug, Clone)]
@@ -112,40 +113,15 @@ impl Transport {
     /// (2xx, 3xx, 404, other 4xx). Handles 401 (authenticates once, then
     /// [`Error::Unauthorized`]), 429 and 5xx and network errors (retries, then errors).
     pub(crate) async fn send(&self, call: &Call<'_>) -> Result<Response, Error> {
+        // One retry budget for the call, before and after authenticating.
         let mut attempt = 0;
         let mut authenticated = false;
         loop {
-            let mut request = self
-                .http
-                .request(call.method.clone(), call.url.clone())
-                .headers(call.headers.clone());
-            if let Some(timeout) = call.timeout {
-                request = request.timeout(timeout);
-            }
-            if let Some(body) = &call.body {
-                request = request.body(body.clone());
-            }
-            if call.url.origin() == *call.origin
-                && let Some(authorization) = self.authorization(call).await
-            {
-                request = request.header(header::AUTHORIZATION, authorization);
-            }
-            self.requests.fetch_add(1, Ordering::Relaxed);
-            let response = match request.send().await {
-                Ok(response) => response,
-                Err(error) if attempt < self.policy.retries && is_retryable(&error) => {
-                    tracing::debug!(url = %call.url, %error, attempt, "retrying after a network error");
-                    tokio::time::sleep(self.backoff(attempt)).await;
-                    attempt += 1;
-                    continue;
-                }
-                Err(source) => {
-                    return Err(Error::Network {
-                        reference: call.reference.to_owned(),
-                        source,
-                    });
-                }
-            };
+            let response = self
+                .send_retrying(&call.url, call.reference, &mut attempt, || {
+                    self.request(call)
+                })
+                .await?;
             let status = response.status();
             match status {
                 StatusCode::UNAUTHORIZED if !authenticated && call.url.origin() == *call.origin => {
@@ -163,16 +139,80 @@ impl Transport {
                 StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
                     return Err(unauthorized(call, status, response).await);
                 }
+                _ => return Ok(response),
+            }
+        }
+    }
+
+    /// `call` as a request, with the `Authorization` we already know how to make when
+    /// it goes to the registry's own origin.
+    async fn request(&self, call: &Call<'_>) -> RequestBuilder {
+        let mut request = self
+            .http
+            .request(call.method.clone(), call.url.clone())
+            .headers(call.headers.clone());
+        if let Some(timeout) = call.timeout {
+            request = request.timeout(timeout);
+        }
+        if let Some(body) = &call.body {
+            request = request.body(body.clone());
+        }
+        if call.url.origin() == *call.origin
+            && let Some(authorization) = self.authorization(call).await
+        {
+            request = request.header(header::AUTHORIZATION, authorization);
+        }
+        request
+    }
+
+    /// The retry policy every request goes through, registry and token service alike:
+    /// sends what `build` makes (counting each request), and sends it again after a
+    /// connection error or a 500/502/503/504 (with backoff) or a 429 (after its
+    /// `Retry-After` when that is within the bound, else with backoff), while
+    /// `attempt` is below the policy's retries. A timeout is not retried. Returns any
+    /// other answer, and the last 5xx; a 429 it does not wait out is
+    /// [`Error::RateLimited`], a failed send [`Error::Network`].
+    async fn send_retrying<F, Fut>(
+        &self,
+        url: &Url,
+        reference: &str,
+        attempt: &mut u32,
+        build: F,
+    ) -> Result<Response, Error>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = RequestBuilder>,
+    {
+        loop {
+            let request = build().await;
+            self.requests.fetch_add(1, Ordering::Relaxed);
+            let response = match request.send().await {
+                Ok(response) => response,
+                Err(error) if *attempt < self.policy.retries && is_retryable(&error) => {
+                    tracing::debug!(%url, %error, attempt, "retrying after a network error");
+                    tokio::time::sleep(self.backoff(*attempt)).await;
+                    *attempt += 1;
+                    continue;
+                }
+                Err(source) => {
+                    return Err(Error::Network {
+                        reference: reference.to_owned(),
+                        source,
+                    });
+                }
+            };
+            let status = response.status();
+            match status {
                 StatusCode::TOO_MANY_REQUESTS => {
                     let retry_after = retry_after(response.headers());
-                    let wait = retry_after.unwrap_or_else(|| self.backoff(attempt));
-                    if attempt < self.policy.retries && wait <= self.policy.max_retry_after {
-                        tracing::debug!(url = %call.url, ?wait, "rate limited; waiting");
+                    let wait = retry_after.unwrap_or_else(|| self.backoff(*attempt));
+                    if *attempt < self.policy.retries && wait <= self.policy.max_retry_after {
+                        tracing::debug!(%url, ?wait, "rate limited; waiting");
                         tokio::time::sleep(wait).await;
-                        attempt += 1;
+                        *attempt += 1;
                     } else {
                         return Err(Error::RateLimited {
-                            reference: call.reference.to_owned(),
+                            reference: reference.to_owned(),
                             retry_after,
                         });
                     }
@@ -181,11 +221,11 @@ impl Transport {
                 | StatusCode::BAD_GATEWAY
                 | StatusCode::SERVICE_UNAVAILABLE
                 | StatusCode::GATEWAY_TIMEOUT
-                    if attempt < self.policy.retries =>
+                    if *attempt < self.policy.retries =>
                 {
-                    tracing::debug!(url = %call.url, %status, attempt, "retrying after a server error");
-                    tokio::time::sleep(self.backoff(attempt)).await;
-                    attempt += 1;
+                    tracing::debug!(%url, %status, attempt, "retrying after a server error");
+                    tokio::time::sleep(self.backoff(*attempt)).await;
+                    *attempt += 1;
                 }
                 _ => return Ok(response),
             }
@@ -303,6 +343,7 @@ impl Transport {
 
     /// The distribution token flow: `GET realm?service=…&scope=…` (with Basic auth when
     /// we have a password), or `POST realm` with a refresh token (identity tokens).
+    /// Retried like any request ([`Transport::send_retrying`]), with a budget of its own.
     async fn fetch_token(
         &self,
         call: &Call<'_>,
@@ -317,84 +358,64 @@ impl Transport {
         };
         let mut url = Url::parse(realm)
             .map_err(|error| protocol(format!("bad token realm {realm:?}: {error}")))?;
-        let mut attempt = 0;
-        loop {
-            let request = match credentials {
-                Some(Credentials::IdentityToken(refresh)) => {
-                    let mut form = url::form_urlencoded::Serializer::new(String::new());
-                    form.append_pair("grant_type", "refresh_token")
-                        .append_pair("refresh_token", refresh.expose())
-                        .append_pair("client_id", "fleet")
-                        .append_pair("scope", scope);
-                    if let Some(service) = service {
-                        form.append_pair("service", service);
-                    }
-                    self.http
-                        .post(url.clone())
-                        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-                        .body(form.finish())
-                }
-                _ => {
-                    url.query_pairs_mut().clear();
-                    if let Some(service) = service {
-                        url.query_pairs_mut().append_pair("service", service);
-                    }
-                    url.query_pairs_mut().append_pair("scope", scope);
-                    let request = self.http.get(url.clone());
-                    match credentials {
-                        Some(Credentials::Basic { username, password }) => request.header(
+        let refresh = match credentials {
+            Some(Credentials::IdentityToken(refresh)) => Some(refresh),
+            _ => None,
+        };
+        let form = refresh.map(|refresh| {
+            let mut form = url::form_urlencoded::Serializer::new(String::new());
+            form.append_pair("grant_type", "refresh_token")
+                .append_pair("refresh_token", refresh.expose())
+                .append_pair("client_id", "fleet")
+                .append_pair("scope", scope);
+            if let Some(service) = service {
+                form.append_pair("service", service);
+            }
+            form.finish()
+        });
+        if form.is_none() {
+            url.query_pairs_mut().clear();
+            if let Some(service) = service {
+                url.query_pairs_mut().append_pair("service", service);
+            }
+            url.query_pairs_mut().append_pair("scope", scope);
+        }
+        let build = || {
+            let request = match &form {
+                Some(form) => self
+                    .http
+                    .post(url.clone())
+                    .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                    .body(form.clone()),
+                None => match credentials {
+                    Some(Credentials::Basic { username, password }) => {
+                        self.http.get(url.clone()).header(
                             header::AUTHORIZATION,
                             basic_header(username, password.expose()),
-                        ),
-                        _ => request,
+                        )
                     }
-                }
+                    _ => self.http.get(url.clone()),
+                },
             };
-            self.requests.fetch_add(1, Ordering::Relaxed);
-            let response = match request.send().await {
-                Ok(response) => response,
-                Err(error) if attempt < self.policy.retries && is_retryable(&error) => {
-                    tokio::time::sleep(self.backoff(attempt)).await;
-                    attempt += 1;
-                    continue;
-                }
-                Err(source) => {
-                    return Err(Error::Network {
-                        reference: call.reference.to_owned(),
-                        source,
-                    });
-                }
-            };
-            let status = response.status();
-            if status.is_server_error() && attempt < self.policy.retries {
-                tokio::time::sleep(self.backoff(attempt)).await;
-                attempt += 1;
-                continue;
-            }
-            if status == StatusCode::TOO_MANY_REQUESTS {
-                return Err(Error::RateLimited {
-                    reference: call.reference.to_owned(),
-                    retry_after: retry_after(response.headers()),
-                });
-            }
-            if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
-                return Err(unauthorized(call, status, response).await);
-            }
-            if !status.is_success() {
-                let detail = error_detail(response).await;
-                return Err(Error::Http {
-                    reference: call.reference.to_owned(),
-                    status: status.as_u16(),
-                    detail,
-                });
-            }
-            let answer: TokenAnswer = response
-                .json()
-                .await
-                .map_err(|error| protocol(format!("unreadable token answer: {error}")))?;
-            return Token::from_answer(answer)
-                .ok_or_else(|| protocol("the token service sent no token".to_owned()));
+            std::future::ready(request)
+        };
+        let mut attempt = 0;
+        let response = self
+            .send_retrying(&url, call.reference, &mut attempt, build)
+            .await?;
+        let status = response.status();
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            return Err(unauthorized(call, status, response).await);
         }
+        if !status.is_success() {
+            return Err(http_error(call.reference, response).await);
+        }
+        let answer: TokenAnswer = response
+            .json()
+            .await
+            .map_err(|error| protocol(format!("unreadable token answer: {error}")))?;
+        Token::from_answer(answer)
+            .ok_or_else(|| protocol("the token service sent no token".to_owned()))
     }
 }
 
@@ -427,6 +448,17 @@ async fn unauthorized(call: &Call<'_>, status: StatusCode, response: Response) -
     Error::Unauthorized {
         reference: call.reference.to_owned(),
         status: status.as_u16(),
+        detail: error_detail(response).await,
+    }
+}
+
+/// The error for a response whose status the caller did not expect:
+/// [`Error::Http`] with the status and the registry's message.
+pub(crate) async fn http_error(reference: &str, response: Response) -> Error {
+    let status = response.status().as_u16();
+    Error::Http {
+        reference: reference.to_owned(),
+        status,
         detail: error_detail(response).await,
     }
 }

@@ -353,3 +353,51 @@ async fn a_registry_that_never_answers_fails_after_one_timeout() {
     }
     assert_eq!(client.request_count(), 1, "a timeout is not retried");
 }
+
+#[tokio::test]
+/// Regression: the token request had a retry loop of its own, which gave up at once
+/// on a 429 instead of waiting out its `Retry-After` as every other request does.
+async fn a_rate_limited_token_request_is_retried_after_retry_after() {
+    let registry = registry(AuthMode::AnonymousBearer).await;
+    registry.script_token(status(429, vec![("retry-after", "0".to_owned())]));
+    let client = client();
+    assert_eq!(
+        client
+            .fetch_tags(&registry.image("app"))
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+    assert_eq!(client.request_count(), 4, "401, 429 token, token, retry");
+    assert_eq!(
+        registry
+            .state
+            .token_requests
+            .load(std::sync::atomic::Ordering::SeqCst),
+        2
+    );
+}
+
+#[tokio::test]
+async fn an_unavailable_token_service_is_retried() {
+    let registry = registry(AuthMode::AnonymousBearer).await;
+    registry.script_token(status(503, vec![]));
+    let client = client();
+    assert_eq!(
+        client
+            .fetch_tags(&registry.image("app"))
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+    assert_eq!(client.request_count(), 4, "401, 503 token, token, retry");
+    assert_eq!(
+        registry
+            .state
+            .token_requests
+            .load(std::sync::atomic::Ordering::SeqCst),
+        2
+    );
+}

@@ -69,6 +69,8 @@ pub struct FakeState {
     pub manifest_heads: AtomicUsize,
     pub token_requests: AtomicUsize,
     pub script: Mutex<VecDeque<Scripted>>,
+    /// Canned answers of the token endpoint only, given before it serves normally.
+    pub token_script: Mutex<VecDeque<Scripted>>,
 }
 
 pub struct FakeRegistry {
@@ -88,6 +90,7 @@ impl FakeRegistry {
             manifest_heads: AtomicUsize::new(0),
             token_requests: AtomicUsize::new(0),
             script: Mutex::new(VecDeque::new()),
+            token_script: Mutex::new(VecDeque::new()),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -106,6 +109,11 @@ impl FakeRegistry {
 
     pub fn script(&self, scripted: Scripted) {
         self.state.script.lock().unwrap().push_back(scripted);
+    }
+
+    /// Queues a canned answer for the next request to the token endpoint.
+    pub fn script_token(&self, scripted: Scripted) {
+        self.state.token_script.lock().unwrap().push_back(scripted);
     }
 }
 
@@ -133,15 +141,7 @@ async fn handle(
 ) -> Response {
     let scripted = state.script.lock().unwrap().pop_front();
     if let Some(scripted) = scripted {
-        let mut response = Response::builder().status(scripted.status);
-        for (name, value) in scripted.headers {
-            response = response.header(name, value);
-        }
-        return response
-            .body(Body::from(
-                "{\"errors\":[{\"code\":\"TOOMANYREQUESTS\",\"message\":\"slow down\"}]}",
-            ))
-            .unwrap();
+        return scripted_response(scripted);
     }
     let addr = state.addr.lock().unwrap().unwrap();
     let authorization = headers
@@ -158,6 +158,10 @@ async fn handle(
     let path = uri.path();
     if path == "/token" {
         state.token_requests.fetch_add(1, Ordering::SeqCst);
+        let scripted = state.token_script.lock().unwrap().pop_front();
+        if let Some(scripted) = scripted {
+            return scripted_response(scripted);
+        }
         let refused = match &state.auth {
             AuthMode::BearerWithBasic { user, pass } => authorization != basic(user, pass),
             AuthMode::BearerWithRefreshToken { refresh_token } => {
@@ -244,6 +248,18 @@ async fn handle(
             .into_response();
     }
     StatusCode::NOT_FOUND.into_response()
+}
+
+fn scripted_response(scripted: Scripted) -> Response {
+    let mut response = Response::builder().status(scripted.status);
+    for (name, value) in scripted.headers {
+        response = response.header(name, value);
+    }
+    response
+        .body(Body::from(
+            "{\"errors\":[{\"code\":\"TOOMANYREQUESTS\",\"message\":\"slow down\"}]}",
+        ))
+        .unwrap()
 }
 
 fn tag_page(
