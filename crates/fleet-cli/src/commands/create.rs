@@ -167,7 +167,11 @@ fn spec(args: &Args) -> anyhow::Result<InstanceSpec> {
         });
     }
     // The engine would refuse these later, after the pull; say so now, as usage errors.
-    if let Ok(cpus) = std::thread::available_parallelism() {
+    // The CPUs counted are this machine's: only when the engine runs here too.
+    let local_engine = std::env::var("DOCKER_HOST")
+        .ok()
+        .is_none_or(|host| host.starts_with("unix://"));
+    if local_engine && let Ok(cpus) = std::thread::available_parallelism() {
         spec.check_host_limits(cpus.get()).map_err(usage)?;
     }
     spec.resolved_env().map_err(usage)?;
