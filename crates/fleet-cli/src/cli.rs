@@ -77,6 +77,17 @@ pub(crate) struct RegistryArgs {
         value_delimiter = ','
     )]
     pub(crate) insecure_registries: Vec<String>,
+
+    /// The longest one registry request may take before fleet gives up (a timeout is not
+    /// retried).
+    #[arg(
+        long = "registry-timeout",
+        value_name = "DURATION",
+        env = "FLEET_REGISTRY_TIMEOUT",
+        default_value = "30s",
+        value_parser = humantime::parse_duration
+    )]
+    pub(crate) registry_timeout: std::time::Duration,
 }
 
 impl RegistryArgs {
@@ -92,6 +103,8 @@ impl RegistryArgs {
         config
             .insecure_registries
             .clone_from(&self.insecure_registries);
+        config.timeout = self.registry_timeout;
+        config.connect_timeout = config.connect_timeout.min(self.registry_timeout);
         config
     }
 }

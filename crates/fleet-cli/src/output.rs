@@ -197,7 +197,13 @@ pub(crate) fn report(error: &anyhow::Error) -> ExitCode {
     for hint in hints(error) {
         let _ = writeln!(stderr, "{hint_label} {hint}");
     }
-    if error.chain().any(|cause| cause.is::<UsageError>()) {
+    let invalid_input = |cause: &(dyn std::error::Error + 'static)| {
+        cause.is::<UsageError>()
+            || cause
+                .downcast_ref::<fleet_core::Error>()
+                .is_some_and(fleet_core::Error::is_invalid_input)
+    };
+    if error.chain().any(invalid_input) {
         ExitCode::from(2)
     } else {
         ExitCode::FAILURE
@@ -256,11 +262,28 @@ fn core_hints(error: &fleet_core::Error) -> Vec<String> {
         E::StoreNotAFleet { .. } => vec!["`docker ps -a --filter label=fleet.scope` lists the containers of every fleet on this engine".to_owned()],
         E::StoreReadOnly { .. } => vec!["this command changes the fleet: run it where the state directory is writable".to_owned()],
         E::StoreOutdated { .. } => vec!["run a command that changes the fleet once where the state directory is writable".to_owned()],
-        E::Unhealthy { .. } => vec![
+        E::Unhealthy { undone: true, .. } => vec![
             "nothing was left behind; fix the image or its settings (the app's last output is above) and create it again".to_owned(),
         ],
+        E::Unhealthy { instance, .. } => vec![format!(
+            "{instance} is left as it is: `fleet logs {instance}` shows its output, `fleet status {instance}` probes it again, `fleet stop {instance}` stops it"
+        )],
+        E::UndoIncomplete { .. } => vec![
+            "`fleet reconcile` removes containers fleet no longer owns; delete a data directory that is left yourself".to_owned(),
+        ],
+        E::DataDirRefused { .. } => vec!["give the instance a directory of its own with --data-dir, or omit it to use <state dir>/instances/NAME/data".to_owned()],
+        E::PurgeRefused { instance, path, .. } => vec![format!(
+            "nothing was removed; `fleet rm {instance}` without --purge-data removes the instance and keeps {}; delete it yourself if you mean to",
+            path.display()
+        )],
         E::DataDir { .. } => vec!["choose a writable directory with --data-dir, or fix its permissions".to_owned()],
         E::ConfirmationRequired { .. } => vec!["pass --yes to delete the data without asking".to_owned()],
+        E::Engine { source: EngineError::PermissionDenied { .. }, .. } => vec![
+            "run fleet as root, or as a member of the group that owns the socket (usually `docker`)".to_owned(),
+        ],
+        E::Engine { source: EngineError::Timeout { .. }, .. } => vec![
+            "the engine is overloaded or hung (`docker info` tells); raise [engine] request_timeout in <state dir>/config.toml if it is only slow".to_owned(),
+        ],
         E::Engine { source: EngineError::Unreachable { .. }, .. } => vec![
             "start the Docker Engine (`dockerd`), or point DOCKER_HOST at one (Podman: unix:///run/podman/podman.sock)".to_owned(),
         ],
@@ -322,14 +345,26 @@ fn registry_hints(error: &anyhow::Error) -> Vec<String> {
 }
 
 /// Logs go to stderr, filtered by `FLEET_LOG` (default: warnings).
+///
+/// Logs never contain secrets: bollard logs every request body and every decoded
+/// response at debug level, and a container's create body and inspect answer carry its
+/// environment. So bollard's events below `info` are dropped whatever `FLEET_LOG` says.
 pub(crate) fn init_tracing() {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+
     let filter = tracing_subscriber::EnvFilter::try_from_env("FLEET_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let no_engine_bodies = tracing_subscriber::filter::filter_fn(|meta| {
+        !(meta.target().starts_with("bollard") && *meta.level() > tracing::Level::INFO)
+    });
+    let layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(color_allowed() && std::io::stderr().is_terminal())
-        .try_init();
+        .with_filter(no_engine_bodies)
+        .with_filter(filter);
+    let _ = tracing_subscriber::registry().with(layer).try_init();
 }
 
 #[cfg(test)]

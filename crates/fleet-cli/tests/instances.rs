@@ -59,12 +59,32 @@ impl Bed {
     }
 
     fn run(&self, args: &[&str]) -> (i32, String, String) {
-        let output = Command::new(env!("CARGO_BIN_EXE_fleet"))
-            .args(args)
+        self.run_with(args, &[])
+    }
+
+    /// Runs `fleet` with extra environment variables (`FLEET_LOG`, `DOCKER_HOST`).
+    fn run_with(&self, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+        self.output(Command::new(env!("CARGO_BIN_EXE_fleet")).args(args), env)
+    }
+
+    /// Runs `fleet` under `umask 000`.
+    fn run_under_umask_000(&self, args: &[&str]) -> (i32, String, String) {
+        self.output(
+            Command::new("sh")
+                .args(["-c", "umask 000 && exec \"$0\" \"$@\""])
+                .arg(env!("CARGO_BIN_EXE_fleet"))
+                .args(args),
+            &[],
+        )
+    }
+
+    fn output(&self, command: &mut Command, env: &[(&str, &str)]) -> (i32, String, String) {
+        let output = command
             .env("NO_COLOR", "1")
             .env("FLEET_LOG", "off")
             .env("FLEET_STATE_DIR", self.state.path())
             .env("DOCKER_CONFIG", self.state.path().join("docker"))
+            .envs(env.iter().copied())
             .output()
             .unwrap();
         (
@@ -428,4 +448,357 @@ async fn reconcile_through_the_cli() {
     nothing to repair: the engine agrees with the store
     --- stderr
     ");
+}
+
+/// Removes a container behind fleet's back.
+async fn remove_behind_the_back(container: &str) {
+    let engine = fleet_core::engine::DockerEngine::connect().await.unwrap();
+    fleet_core::engine::Engine::remove_container(&engine, container)
+        .await
+        .unwrap();
+}
+
+/// Regression (issue 14, item 1): `fleet rm NAME --purge-data --yes` deleted whatever
+/// directory was given as `--data-dir`, and `/` or `/etc` were accepted as one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purge_never_deletes_what_fleet_did_not_make() {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    let bed = Bed::new().await;
+    let image = bed.image("v1");
+    let outside = tempfile::tempdir().unwrap();
+    let precious = outside.path().join("precious");
+    std::fs::create_dir(&precious).unwrap();
+    std::fs::write(precious.join("f"), "important").unwrap();
+    // The app runs as its own user and writes its data directory.
+    std::fs::set_permissions(&precious, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let precious_text = precious.display().to_string();
+    let (code, _, stderr) = bed.run(&[
+        "create",
+        "a",
+        "--image",
+        &image,
+        "--port",
+        "8080",
+        "--data-dir",
+        &precious_text,
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let shown = bed
+        .shown(&["rm", "a", "--purge-data", "--yes"])
+        .replace(&precious_text, "[precious]");
+    insta::assert_snapshot!(shown, @r"
+    exit: 2
+    --- stdout
+    --- stderr
+    error: will not delete data directory [precious] of instance a: fleet did not create it: it was given as the data directory of a and belongs to whoever made it
+    hint: nothing was removed; `fleet rm a` without --purge-data removes the instance and keeps [precious]; delete it yourself if you mean to
+    ");
+    assert_eq!(
+        std::fs::read_to_string(precious.join("f")).unwrap(),
+        "important"
+    );
+    assert_eq!(bed.json(&["ls", "--json"]).as_array().unwrap().len(), 1);
+
+    // A directory that fleet made is fleet's to delete.
+    let made = outside.path().join("made/by/fleet");
+    let made_text = made.display().to_string();
+    let (code, _, stderr) = bed.run(&[
+        "create",
+        "b",
+        "--image",
+        &image,
+        "--port",
+        "8080",
+        "--data-dir",
+        &made_text,
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, stdout, stderr) = bed.run(&["rm", "b", "--purge-data", "--yes"]);
+    assert_eq!(
+        (code, stdout.as_str()),
+        (0, "removed b and its data\n"),
+        "{stderr}"
+    );
+    assert!(!made.exists());
+
+    // A fixed host port outside the configured range works, with a note.
+    let outside_range = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let (code, _, stderr) = bed.run(&[
+        "create",
+        "d",
+        "--image",
+        &image,
+        "--port",
+        "8080",
+        "--host-port",
+        &outside_range,
+        "--no-start",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "note: host port {outside_range} is outside the range fleet allocates from ({}-{}, [ports] in {}/config.toml); it is used as given",
+            bed.first_port,
+            bed.first_port + 19,
+            bed.state.path().display()
+        )),
+        "{stderr}"
+    );
+    bed.run(&["rm", "d"]);
+
+    let state_parent = bed.state.path().parent().unwrap().display().to_string();
+    for dir in ["/", "/etc", "/usr/local", state_parent.as_str()] {
+        let (code, _, stderr) = bed.run(&[
+            "create",
+            "c",
+            "--image",
+            &image,
+            "--port",
+            "8080",
+            "--data-dir",
+            dir,
+        ]);
+        assert_eq!(code, 2, "{dir}: {stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "error: data directory {dir} of instance c is refused: "
+            )),
+            "{stderr}"
+        );
+    }
+    assert_eq!(
+        bed.json(&["ls", "--json"]).as_array().unwrap().len(),
+        1,
+        "nothing was created"
+    );
+    assert!(precious.join("f").exists());
+}
+
+/// Regression (issue 14, items 4 and 5): reconcile stopped at the first instance it
+/// could not repair without naming it, and said "nothing to repair" when it had left
+/// busy instances alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconcile_repairs_what_it_can_and_says_what_it_left() {
+    let bed = Bed::new().await;
+    let image = bed.image("v1");
+    let env_file = bed.state.path().join("alice.env");
+    std::fs::write(&env_file, "A=1\n").unwrap();
+    let env_file_text = env_file.display().to_string();
+    for (name, extra) in [
+        ("alice", &["--env-file", env_file_text.as_str()][..]),
+        ("bob", &[][..]),
+        ("carol", &[][..]),
+    ] {
+        let mut args = vec!["create", name, "--image", &image, "--port", "8080"];
+        args.extend(extra);
+        let (code, _, stderr) = bed.run(&args);
+        assert_eq!(code, 0, "{stderr}");
+        remove_behind_the_back(&format!("{}{name}.1", bed.docker.name(""))).await;
+    }
+    std::fs::remove_file(&env_file).unwrap();
+    // Another process holds carol (an update in progress).
+    fleet_core::Store::open(&bed.state.path().join("fleet.db"))
+        .unwrap()
+        .acquire_lease(
+            &"carol".parse().unwrap(),
+            "otherhost:42:abc",
+            "update",
+            std::time::Duration::from_secs(300),
+        )
+        .unwrap();
+    insta::assert_snapshot!(bed.shown(&["reconcile"]), @r"
+    exit: 1
+    --- stdout
+    bob: container missing: recreated container [prefix]bob.2, started it
+    carol: container missing: left alone: carol is busy (update by otherhost:42:abc)
+    alice: container missing: not repaired: environment file [state]/alice.env: cannot read it: No such file or directory (os error 2)
+    --- stderr
+    note: 1 drift left alone because another operation holds them; run reconcile again when it ends
+    error: 1 drift not repaired: alice
+    ");
+    let report = {
+        let (code, stdout, _) = bed.run(&["reconcile", "--json"]);
+        assert_eq!(code, 1);
+        serde_json::from_str::<serde_json::Value>(&stdout).unwrap()
+    };
+    assert_eq!(report["failed"][0]["drift"]["instance"], "alice");
+    assert_eq!(report["skipped"][0]["drift"]["instance"], "carol");
+}
+
+/// Regression (issue 14, items 7 and 19): `FLEET_LOG=debug` logged the container's
+/// environment, and `ls` showed health recorded for a container that had stopped, or
+/// from before a recreate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_keep_secrets_and_ls_shows_only_current_health() {
+    let bed = Bed::new().await;
+    let image = bed.image("v1");
+    // The instance's own directory in the state directory is private whatever the umask.
+    let (code, _, stderr) =
+        bed.run_under_umask_000(&["create", "bob", "--image", &image, "--no-start"]);
+    assert_eq!(code, 0, "{stderr}");
+    let mode = |path: &std::path::Path| {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    };
+    assert_eq!(mode(&bed.state.path().join("instances/bob")), 0o700);
+    let secret = "s3cret-4f9a1c";
+    let env = format!("API_KEY={secret}");
+    for command in [
+        &[
+            "create",
+            "alice",
+            "--image",
+            &image,
+            "--port",
+            "8080",
+            "--health-path",
+            "/api/health",
+            "-e",
+            &env,
+        ][..],
+        &["ls"][..],
+        &["status"][..],
+    ] {
+        let (code, stdout, stderr) = bed.run_with(command, &[("FLEET_LOG", "trace")]);
+        assert_eq!(code, 0, "{stderr}");
+        assert!(
+            stderr.contains("state directory"),
+            "debug logs are on: {stderr}"
+        );
+        assert!(
+            !stderr.contains(secret) && !stdout.contains(secret),
+            "{command:?} logged the secret: {stderr}"
+        );
+    }
+    let row = |bed: &Bed| {
+        let listed = bed.json(&["ls", "--json"]);
+        (
+            listed[0]["state"].as_str().map(str::to_owned),
+            listed[0]["health"].as_str().map(str::to_owned),
+        )
+    };
+    assert_eq!(row(&bed), (Some("running".into()), Some("healthy".into())));
+    bed.run(&["stop", "alice"]);
+    assert_eq!(row(&bed), (Some("exited".into()), None));
+    bed.run(&["start", "alice"]);
+    remove_behind_the_back(&format!("{}alice.1", bed.docker.name(""))).await;
+    // status records "missing"; once reconcile recreated the container, that is stale.
+    bed.run(&["status"]);
+    assert_eq!(row(&bed), (None, None));
+    let (code, _, stderr) = bed.run(&["reconcile"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(row(&bed), (Some("running".into()), None));
+}
+
+/// Regression (issue 14, item 8): a container that crashed at once was often reported as
+/// "its container has no address on the fleet network", with no hint and no output.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_container_that_crashes_at_once_is_reported_as_crashed() {
+    let bed = Bed::new().await;
+    let env_file = bed.state.path().join("big.env");
+    std::fs::write(&env_file, format!("BIG={}\n", "x".repeat(1 << 20))).unwrap();
+    let env_file = env_file.display().to_string();
+    let image = bed.image("v2.0.0");
+    for attempt in 0..3 {
+        let name = format!("crash{attempt}");
+        let (code, _, stderr) = bed.run(&[
+            "create",
+            &name,
+            "--image",
+            &image,
+            "--port",
+            "8080",
+            "--env-file",
+            &env_file,
+        ]);
+        assert_eq!(code, 1, "{stderr}");
+        // The kernel refuses a 1 MiB variable at exec (E2BIG): the quickest crash there
+        // is, and what the operator must see.
+        assert!(
+            stderr.contains(&format!(
+                "error: instance {name} did not become healthy: its container exited with code 1"
+            )) && stderr
+                .contains("; its last output:\n  | exec /fleet-testapp: argument list too long"),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("no address"), "{stderr}");
+        assert!(stderr.contains("hint: nothing was left behind"), "{stderr}");
+    }
+    // Regression (issue 9): after a failed `start` the hint said "nothing was left
+    // behind … create it again", which is false there: the instance is still there.
+    let (code, _, stderr) = bed.run(&[
+        "create",
+        "later",
+        "--image",
+        &image,
+        "--port",
+        "8080",
+        "--no-start",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, _, stderr) = bed.run(&["start", "later"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains(
+            "error: instance later did not become healthy: its container exited with code 1"
+        ) && stderr.contains("hint: later is left as it is: `fleet logs later` shows its output")
+            && !stderr.contains("nothing was left behind"),
+        "{stderr}"
+    );
+}
+
+/// Regression (issue 14, item 11): a hung engine took two minutes to fail, and
+/// permission denied on the socket read as "does not answer" with the hint to start it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn engine_errors_say_what_is_wrong() {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    let bed = Bed::new().await;
+    let image = bed.image("v1");
+    // An engine that accepts connections and never answers.
+    let hung = tempfile::tempdir().unwrap();
+    let socket = hung.path().join("docker.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let config = bed.state.path().join("config.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("\n[engine]\nconnect_timeout = \"1s\"\n");
+    std::fs::write(&config, text).unwrap();
+    let host = format!("unix://{}", socket.display());
+    let (code, _, stderr) = bed.run_with(
+        &["create", "a", "--image", &image, "--port", "8080"],
+        &[("DOCKER_HOST", &host)],
+    );
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains(&format!("the engine at {host} did not answer within 1s"))
+            && stderr.contains("hint: the engine is overloaded or hung"),
+        "{stderr}"
+    );
+
+    // Permission denied on the socket, as a user who is not in the docker group.
+    let nobody = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(nobody.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let output = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_fleet"))
+        .args(["create", "a", "--image", &image, "--port", "8080"])
+        .env("NO_COLOR", "1")
+        .env("FLEET_STATE_DIR", nobody.path().join("state"))
+        .env_remove("DOCKER_HOST")
+        .output()
+        .expect("setpriv (util-linux) runs fleet as nobody");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("permission denied on the engine's socket at unix:///var/run/docker.sock")
+            && stderr.contains("hint: run fleet as root, or as a member of the group"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("start the Docker Engine"), "{stderr}");
 }

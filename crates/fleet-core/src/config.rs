@@ -8,6 +8,10 @@
 //! container_prefix = "fleet-"  # containers are named <prefix><instance>.<generation>
 //! stop_grace = "10s"           # SIGTERM, then SIGKILL after this long
 //!
+//! [engine]                     # how long fleet waits for the Docker Engine
+//! connect_timeout = "5s"
+//! request_timeout = "30s"       # one control call; stopping adds stop_grace
+//!
 //! [labels]                     # added to every container and network fleet creates
 //! "com.example.team" = "web"
 //!
@@ -24,6 +28,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::engine::EngineTimeouts;
 use crate::error::Error;
 use crate::name::InstanceName;
 use crate::ports::PortRange;
@@ -37,16 +42,21 @@ pub struct FleetConfig {
     pub ports: PortRange,
     /// The host address published ports listen on.
     pub bind_address: IpAddr,
-    /// The Docker network instances join (a user-defined bridge).
+    /// The Docker network instances join (a user-defined bridge). `host`, `none` and
+    /// `container:…` are refused: fleet publishes each instance's ports on host ports of
+    /// its own and probes it on its address.
+    #[serde(deserialize_with = "bridge_network")]
     pub network: String,
     /// Container names are `<prefix><instance>.<generation>`.
     pub container_prefix: String,
     /// How long a container gets to stop before it is killed.
-    #[serde(with = "humantime_serde_compat")]
+    #[serde(with = "duration_text")]
     pub stop_grace: Duration,
     /// Labels added to every container and network fleet creates (to find them with
     /// other tools, or to tell several fleets apart).
     pub labels: BTreeMap<String, String>,
+    /// How long fleet waits for the container engine (`[engine]`).
+    pub engine: EngineTimeouts,
 }
 
 impl Default for FleetConfig {
@@ -58,6 +68,7 @@ impl Default for FleetConfig {
             container_prefix: "fleet-".into(),
             stop_grace: Duration::from_secs(10),
             labels: BTreeMap::new(),
+            engine: EngineTimeouts::default(),
         }
     }
 }
@@ -74,19 +85,31 @@ impl FleetConfig {
     }
 }
 
-mod humantime_serde_compat {
+fn bridge_network<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    let name = String::deserialize(deserializer)?;
+    if name == "host" || name == "none" || name.starts_with("container:") || name.is_empty() {
+        return Err(serde::de::Error::custom(format!(
+            "network {name:?} is not supported: fleet publishes each instance's ports on host \
+             ports of its own, which needs a bridge network; name one (the default is \"fleet\")"
+        )));
+    }
+    Ok(name)
+}
+
+/// A [`Duration`] as humantime text (`10s`, `1m 30s`) in config files.
+pub(crate) mod duration_text {
     use std::time::Duration;
 
     use serde::{Deserialize as _, Deserializer, Serializer};
 
-    pub(super) fn serialize<S: Serializer>(
+    pub(crate) fn serialize<S: Serializer>(
         duration: &Duration,
         serializer: S,
     ) -> Result<S::Ok, S::Error> {
         serializer.collect_str(&humantime::format_duration(*duration))
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
         deserializer: D,
     ) -> Result<Duration, D::Error> {
         let text = String::deserialize(deserializer)?;
@@ -199,7 +222,6 @@ impl StateDir {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::PermissionsExt as _;
@@ -294,6 +316,21 @@ mod tests {
             chain.contains("invalid configuration in") && chain.contains("empty or invalid"),
             "{chain}"
         );
+        std::fs::write(dir.path().join("config.toml"), "network = \"host\"\n").unwrap();
+        let error = FleetConfig::load(dir.path()).unwrap_err();
+        let chain = format!("{error}: {}", std::error::Error::source(&error).unwrap());
+        assert!(
+            chain.contains("network \"host\" is not supported") && chain.contains("line 1"),
+            "host networking is refused at load, with the line: {chain}"
+        );
+        std::fs::write(
+            dir.path().join("config.toml"),
+            "[engine]\nconnect_timeout = \"2s\"\nrequest_timeout = \"7s\"\n",
+        )
+        .unwrap();
+        let config = FleetConfig::load(dir.path()).unwrap();
+        assert_eq!(config.engine.connect, Duration::from_secs(2));
+        assert_eq!(config.engine.request, Duration::from_secs(7));
         std::fs::write(dir.path().join("config.toml"), "netwrok = \"x\"\n").unwrap();
         assert!(
             FleetConfig::load(dir.path()).is_err(),

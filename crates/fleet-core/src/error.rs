@@ -63,6 +63,28 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A data directory fleet will not use: a system directory, a directory the whole
+    /// system shares, or one that holds the state directory.
+    #[error("data directory {path} of instance {instance} is refused: {reason}")]
+    DataDirRefused {
+        /// The instance.
+        instance: String,
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// A data directory fleet will not delete: it did not create it, or another
+    /// instance uses it. Nothing was removed.
+    #[error("will not delete data directory {path} of instance {instance}: {reason}")]
+    PurgeRefused {
+        /// The instance.
+        instance: String,
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// An environment file could not be read or parsed.
     #[error("environment file {path}: {reason}")]
     EnvFile {
@@ -193,6 +215,9 @@ pub enum Error {
         instance: String,
         /// The last probe's reason, and how long fleet waited.
         reason: String,
+        /// Whether everything the operation made was removed again (a failed create);
+        /// otherwise the instance is left as the gate found it (a failed start).
+        undone: bool,
     },
     /// A health probe could not be set up.
     #[error("health probe of instance {instance}")]
@@ -203,6 +228,18 @@ pub enum Error {
         #[source]
         source: fleet_health::Error,
     },
+    /// A create failed, and undoing what it had done failed too: `left` says what is
+    /// still there (reconciliation or a manual clean-up removes it).
+    #[error("instance {instance} was not created, and not everything it made could be removed ({})", left.join("; "))]
+    UndoIncomplete {
+        /// The instance.
+        instance: String,
+        /// What is left, one sentence each.
+        left: Vec<String>,
+        /// Why the create failed.
+        #[source]
+        source: Box<Error>,
+    },
     /// A destructive operation needs the caller's explicit confirmation.
     #[error("removing instance {instance} with its data ({path}) needs confirmation")]
     ConfirmationRequired {
@@ -211,6 +248,20 @@ pub enum Error {
         /// The data that would be deleted.
         path: PathBuf,
     },
+}
+
+impl Error {
+    /// Whether the caller's input is at fault (a name, a spec, a directory fleet refuses)
+    /// and nothing was changed: a command-line tool reports these as usage errors.
+    pub fn is_invalid_input(&self) -> bool {
+        matches!(
+            self,
+            Error::InvalidName { .. }
+                | Error::InvalidSpec { .. }
+                | Error::DataDirRefused { .. }
+                | Error::PurgeRefused { .. }
+        )
+    }
 }
 
 /// Wraps an engine error as [`Error::Engine`] about `target`: for `map_err`.
@@ -258,13 +309,32 @@ impl std::fmt::Display for PortHolder {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum EngineError {
-    /// The engine does not answer.
-    #[error("the engine at {host} does not answer: {message}")]
+    /// The engine cannot be reached: nothing listens where fleet looked, or the
+    /// connection broke.
+    #[error("cannot reach the engine at {host}")]
     Unreachable {
         /// Where fleet looked (`unix:///var/run/docker.sock`, `tcp://...`).
         host: String,
         /// The connection error.
-        message: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The engine's socket refuses this user.
+    #[error("permission denied on the engine's socket at {host}")]
+    PermissionDenied {
+        /// Where fleet looked.
+        host: String,
+        /// The connection error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The engine accepted the connection but did not answer in time.
+    #[error("the engine at {host} did not answer within {}s", after.as_secs_f64())]
+    Timeout {
+        /// Where fleet looked.
+        host: String,
+        /// How long fleet waited.
+        after: std::time::Duration,
     },
     /// The container, image or network does not exist.
     #[error("not found: {message}")]
@@ -275,6 +345,15 @@ pub enum EngineError {
     /// The name is taken, or the object is in a state that forbids the operation.
     #[error("conflict: {message}")]
     Conflict {
+        /// The engine's message.
+        message: String,
+    },
+    /// A host port the container publishes is bound already (Docker's "port is already
+    /// allocated" when the container starts).
+    #[error("host port {} is already allocated: {message}", port.map_or_else(|| "?".to_owned(), |p| p.to_string()))]
+    PortAllocated {
+        /// The port, when the engine's message names it.
+        port: Option<u16>,
         /// The engine's message.
         message: String,
     },

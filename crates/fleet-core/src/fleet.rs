@@ -1,6 +1,6 @@
 //! The `Fleet` API: create, list, inspect, start, stop, remove instances.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -10,17 +10,22 @@ use fleet_health::{HealthReport, Prober, Verdict};
 use futures::stream::BoxStream;
 
 use crate::config::{FleetConfig, StateDir};
+use crate::data_dir;
 use crate::engine::{
     Bind, ContainerInfo, ContainerSpec, ContainerState, DockerHealthcheck, Engine, LABEL_DIGEST,
     LABEL_GENERATION, LABEL_INSTANCE, LABEL_SCOPE, LogLine, LogOptions, PublishedPort,
 };
-use crate::error::{EngineError, Error, engine_error};
+use crate::error::{EngineError, Error, PortHolder, engine_error};
 use crate::name::InstanceName;
 use crate::ports::host_check;
 use crate::resolve::{ImageResolver, ResolvedImage};
 use crate::spec::{DATA_MOUNT, InstanceSpec};
 use crate::store::{DesiredState, EventKind, InstanceRecord, Lease, PortAllocation, Store};
 use crate::view::{Instance, PortMapping, Progress};
+
+/// How many allocated host ports a create gives up, taken by someone else between
+/// allocation and start, before it fails.
+const PORT_RETRIES: usize = 5;
 
 /// How long a lease lasts without renewal; operations renew it every third of this.
 const LEASE_TTL: Duration = Duration::from_secs(30);
@@ -69,7 +74,7 @@ impl Fleet {
     /// and registries reached with the Docker CLI's credentials.
     pub async fn open(state_dir: &Path) -> Result<Self, Error> {
         let config = FleetConfig::load(state_dir)?;
-        let engine = crate::engine::DockerEngine::connect()
+        let engine = crate::engine::DockerEngine::connect_with(config.engine)
             .await
             .map_err(engine_error("connect to", "the engine"))?;
         let resolver =
@@ -172,6 +177,23 @@ impl Fleet {
         progress: &(dyn Fn(Progress) + Send + Sync),
     ) -> Result<Instance, Error> {
         spec.validate()?;
+        // Docker refuses a CPU limit above its host's CPUs, but only after the pull.
+        if let Some(cpus) = self
+            .engine
+            .cpus()
+            .await
+            .map_err(engine_error("read the CPUs of", self.engine.host()))?
+        {
+            spec.check_host_limits(cpus)?;
+        }
+        let data_dir = self.data_dir(&spec);
+        if let Some(reason) = data_dir::refusal(&data_dir, self.dirs.root()) {
+            return Err(Error::DataDirRefused {
+                instance: spec.name.to_string(),
+                path: data_dir,
+                reason,
+            });
+        }
         if self.store.instance(&spec.name)?.is_some() {
             return Err(Error::InstanceExists {
                 name: spec.name.to_string(),
@@ -181,15 +203,35 @@ impl Fleet {
         self.with_lease(&name, "create", async || {
             let mut undo = Undo::default();
             let result = self.create_steps(&spec, options, progress, &mut undo).await;
-            if let Err(error) = &result {
-                undo.run(self).await;
-                let _ = self.store.record_event(
-                    Some(name.as_str()),
-                    EventKind::Error,
-                    &format!("create failed: {error}"),
-                );
+            let Err(error) = result else {
+                return Ok(());
+            };
+            let left = undo.run(self).await;
+            let _ = self.store.record_event(
+                Some(name.as_str()),
+                EventKind::Error,
+                &format!("create failed: {error}"),
+            );
+            if left.is_empty() {
+                return Err(match error {
+                    Error::Unhealthy {
+                        instance, reason, ..
+                    } => Error::Unhealthy {
+                        instance,
+                        reason,
+                        undone: true,
+                    },
+                    error => error,
+                });
             }
-            result
+            for what in &left {
+                tracing::warn!(instance = %name, "create failed and could not undo: {what}");
+            }
+            Err(Error::UndoIncomplete {
+                instance: name.to_string(),
+                left,
+                source: Box::new(error),
+            })
         })
         .await?;
         self.get(&name)
@@ -221,11 +263,19 @@ impl Fleet {
         };
         self.store.insert_instance(spec, desired)?;
         undo.instance = Some(name.clone());
-        self.allocate_ports(spec).await?;
+        self.allocate_ports(spec, &BTreeSet::new()).await?;
 
         self.pull(spec, &resolved, progress).await?;
         let data_dir = self.data_dir(spec);
-        undo.data_dir = topmost_missing(&data_dir);
+        undo.data_dir = data_dir::topmost_missing(&data_dir);
+        // The instance's own directory in the state directory is private like the rest
+        // of it; the data directory inside belongs to the container's user.
+        if let Some(parent) = data_dir
+            .parent()
+            .filter(|parent| parent.starts_with(self.dirs.root()))
+        {
+            self.dirs.create_dir(parent)?;
+        }
         let user = match &spec.user {
             Some(user) => Some(user.clone()),
             None => self
@@ -234,30 +284,65 @@ impl Fleet {
                 .await
                 .map_err(engine_error("inspect image", &resolved.reference))?,
         };
-        prepare_data_dir(name, &data_dir, undo.data_dir.is_some(), user.as_deref())?;
+        data_dir::prepare(name, &data_dir, undo.data_dir.is_some(), user.as_deref())?;
+        if undo.data_dir.is_some() {
+            self.store.set_data_dir_created(name)?;
+        }
 
         let generation = 1;
-        let container = self
-            .create_container(spec, &resolved, generation, progress)
-            .await?;
-        undo.container = Some(container.clone());
-        self.store.set_deployed(
-            name,
-            generation,
-            resolved.tag.as_deref(),
-            &resolved.digest,
-            &container,
-        )?;
-        self.store.record_event(
-            Some(name.as_str()),
-            EventKind::Created,
-            &format!("created from {} ({})", spec.image, resolved.digest),
-        )?;
-        if options.start {
-            self.start_and_gate(spec, &container, options.wait_healthy, progress)
+        // Another fleet on this engine (an overlapping port range) may take an allocated
+        // port between allocation and start: Docker then refuses to start. An allocated
+        // port is then given up for the next free one; a fixed one is the operator's.
+        let mut taken = BTreeSet::new();
+        loop {
+            let container = self
+                .create_container(spec, &resolved, generation, progress)
                 .await?;
+            undo.container = Some((container.clone(), self.container_name(name, generation)));
+            self.store.set_deployed(
+                name,
+                generation,
+                resolved.tag.as_deref(),
+                &resolved.digest,
+                &container,
+            )?;
+            if taken.is_empty() {
+                self.store.record_event(
+                    Some(name.as_str()),
+                    EventKind::Created,
+                    &format!("created from {} ({})", spec.image, resolved.digest),
+                )?;
+            }
+            if !options.start {
+                return Ok(());
+            }
+            match self
+                .start_and_gate(spec, &container, options.wait_healthy, progress)
+                .await
+            {
+                Err(Error::Engine {
+                    source:
+                        EngineError::PortAllocated {
+                            port: Some(port), ..
+                        },
+                    ..
+                }) if taken.len() < PORT_RETRIES
+                    && !spec.ports.iter().any(|p| p.host == Some(port)) =>
+                {
+                    self.remove_container(&container).await?;
+                    undo.container = None;
+                    self.store.release_ports(name)?;
+                    taken.insert(port);
+                    self.allocate_ports(spec, &taken).await?;
+                    self.store.record_event(
+                        Some(name.as_str()),
+                        EventKind::Created,
+                        &format!("host port {port} was taken before the container started; allocated another"),
+                    )?;
+                }
+                result => return result,
+            }
         }
-        Ok(())
     }
 
     /// Starts the container and, if asked and the spec has a health check, waits until
@@ -285,18 +370,20 @@ impl Fleet {
             // The gate ends early if the container exits: a crash on start need not wait
             // for the deadline.
             let failure = tokio::select! {
-                report = self.wait_healthy(spec, container, progress) => {
-                    let report = report?;
-                    (report.verdict != Verdict::Healthy).then(|| {
+                report = self.wait_healthy(spec, container, progress) => match report {
+                    Ok(report) => (report.verdict != Verdict::Healthy).then(|| {
                         format!(
                             "{} after {:.1}s and {} probes; last: {}",
-                            verdict_text(report.verdict),
+                            report.verdict,
                             report.elapsed.as_secs_f64(),
                             report.attempts.len(),
                             report.last_reason().unwrap_or("no answer")
                         )
-                    })
-                }
+                    }),
+                    // It exited before the first probe: keep its output in the error too.
+                    Err(Error::Unhealthy { reason, .. }) => Some(reason),
+                    Err(error) => return Err(error),
+                },
                 exit = self.watch_exit(container) => Some(exit?),
             };
             if let Some(reason) = failure {
@@ -305,6 +392,7 @@ impl Fleet {
                 return Err(Error::Unhealthy {
                     instance: spec.name.to_string(),
                     reason: format!("{reason}{output}"),
+                    undone: false,
                 });
             }
             self.store.set_health(&spec.name, "healthy")?;
@@ -320,19 +408,11 @@ impl Fleet {
             let Some(info) = self.inspect(container).await? else {
                 return Ok(format!("its container {container} vanished"));
             };
-            match info.state {
-                ContainerState::Exited | ContainerState::Dead | ContainerState::Restarting => {
-                    let code = info
-                        .exit_code
-                        .map_or_else(|| "unknown".to_owned(), |c| c.to_string());
-                    let restarting = if info.state == ContainerState::Restarting {
-                        ", restarting"
-                    } else {
-                        ""
-                    };
-                    return Ok(format!("its container exited with code {code}{restarting}"));
-                }
-                _ => {}
+            if matches!(
+                info.state,
+                ContainerState::Exited | ContainerState::Dead | ContainerState::Restarting
+            ) {
+                return Ok(exit_reason(container, &info));
             }
         }
     }
@@ -380,6 +460,7 @@ impl Fleet {
             .ok_or_else(|| Error::Unhealthy {
                 instance: spec.name.to_string(),
                 reason: format!("its container {container} vanished"),
+                undone: false,
             })?;
         let target = self.health_target(spec, &info)?;
         Ok(self
@@ -420,10 +501,21 @@ impl Fleet {
             source,
         };
         if health.kind == fleet_health::ProbeKind::Tcp {
-            let ip = container
-                .ips
-                .get(&self.config.network)
-                .ok_or_else(|| invalid("its container has no address on the fleet network"))?;
+            let Some(ip) = container.ips.get(&self.config.network) else {
+                // A container that has exited already has no address: say that it
+                // exited, not that the network is wrong.
+                if container.state != ContainerState::Running {
+                    return Err(Error::Unhealthy {
+                        instance: spec.name.to_string(),
+                        reason: exit_reason(&container.name, container),
+                        undone: false,
+                    });
+                }
+                return Err(invalid(&format!(
+                    "its container {} has no address on the network {}",
+                    container.name, self.config.network
+                )));
+            };
             return health.target(ip, port).map_err(health_error);
         }
         let host_port = self
@@ -451,7 +543,13 @@ impl Fleet {
             })
     }
 
-    async fn allocate_ports(&self, spec: &InstanceSpec) -> Result<Vec<PortAllocation>, Error> {
+    /// Allocates the spec's host ports: none the store, the engine or a bind test says is
+    /// in use, and none of `taken`.
+    async fn allocate_ports(
+        &self,
+        spec: &InstanceSpec,
+        taken: &BTreeSet<u16>,
+    ) -> Result<Vec<PortAllocation>, Error> {
         let published: HashMap<u16, String> = self
             .engine
             .published_ports()
@@ -460,6 +558,12 @@ impl Fleet {
             .into_iter()
             .collect();
         let check = host_check(&published);
+        let check = |port: u16| {
+            if taken.contains(&port) {
+                return Err(PortHolder::Process);
+            }
+            check(port)
+        };
         self.store
             .allocate_ports(&spec.name, &spec.ports, &self.config.ports, &check)
     }
@@ -688,6 +792,11 @@ impl Fleet {
     /// Removes an instance: its containers, its ports and its store row. The data
     /// directory is kept, unless `purge` is given and returns `true` when asked about it
     /// (the caller confirms; this library never prompts). Returns whether data was purged.
+    ///
+    /// Only fleet's own data directory is ever deleted: the default location under the
+    /// state directory, or one fleet created at `create`; and never one another
+    /// instance uses. Otherwise nothing is removed and the error is
+    /// [`Error::PurgeRefused`].
     pub async fn remove(
         &self,
         name: &InstanceName,
@@ -698,6 +807,8 @@ impl Fleet {
             let data_dir = self.data_dir(&record.spec);
             let purge = match purge {
                 Some(confirm) if data_dir.exists() => {
+                    // Refuse before anything is removed: the operator can decide again.
+                    self.check_purge(&record, &data_dir)?;
                     if !confirm(&data_dir) {
                         return Err(Error::ConfirmationRequired {
                             instance: name.to_string(),
@@ -738,6 +849,28 @@ impl Fleet {
             Ok(purge)
         })
         .await
+    }
+
+    /// Refuses to delete `data_dir` unless it is fleet's own and no other instance uses
+    /// it (see [`data_dir::purge_refusal`]).
+    fn check_purge(&self, record: &InstanceRecord, data_dir: &Path) -> Result<(), Error> {
+        let name = &record.spec.name;
+        let others: Vec<(InstanceName, PathBuf)> = self
+            .store
+            .instances()?
+            .into_iter()
+            .filter(|other| other.spec.name != *name)
+            .map(|other| (other.spec.name.clone(), self.data_dir(&other.spec)))
+            .collect();
+        let default = self.dirs.default_data_dir(name);
+        match data_dir::purge_refusal(name, data_dir, &default, record.data_dir_created, &others) {
+            None => Ok(()),
+            Some(reason) => Err(Error::PurgeRefused {
+                instance: name.to_string(),
+                path: data_dir.to_owned(),
+                reason,
+            }),
+        }
     }
 
     /// A container's output.
@@ -872,12 +1005,20 @@ fn spawn_renewer(store: Arc<Store>, lease: Lease) -> tokio::task::JoinHandle<()>
     })
 }
 
-fn verdict_text(verdict: Verdict) -> String {
-    match verdict {
-        Verdict::Healthy => "healthy".into(),
-        Verdict::Unhealthy => "unhealthy".into(),
-        other => format!("{other:?}").to_lowercase(),
+/// "its container exited with code 3": what the gate reports when a container exits.
+fn exit_reason(container: &str, info: &ContainerInfo) -> String {
+    if info.state == ContainerState::Created {
+        return format!("its container {container} never started");
     }
+    let code = info
+        .exit_code
+        .map_or_else(|| "unknown".to_owned(), |c| c.to_string());
+    let restarting = if info.state == ContainerState::Restarting {
+        ", restarting"
+    } else {
+        ""
+    };
+    format!("its container exited with code {code}{restarting}")
 }
 
 /// The channel an instance follows, as the operator wrote it.
@@ -888,83 +1029,63 @@ pub(crate) fn channel_text(spec: &InstanceSpec) -> String {
     }
 }
 
-/// Creates the data directory if needed (owned by the container's numeric user when
-/// fleet runs as root and made it), and proves it writable.
-fn prepare_data_dir(
-    name: &InstanceName,
-    dir: &Path,
-    created_now: bool,
-    user: Option<&str>,
-) -> Result<(), Error> {
-    let fail = |source: std::io::Error| Error::DataDir {
-        instance: name.to_string(),
-        path: dir.to_owned(),
-        source,
-    };
-    std::fs::create_dir_all(dir).map_err(fail)?;
-    if !dir.is_dir() {
-        return Err(fail(std::io::Error::new(
-            std::io::ErrorKind::NotADirectory,
-            "it is not a directory",
-        )));
-    }
-    let probe = dir.join(".fleet-write-test");
-    std::fs::write(&probe, b"")
-        .and_then(|()| std::fs::remove_file(&probe))
-        .map_err(fail)?;
-    if created_now
-        && nix::unistd::Uid::effective().is_root()
-        && let Some((uid, gid)) = user.and_then(numeric_user)
-    {
-        nix::unistd::chown(dir, Some(uid.into()), Some(gid.into()))
-            .map_err(|e| fail(std::io::Error::from(e)))?;
-    }
-    Ok(())
-}
-
-/// `uid[:gid]` with numbers only; a user name cannot be resolved outside the image.
-fn numeric_user(user: &str) -> Option<(u32, u32)> {
-    let (uid, gid) = user.split_once(':').unwrap_or((user, user));
-    Some((uid.parse().ok()?, gid.parse().ok()?))
-}
-
-/// The highest ancestor of `dir` (or `dir` itself) that does not exist yet: what
-/// `create_dir_all(dir)` will create, and what undoing it must remove.
-fn topmost_missing(dir: &Path) -> Option<PathBuf> {
-    let mut missing = None;
-    for ancestor in dir.ancestors() {
-        if ancestor.exists() {
-            break;
-        }
-        missing = Some(ancestor.to_owned());
-    }
-    missing
-}
-
 /// What a failed create must take back.
 #[derive(Debug, Default)]
 struct Undo {
     instance: Option<InstanceName>,
-    container: Option<String>,
+    /// The container's id and name.
+    container: Option<(String, String)>,
     data_dir: Option<PathBuf>,
 }
 
 impl Undo {
-    async fn run(self, fleet: &Fleet) {
-        if let Some(container) = &self.container {
-            let _ = fleet.remove_container(container).await;
+    /// Takes back what was done; returns what could not be taken back, one sentence
+    /// each (empty when everything was).
+    async fn run(self, fleet: &Fleet) -> Vec<String> {
+        let mut left = Vec::new();
+        let mut remove =
+            async |id: &str, container: &str| match fleet.engine.remove_container(id).await {
+                Ok(()) | Err(EngineError::NotFound { .. }) => {}
+                Err(error) => left.push(format!(
+                    "container {container} is left: {}",
+                    crate::reconcile::error_chain(&error)
+                )),
+            };
+        if let Some((id, container)) = &self.container {
+            remove(id, container).await;
         }
         if let Some(name) = &self.instance {
             // Also catches a container created but not recorded.
-            if let Ok(containers) = fleet.instance_containers(name).await {
-                for container in containers {
-                    let _ = fleet.remove_container(&container.id).await;
+            match fleet.instance_containers(name).await {
+                Ok(containers) => {
+                    for container in containers {
+                        if self
+                            .container
+                            .as_ref()
+                            .is_none_or(|(id, _)| *id != container.id)
+                        {
+                            remove(&container.id, &container.name).await;
+                        }
+                    }
                 }
+                Err(error) => left.push(format!(
+                    "containers of {name} could not be listed: {}",
+                    crate::reconcile::error_chain(&error)
+                )),
             }
-            let _ = fleet.store.delete_instance(name);
+            if let Err(error) = fleet.store.delete_instance(name) {
+                left.push(format!(
+                    "the store still lists {name}: {}",
+                    crate::reconcile::error_chain(&error)
+                ));
+            }
         }
-        if let Some(dir) = &self.data_dir {
-            let _ = std::fs::remove_dir_all(dir);
+        if let Some(dir) = &self.data_dir
+            && let Err(error) = std::fs::remove_dir_all(dir)
+            && error.kind() != std::io::ErrorKind::NotFound
+        {
+            left.push(format!("data directory {} is left: {error}", dir.display()));
         }
+        left
     }
 }

@@ -35,6 +35,7 @@
 //! ```
 
 mod config;
+mod data_dir;
 pub mod engine;
 mod error;
 mod fleet;
@@ -64,6 +65,6 @@ pub use store::{
     DesiredState, Event, EventKind, InstanceRecord, Lease, PortAllocation, SCHEMA_VERSION, Store,
 };
 pub use view::{
-    Drift, FleetStatus, Instance, InstanceOverview, InstanceStatus, PortMapping, Progress,
-    ReconcileReport, Repair,
+    Drift, FailedRepair, FleetStatus, Instance, InstanceOverview, InstanceStatus, PortMapping,
+    Progress, ReconcileReport, Repair,
 };

@@ -11,7 +11,9 @@ use crate::error::{Error, engine_error};
 use crate::fleet::Fleet;
 use crate::name::InstanceName;
 use crate::store::{DesiredState, EventKind, InstanceRecord};
-use crate::view::{Drift, FleetStatus, InstanceOverview, InstanceStatus, ReconcileReport, Repair};
+use crate::view::{
+    Drift, FailedRepair, FleetStatus, InstanceOverview, InstanceStatus, ReconcileReport, Repair,
+};
 
 /// How many health probes `status` runs at once.
 const PROBE_CONCURRENCY: usize = 32;
@@ -109,9 +111,14 @@ impl Fleet {
             .instances
             .into_iter()
             .map(|(record, container)| {
+                // Health recorded for a container that no longer runs says nothing about
+                // now (a recreate clears it in the store).
+                let running = container
+                    .as_ref()
+                    .is_some_and(|c| c.state == ContainerState::Running);
                 Ok(InstanceOverview {
                     state: container.map(|c| c.state),
-                    health: record.last_health.clone(),
+                    health: record.last_health.clone().filter(|_| running),
                     instance: self.view(record)?,
                 })
             })
@@ -189,7 +196,8 @@ impl Fleet {
     /// Makes the engine agree with the store: recreates missing containers and those
     /// running another digest, starts or stops containers as desired, and removes stray
     /// containers of this fleet. Instances another operation holds (their lease) are
-    /// left alone and reported as skipped. Returns what it did.
+    /// left alone and reported as skipped. An instance that cannot be repaired is
+    /// reported as failed and the others are still repaired. Returns what it did.
     pub async fn reconcile(&self) -> Result<ReconcileReport, Error> {
         let survey = self.survey(&[]).await?;
         let mut report = ReconcileReport::default();
@@ -220,11 +228,16 @@ impl Fleet {
                 });
                 continue;
             }
-            self.remove_container(&container.id).await?;
-            report.repaired.push(Repair {
-                drift: stray(container),
-                action: format!("removed container {}", container.name),
-            });
+            match self.remove_container(&container.id).await {
+                Ok(()) => report.repaired.push(Repair {
+                    drift: stray(container),
+                    action: format!("removed container {}", container.name),
+                }),
+                Err(error) => report.failed.push(FailedRepair {
+                    drift: stray(container),
+                    error: error_chain(&error),
+                }),
+            }
         }
         for (record, container) in survey.instances {
             let drift = drift_of(&record, container.as_ref());
@@ -239,67 +252,101 @@ impl Fleet {
                 }));
                 continue;
             }
-            let action = self
-                .with_lease(&name, "reconcile", async || {
-                    let record = self.record(&name)?;
-                    let recreate = drift.iter().any(|d| {
-                        matches!(
-                            d,
-                            Drift::MissingContainer { .. } | Drift::DigestMismatch { .. }
-                        )
-                    });
-                    let mut actions = Vec::new();
-                    let mut container = record.container_id.clone().unwrap_or_default();
-                    if recreate {
-                        container = self.recreate(&record, &|_| {}).await?;
-                        let generation = record.generation + 1;
-                        actions.push(format!(
-                            "recreated container {}",
-                            self.container_name(&name, generation)
-                        ));
-                    }
-                    match record.desired {
-                        DesiredState::Running => {
-                            let running = self
-                                .inspect(&container)
-                                .await?
-                                .is_some_and(|c| c.state == ContainerState::Running);
-                            if !running {
-                                self.engine
-                                    .start_container(&container)
-                                    .await
-                                    .map_err(engine_error("start container", &container))?;
-                                actions.push("started it".to_owned());
-                            }
-                        }
-                        DesiredState::Stopped => {
-                            if drift
-                                .iter()
-                                .any(|d| matches!(d, Drift::ShouldBeStopped { .. }))
-                            {
-                                self.engine
-                                    .stop_container(&container, self.config.stop_grace)
-                                    .await
-                                    .map_err(engine_error("stop container", &container))?;
-                                actions.push("stopped it".to_owned());
-                            }
-                        }
-                    }
-                    let action = actions.join(", ");
-                    self.store
-                        .record_event(Some(name.as_str()), EventKind::Reconciled, &action)?;
-                    Ok(action)
-                })
-                .await?;
-            for drift in drift {
-                report.repaired.push(Repair {
-                    drift,
-                    action: action.clone(),
-                });
+            // One instance that cannot be repaired (its env file is gone, its port is
+            // taken) must not leave the others unrepaired: record the failure, go on.
+            match self.repair(&name, &drift).await {
+                Ok(action) => report
+                    .repaired
+                    .extend(drift.into_iter().map(|drift| Repair {
+                        drift,
+                        action: action.clone(),
+                    })),
+                Err(error) => {
+                    let error = error_chain(&error);
+                    let _ = self.store.record_event(
+                        Some(name.as_str()),
+                        EventKind::Error,
+                        &format!("reconcile failed: {error}"),
+                    );
+                    report
+                        .failed
+                        .extend(drift.into_iter().map(|drift| FailedRepair {
+                            drift,
+                            error: error.clone(),
+                        }));
+                }
             }
         }
         Ok(report)
     }
+
+    /// Repairs one instance's `drift` under its lease; returns what was done.
+    async fn repair(&self, name: &InstanceName, drift: &[Drift]) -> Result<String, Error> {
+        self.with_lease(name, "reconcile", async || {
+            let record = self.record(name)?;
+            let recreate = drift.iter().any(|d| {
+                matches!(
+                    d,
+                    Drift::MissingContainer { .. } | Drift::DigestMismatch { .. }
+                )
+            });
+            let mut actions = Vec::new();
+            let mut container = record.container_id.clone().unwrap_or_default();
+            if recreate {
+                container = self.recreate(&record, &|_| {}).await?;
+                let generation = record.generation + 1;
+                actions.push(format!(
+                    "recreated container {}",
+                    self.container_name(name, generation)
+                ));
+            }
+            match record.desired {
+                DesiredState::Running => {
+                    let running = self
+                        .inspect(&container)
+                        .await?
+                        .is_some_and(|c| c.state == ContainerState::Running);
+                    if !running {
+                        self.engine
+                            .start_container(&container)
+                            .await
+                            .map_err(engine_error("start container", &container))?;
+                        actions.push("started it".to_owned());
+                    }
+                }
+                DesiredState::Stopped => {
+                    if drift
+                        .iter()
+                        .any(|d| matches!(d, Drift::ShouldBeStopped { .. }))
+                    {
+                        self.engine
+                            .stop_container(&container, self.config.stop_grace)
+                            .await
+                            .map_err(engine_error("stop container", &container))?;
+                        actions.push("stopped it".to_owned());
+                    }
+                }
+            }
+            let action = actions.join(", ");
+            self.store
+                .record_event(Some(name.as_str()), EventKind::Reconciled, &action)?;
+            Ok(action)
+        })
+        .await
+    }
+}
+
+/// An error and its causes on one line, `: `-separated (as `{:#}` prints an anyhow
+/// chain), for reports that carry errors as data.
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 fn stray(container: &ContainerInfo) -> Drift {

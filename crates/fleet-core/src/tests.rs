@@ -518,3 +518,253 @@ async fn reconcile_leaves_an_instance_another_operation_holds_alone() {
         "the candidate stays"
     );
 }
+
+/// Regression (issue 14, item 1): `remove` with purge deleted any directory given as
+/// the data directory, one the operator made and one another instance used included.
+#[tokio::test]
+async fn purge_deletes_only_a_data_directory_fleet_made_and_nobody_else_uses() {
+    let bed = bed();
+    let always = |_: &Path| true;
+    let theirs = bed.root.join("operator/precious");
+    std::fs::create_dir_all(&theirs).unwrap();
+    std::fs::write(theirs.join("f"), "important").unwrap();
+    create(&bed, spec("alice").with_data_dir(&theirs))
+        .await
+        .unwrap();
+    let error = bed
+        .fleet
+        .remove(&name("alice"), Some(&always))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::PurgeRefused { .. }), "{error:?}");
+    assert!(error.is_invalid_input());
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "will not delete data directory {} of instance alice: fleet did not create it: it was given as the data directory of alice and belongs to whoever made it",
+            theirs.display()
+        )
+    );
+    assert_eq!(
+        std::fs::read_to_string(theirs.join("f")).unwrap(),
+        "important"
+    );
+    assert!(
+        bed.fleet.get(&name("alice")).is_ok() && bed.engine.containers().len() == 1,
+        "a refused purge removes nothing"
+    );
+    assert!(!bed.fleet.remove(&name("alice"), None).await.unwrap());
+    assert!(theirs.join("f").exists());
+
+    // A directory fleet created is fleet's to delete, unless another instance uses it.
+    let made = bed.root.join("made/by/fleet");
+    create(&bed, spec("bob").with_data_dir(&made))
+        .await
+        .unwrap();
+    create(&bed, spec("carol").with_data_dir(&made))
+        .await
+        .unwrap();
+    let error = bed
+        .fleet
+        .remove(&name("bob"), Some(&always))
+        .await
+        .unwrap_err();
+    assert!(
+        error.to_string().ends_with("instance carol uses it too"),
+        "{error}"
+    );
+    assert!(!bed.fleet.remove(&name("carol"), None).await.unwrap());
+    assert!(bed.fleet.remove(&name("bob"), Some(&always)).await.unwrap());
+    assert!(!made.exists(), "fleet's own directory is purged");
+
+    // The default location is fleet's own even when an earlier instance left it.
+    let dave = create(&bed, spec("dave")).await.unwrap();
+    assert!(!bed.fleet.remove(&name("dave"), None).await.unwrap());
+    create(&bed, spec("dave")).await.unwrap();
+    assert!(
+        bed.fleet
+            .remove(&name("dave"), Some(&always))
+            .await
+            .unwrap()
+    );
+    assert!(!dave.data_dir.exists());
+}
+
+/// Regression (issue 14, item 1): `/`, system directories and the state directory were
+/// accepted as data directories.
+#[tokio::test]
+async fn create_refuses_system_directories_and_the_state_directory() {
+    let bed = bed();
+    for dir in [
+        Path::new("/"),
+        Path::new("/etc"),
+        Path::new("/usr/lib"),
+        Path::new("/var/lib/docker"),
+        bed.root.as_path(),
+        bed.root.parent().unwrap(),
+    ] {
+        let error = create(&bed, spec("alice").with_data_dir(dir))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&error, Error::DataDirRefused { path, .. } if path == dir),
+            "{}: {error:?}",
+            dir.display()
+        );
+        assert!(error.is_invalid_input());
+        assert_nothing_left(&bed, "alice");
+    }
+}
+
+/// Regression (issue 14, item 4): reconcile stopped at the first instance it could not
+/// repair, leaving the others unrepaired, and the error did not name the instance.
+#[tokio::test]
+async fn reconcile_repairs_what_it_can_and_reports_each_failure() {
+    let bed = bed();
+    let env_file = bed.root.join("alice.env");
+    std::fs::write(&env_file, "A=1\n").unwrap();
+    let mut with_env_file = spec("alice");
+    with_env_file.env_file = Some(env_file.clone());
+    let alice = create(&bed, with_env_file).await.unwrap();
+    let bob = create(&bed, spec("bob")).await.unwrap();
+    bed.engine
+        .delete_behind_the_back(alice.container.as_deref().unwrap());
+    bed.engine
+        .delete_behind_the_back(bob.container.as_deref().unwrap());
+    std::fs::remove_file(&env_file).unwrap();
+
+    let report = bed.fleet.reconcile().await.unwrap();
+    let repaired: Vec<String> = report
+        .repaired
+        .iter()
+        .map(|r| format!("{} => {}", r.drift, r.action))
+        .collect();
+    assert_eq!(
+        repaired,
+        ["bob: container missing => recreated container fleet-bob.2, started it"]
+    );
+    assert_eq!(report.failed.len(), 1);
+    assert_eq!(report.failed[0].drift.instance(), Some("alice"));
+    assert!(
+        report.failed[0].error.starts_with(&format!(
+            "environment file {}: cannot read it",
+            env_file.display()
+        )),
+        "{}",
+        report.failed[0].error
+    );
+    assert!(!report.is_clean());
+    let events = bed.fleet.events(Some(&name("alice")), 10).unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.message.starts_with("reconcile failed: environment file")),
+        "{events:?}"
+    );
+}
+
+/// Regression (issue 14, items 12 and 19): `ls` showed the health recorded for a
+/// container that had stopped or vanished, or from before a recreate.
+#[tokio::test]
+async fn overview_shows_health_only_for_the_running_current_container() {
+    let bed = bed();
+    create(&bed, spec("alice")).await.unwrap();
+    bed.fleet
+        .store()
+        .set_health(&name("alice"), "healthy")
+        .unwrap();
+    let overview = bed.fleet.overview().await.unwrap();
+    assert_eq!(overview[0].health.as_deref(), Some("healthy"));
+    let container = bed.fleet.get(&name("alice")).unwrap().container.unwrap();
+    bed.engine.set_state(&container, ContainerState::Exited);
+    let overview = bed.fleet.overview().await.unwrap();
+    assert_eq!(overview[0].health, None, "exited: its health is unknown");
+    bed.engine.delete_behind_the_back(&container);
+    let overview = bed.fleet.overview().await.unwrap();
+    assert_eq!(overview[0].health, None, "missing: its health is unknown");
+    bed.fleet
+        .store()
+        .set_health(&name("alice"), "missing")
+        .unwrap();
+    let record = bed.fleet.record(&name("alice")).unwrap();
+    bed.fleet.recreate(&record, &|_| {}).await.unwrap();
+    assert_eq!(
+        bed.fleet.record(&name("alice")).unwrap().last_health,
+        None,
+        "a recreate forgets the old container's health"
+    );
+}
+
+/// Regression (issue 14, item 12): two fleets with overlapping port ranges raced on
+/// Docker's "port is already allocated" and the create failed.
+#[tokio::test]
+async fn a_port_taken_between_allocation_and_start_is_given_up_for_the_next() {
+    let bed = bed();
+    bed.engine.fail_with(
+        "start_container",
+        crate::EngineError::PortAllocated {
+            port: Some(41000),
+            message: "Bind for 0.0.0.0:41000 failed: port is already allocated".into(),
+        },
+    );
+    let alice = create(&bed, spec("alice")).await.unwrap();
+    assert_eq!(alice.ports[0].host, 41001);
+    let containers = bed.engine.containers();
+    assert_eq!(containers.len(), 1, "the first container is gone");
+    assert_eq!(containers[0].state, ContainerState::Running);
+    // A fixed port is the operator's choice: no other port is taken instead.
+    bed.engine.fail_with(
+        "start_container",
+        crate::EngineError::PortAllocated {
+            port: Some(41005),
+            message: "Bind for 0.0.0.0:41005 failed: port is already allocated".into(),
+        },
+    );
+    let error = create(&bed, spec("bob").with_port(PortSpec::fixed(9090, 41005)))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            &error,
+            Error::Engine {
+                source: crate::EngineError::PortAllocated { .. },
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert_nothing_left(&bed, "bob");
+}
+
+/// Regression (issue 9): a failure while undoing a failed create was dropped silently,
+/// so the operator was told nothing was left behind when a container was.
+#[tokio::test]
+async fn a_create_whose_undo_fails_says_what_is_left() {
+    let bed = bed();
+    bed.engine.fail("start_container", "exec format error");
+    bed.engine
+        .fail("remove_container", "device or resource busy");
+    let error = create(&bed, spec("alice")).await.unwrap_err();
+    let Error::UndoIncomplete { left, source, .. } = &error else {
+        panic!("{error:?}");
+    };
+    assert_eq!(
+        left,
+        &["container fleet-alice.1 is left: device or resource busy"]
+    );
+    assert!(
+        source
+            .to_string()
+            .starts_with("container engine: start container"),
+        "{source}"
+    );
+    insta::assert_snapshot!(error, @"instance alice was not created, and not everything it made could be removed (container fleet-alice.1 is left: device or resource busy)");
+    assert!(
+        bed.fleet
+            .store()
+            .instance(&name("alice"))
+            .unwrap()
+            .is_none(),
+        "the rest was undone"
+    );
+}

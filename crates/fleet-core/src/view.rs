@@ -62,7 +62,8 @@ pub struct InstanceOverview {
     pub instance: Instance,
     /// Its container's state (`None`: no container).
     pub state: Option<ContainerState>,
-    /// The health last recorded by `status` or a deployment, if any.
+    /// The health last recorded by `status` or a deployment for the current container,
+    /// while it runs; `None` when nothing was recorded or the container does not run.
     pub health: Option<String>,
 }
 
@@ -128,6 +129,19 @@ pub enum Drift {
     },
 }
 
+impl Drift {
+    /// The instance the drift is about (a stray container's label, if it has one).
+    pub fn instance(&self) -> Option<&str> {
+        match self {
+            Drift::MissingContainer { instance }
+            | Drift::DigestMismatch { instance, .. }
+            | Drift::NotRunning { instance, .. }
+            | Drift::ShouldBeStopped { instance } => Some(instance),
+            Drift::StrayContainer { instance, .. } => instance.as_deref(),
+        }
+    }
+}
+
 impl std::fmt::Display for Drift {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -187,6 +201,25 @@ pub struct ReconcileReport {
     pub repaired: Vec<Repair>,
     /// Drift of instances another operation holds, left alone (`action` says why).
     pub skipped: Vec<Repair>,
+    /// Drift fleet tried to repair and could not; the other instances were still
+    /// repaired.
+    pub failed: Vec<FailedRepair>,
+}
+
+impl ReconcileReport {
+    /// Whether the engine agrees with the store now: nothing failed, nothing was skipped.
+    pub fn is_clean(&self) -> bool {
+        self.failed.is_empty() && self.skipped.is_empty()
+    }
+}
+
+/// One drift that reconciliation could not repair.
+#[derive(Debug, Clone, Serialize)]
+pub struct FailedRepair {
+    /// What was wrong.
+    pub drift: Drift,
+    /// Why the repair failed: the error and its causes, `: `-separated.
+    pub error: String,
 }
 
 /// One drift and its repair.

@@ -424,15 +424,32 @@ async fn bad_input_gets_clear_typed_errors_and_leaves_nothing_behind() -> anyhow
     );
     bed.assert_nothing_left("alice").await?;
 
+    // A CPU limit above what the engine's host has is refused before anything is made.
+    let mut greedy = bed.spec("alice", "v1");
+    greedy.resources.cpus = Some(9999.0);
+    let error = bed.create(greedy).await.unwrap_err();
+    assert!(
+        matches!(&error, Error::InvalidSpec { reason, .. } if reason.starts_with("CPU limit 9999 is more than the host's")),
+        "{error:?}"
+    );
+    bed.assert_nothing_left("alice").await?;
+
     // An unreachable engine.
     let error = DockerEngine::connect_to("unix:///nonexistent/docker.sock")
         .await
         .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "cannot reach the engine at unix:///nonexistent/docker.sock"
+    );
     assert!(
-        error
-            .to_string()
-            .starts_with("the engine at unix:///nonexistent/docker.sock does not answer"),
-        "{error}"
+        matches!(error, fleet_core::EngineError::Unreachable { .. }),
+        "{error:?}"
+    );
+    let cause = std::error::Error::source(&error).map(ToString::to_string);
+    assert!(
+        cause.as_deref().is_some_and(|c| !c.is_empty()),
+        "the connection error is kept as the cause: {error:?}"
     );
     Ok(())
 }
@@ -822,5 +839,55 @@ fn nix_chown(path: &Path) -> anyhow::Result<()> {
         .arg(path)
         .status()?;
     anyhow::ensure!(status.success(), "chown failed");
+    Ok(())
+}
+
+/// Regression (issue 14, item 12): two fleets on one engine with overlapping port ranges
+/// raced on Docker's "port is already allocated": the create failed. Here another
+/// program starts a container on the port fleet allocated, between allocation and start
+/// (fleet reports `Creating` right after it allocated ports).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_port_taken_between_allocation_and_start_is_given_up_for_the_next() -> anyhow::Result<()>
+{
+    let bed = CoreBed::new().await?;
+    let first = bed.range.first();
+    let intruder = bed.docker.name("intruder");
+    let image = bed.image("v1");
+    let labels: Vec<String> = bed
+        .docker
+        .labels()
+        .into_iter()
+        .map(|(k, v)| format!("--label={k}={v}"))
+        .collect();
+    let started = std::sync::atomic::AtomicBool::new(false);
+    let progress = |step: fleet_core::Progress| {
+        if matches!(step, fleet_core::Progress::Creating { .. })
+            && !started.swap(true, Ordering::SeqCst)
+        {
+            let status = std::process::Command::new("docker")
+                .args(["run", "-d", "--name", &intruder])
+                .args(&labels)
+                .args(["-p", &format!("127.0.0.1:{first}:8080"), &image])
+                .stdout(std::process::Stdio::null())
+                .status()
+                .expect("docker runs");
+            assert!(status.success(), "the intruder starts");
+        }
+    };
+    let alice = bed
+        .fleet
+        .create(bed.spec("alice", "v1"), CreateOptions::default(), &progress)
+        .await?;
+    assert!(started.load(Ordering::SeqCst), "the intruder ran");
+    assert_eq!(alice.ports[0].host, first + 1, "the next port");
+    let health = get_json(&format!("http://127.0.0.1:{}/api/health", first + 1)).await?;
+    assert_eq!(health["version"], "1.0.0");
+    let events = bed.fleet.events(Some(&"alice".parse()?), 10)?;
+    assert!(
+        events.iter().any(|e| e.message.starts_with(&format!(
+            "host port {first} was taken before the container started"
+        ))),
+        "{events:?}"
+    );
     Ok(())
 }

@@ -166,14 +166,7 @@ fn spec(args: &Args) -> anyhow::Result<InstanceSpec> {
             None => usage(error),
         });
     }
-    // The engine would refuse these later, after the pull; say so now, as usage errors.
-    // The CPUs counted are this machine's: only when the engine runs here too.
-    let local_engine = std::env::var("DOCKER_HOST")
-        .ok()
-        .is_none_or(|host| host.starts_with("unix://"));
-    if local_engine && let Ok(cpus) = std::thread::available_parallelism() {
-        spec.check_host_limits(cpus.get()).map_err(usage)?;
-    }
+    // `Fleet::create` checks the CPU limit against the engine's own host (exit 2 too).
     spec.resolved_env().map_err(usage)?;
     Ok(spec)
 }
@@ -203,6 +196,17 @@ pub(crate) fn run(context: &Context, args: &Args) -> anyhow::Result<ExitCode> {
     };
     let instance = runtime()?.block_on(async {
         let fleet = open_fleet(context, &args.registry).await?;
+        let range = &fleet.config().ports;
+        for port in spec.ports.iter().filter_map(|p| p.host) {
+            if port < range.first() || port > range.last() {
+                context.out.note(&format!(
+                    "host port {port} is outside the range fleet allocates from ({}-{}, [ports] in {}); it is used as given",
+                    range.first(),
+                    range.last(),
+                    context.state_dir.join("config.toml").display()
+                ));
+            }
+        }
         let progress = ProgressView::new(context.out, &format!("creating {}", spec.name));
         let result = fleet
             .create(spec, options, &|step| progress.show(step))

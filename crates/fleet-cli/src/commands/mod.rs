@@ -123,7 +123,7 @@ async fn open_fleet_for(
         existing_database(context)?;
     }
     let config = FleetConfig::load(&context.state_dir)?;
-    let engine = fleet_core::engine::DockerEngine::connect()
+    let engine = fleet_core::engine::DockerEngine::connect_with(config.engine)
         .await
         .map_err(|source| fleet_core::Error::Engine {
             operation: "connect to",

@@ -2,6 +2,8 @@
 
 use std::process::ExitCode;
 
+use fleet_core::Drift;
+
 use crate::cli::RegistryArgs;
 use crate::commands::{Context, open_fleet, runtime};
 
@@ -18,17 +20,60 @@ pub(crate) fn run(context: &Context, args: &Args) -> anyhow::Result<ExitCode> {
     })?;
     if context.out.is_json() {
         context.out.json(&report)?;
-    } else if report.repaired.is_empty() {
-        context
-            .out
-            .lines(&["nothing to repair: the engine agrees with the store"])?;
     } else {
-        let lines: Vec<String> = report
-            .repaired
-            .iter()
-            .map(|r| format!("{}: {}", r.drift, r.action))
-            .collect();
+        let mut lines: Vec<String> = Vec::new();
+        lines.extend(
+            report
+                .repaired
+                .iter()
+                .map(|r| format!("{}: {}", r.drift, r.action)),
+        );
+        lines.extend(
+            report
+                .skipped
+                .iter()
+                .map(|r| format!("{}: {}", r.drift, r.action)),
+        );
+        lines.extend(
+            report
+                .failed
+                .iter()
+                .map(|f| format!("{}: not repaired: {}", f.drift, f.error)),
+        );
+        if lines.is_empty() {
+            lines.push("nothing to repair: the engine agrees with the store".to_owned());
+        }
         context.out.lines(&lines)?;
     }
-    Ok(ExitCode::SUCCESS)
+    if !report.skipped.is_empty() {
+        context.out.note(&format!(
+            "{} left alone because another operation holds them; run reconcile again when it ends",
+            count(report.skipped.len(), "drift")
+        ));
+    }
+    if report.failed.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut instances: Vec<String> = report
+        .failed
+        .iter()
+        .map(|f| match &f.drift {
+            Drift::StrayContainer { container, .. } => format!("container {container}"),
+            drift => drift.instance().unwrap_or_default().to_owned(),
+        })
+        .collect();
+    instances.dedup();
+    anyhow::bail!(
+        "{} not repaired: {}",
+        count(report.failed.len(), "drift"),
+        instances.join(", ")
+    )
+}
+
+fn count(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
 }

@@ -38,34 +38,83 @@ use crate::spec::RestartPolicy;
 pub struct DockerEngine {
     docker: Docker,
     host: String,
+    timeouts: EngineTimeouts,
+}
+
+/// How long fleet waits for the engine.
+///
+/// A hung engine must fail a command in seconds, not after bollard's default of two
+/// minutes per call. Streams (pulls, logs, events) are bounded by `request` until their
+/// first byte only; stopping a container gets its grace period on top.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct EngineTimeouts {
+    /// Connecting and negotiating the API version (`connect_timeout`).
+    #[serde(rename = "connect_timeout", with = "crate::config::duration_text")]
+    pub connect: Duration,
+    /// One control call (inspect, create, start, remove, list), until the engine
+    /// answers (`request_timeout`).
+    #[serde(rename = "request_timeout", with = "crate::config::duration_text")]
+    pub request: Duration,
+}
+
+impl Default for EngineTimeouts {
+    fn default() -> Self {
+        Self {
+            connect: Duration::from_secs(5),
+            request: Duration::from_secs(30),
+        }
+    }
 }
 
 impl DockerEngine {
     /// Connects like the Docker CLI does and negotiates the API version.
     pub async fn connect() -> Result<Self, EngineError> {
+        Self::connect_with(EngineTimeouts::default()).await
+    }
+
+    /// Connects like the Docker CLI does (`DOCKER_HOST`, else the default socket), with
+    /// these timeouts.
+    pub async fn connect_with(timeouts: EngineTimeouts) -> Result<Self, EngineError> {
         let host = std::env::var("DOCKER_HOST")
             .unwrap_or_else(|_| "unix:///var/run/docker.sock".to_owned());
-        Self::connect_to(&host).await
+        Self::connect_to_with(&host, timeouts).await
     }
 
     /// Connects to the engine at `host` (`unix:///path`, `tcp://host:port`,
     /// `https://...`) and negotiates the API version.
     pub async fn connect_to(host: &str) -> Result<Self, EngineError> {
-        let unreachable = |e: bollard::errors::Error| EngineError::Unreachable {
-            host: host.to_owned(),
-            message: e.to_string(),
-        };
-        let docker = Docker::connect_with_host(host).map_err(unreachable)?;
-        let docker = docker.negotiate_version().await.map_err(unreachable)?;
+        Self::connect_to_with(host, EngineTimeouts::default()).await
+    }
+
+    /// Connects to the engine at `host` with these timeouts.
+    pub async fn connect_to_with(
+        host: &str,
+        timeouts: EngineTimeouts,
+    ) -> Result<Self, EngineError> {
+        let docker = Docker::connect_with_host(host)
+            .map_err(|e| connection_error(host, timeouts.connect, e))?
+            .with_timeout(timeouts.connect);
+        let docker = docker
+            .negotiate_version()
+            .await
+            .map_err(|e| connection_error(host, timeouts.connect, e))?
+            .with_timeout(timeouts.request);
         Ok(Self {
             docker,
             host: host.to_owned(),
+            timeouts,
         })
     }
 
     /// Wraps an existing bollard client.
     pub fn from_bollard(docker: Docker, host: &str) -> Self {
         Self {
+            timeouts: EngineTimeouts {
+                request: docker.timeout(),
+                ..EngineTimeouts::default()
+            },
             docker,
             host: host.to_owned(),
         }
@@ -87,17 +136,74 @@ impl DockerEngine {
                 status_code: 409,
                 message,
             } => EngineError::Conflict { message },
-            B::DockerResponseServerError { message, .. } => EngineError::Other { message },
-            B::IOError { .. } | B::HyperResponseError { .. } | B::RequestTimeoutError => {
-                EngineError::Unreachable {
-                    host: self.host.clone(),
-                    message: e.to_string(),
+            B::DockerResponseServerError { message, .. }
+                if message.contains("port is already allocated")
+                    || message.contains("address already in use") =>
+            {
+                EngineError::PortAllocated {
+                    port: bound_port(&message),
+                    message,
                 }
             }
-            other => EngineError::Other {
-                message: other.to_string(),
-            },
+            B::DockerResponseServerError { message, .. } => EngineError::Other { message },
+            other => connection_error(&self.host, self.timeouts.request, other),
         }
+    }
+}
+
+/// The host port in Docker's "Bind for 0.0.0.0:5001 failed: port is already allocated"
+/// (or "listen tcp4 0.0.0.0:5001: bind: address already in use").
+fn bound_port(message: &str) -> Option<u16> {
+    let before = message
+        .find(" failed: port is already allocated")
+        .or_else(|| message.find(": bind: address already in use"))?;
+    let address = &message[..before];
+    let colon = address.rfind(':')?;
+    address[colon + 1..].parse().ok()
+}
+
+/// What a failure to talk to the engine at `host` means: permission denied on its
+/// socket, no answer within `timeout`, not reachable at all, or another error.
+fn connection_error(host: &str, timeout: Duration, error: bollard::errors::Error) -> EngineError {
+    use bollard::errors::Error as B;
+    if matches!(error, B::RequestTimeoutError) {
+        return EngineError::Timeout {
+            host: host.to_owned(),
+            after: timeout,
+        };
+    }
+    let io_kind = {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&error);
+        let mut kind = None;
+        while let Some(c) = cause {
+            if let Some(io) = c.downcast_ref::<std::io::Error>() {
+                kind = Some(io.kind());
+                break;
+            }
+            cause = c.source();
+        }
+        kind
+    };
+    let host = host.to_owned();
+    let source = Box::new(error);
+    match io_kind {
+        Some(std::io::ErrorKind::PermissionDenied) => {
+            EngineError::PermissionDenied { host, source }
+        }
+        Some(_) => EngineError::Unreachable { host, source },
+        None if matches!(
+            *source,
+            B::HyperResponseError { .. }
+                | B::HyperLegacyError { .. }
+                | B::IOError { .. }
+                | B::SocketNotFoundError(_)
+        ) =>
+        {
+            EngineError::Unreachable { host, source }
+        }
+        None => EngineError::Other {
+            message: source.to_string(),
+        },
     }
 }
 
@@ -159,6 +265,11 @@ impl Engine for DockerEngine {
             .await
             .map(|_| ())
             .map_err(|e| self.error(e))
+    }
+
+    async fn cpus(&self) -> Result<Option<usize>, EngineError> {
+        let info = self.docker.info().await.map_err(|e| self.error(e))?;
+        Ok(info.ncpu.and_then(|n| usize::try_from(n).ok()))
     }
 
     async fn pull(
@@ -341,7 +452,12 @@ impl Engine for DockerEngine {
     async fn stop_container(&self, id: &str, grace: Duration) -> Result<(), EngineError> {
         let seconds = i32::try_from(grace.as_secs()).unwrap_or(i32::MAX);
         let options = StopContainerOptionsBuilder::default().t(seconds).build();
-        match self.docker.stop_container(id, Some(options)).await {
+        // The engine answers once the container stopped: give it the grace period too.
+        let docker = self
+            .docker
+            .clone()
+            .with_timeout(self.timeouts.request + grace);
+        match docker.stop_container(id, Some(options)).await {
             Ok(()) => Ok(()),
             // 304: already stopped.
             Err(bollard::errors::Error::DockerResponseServerError {
@@ -563,5 +679,31 @@ impl Engine for DockerEngine {
             })
             .map_err(move |e| this.error(e))
             .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_port_docker_could_not_bind() {
+        assert_eq!(
+            bound_port(
+                "driver failed programming external connectivity on endpoint fleet-a.1 (0123): Bind for 0.0.0.0:21003 failed: port is already allocated"
+            ),
+            Some(21003)
+        );
+        assert_eq!(
+            bound_port(
+                "driver failed programming external connectivity on endpoint x (1): Error starting userland proxy: listen tcp4 0.0.0.0:5001: bind: address already in use"
+            ),
+            Some(5001)
+        );
+        assert_eq!(
+            bound_port("Bind for [::]:8080 failed: port is already allocated"),
+            Some(8080)
+        );
+        assert_eq!(bound_port("port is already allocated"), None);
     }
 }

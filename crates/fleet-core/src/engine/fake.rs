@@ -29,7 +29,7 @@ struct Inner {
     networks: BTreeSet<String>,
     containers: BTreeMap<String, ContainerInfo>,
     foreign_ports: Vec<(u16, String)>,
-    failures: HashMap<&'static str, String>,
+    failures: HashMap<&'static str, EngineError>,
     next_id: u64,
 }
 
@@ -46,7 +46,17 @@ impl FakeEngine {
     /// Makes the next call of `operation` (`pull`, `create_container`, `start_container`,
     /// `stop_container`, `remove_container`, `ensure_network`) fail with `message`.
     pub fn fail(&self, operation: &'static str, message: &str) {
-        self.inner().failures.insert(operation, message.to_owned());
+        self.fail_with(
+            operation,
+            EngineError::Other {
+                message: message.to_owned(),
+            },
+        );
+    }
+
+    /// Makes the next call of `operation` fail with `error`.
+    pub fn fail_with(&self, operation: &'static str, error: EngineError) {
+        self.inner().failures.insert(operation, error);
     }
 
     /// Adds an image that can be "pulled", running as `user`.
@@ -89,7 +99,7 @@ impl FakeEngine {
 
     fn check(&self, operation: &'static str) -> Result<(), EngineError> {
         match self.inner().failures.remove(operation) {
-            Some(message) => Err(EngineError::Other { message }),
+            Some(error) => Err(error),
             None => Ok(()),
         }
     }

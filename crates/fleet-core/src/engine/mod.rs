@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use futures::stream::BoxStream;
 use serde::Serialize;
 
-pub use docker::DockerEngine;
+pub use docker::{DockerEngine, EngineTimeouts};
 
 use crate::error::EngineError;
 
@@ -220,6 +220,11 @@ pub trait Engine: Send + Sync + std::fmt::Debug {
 
     /// Checks that the engine answers.
     async fn ping(&self) -> Result<(), EngineError>;
+
+    /// How many CPUs the engine's host has, when the engine says.
+    async fn cpus(&self) -> Result<Option<usize>, EngineError> {
+        Ok(None)
+    }
 
     /// Pulls `image` (normally `repo@sha256:...`), reporting progress.
     async fn pull(

@@ -43,16 +43,18 @@ pub struct InstanceRecord {
     pub container_id: Option<String>,
     /// Whether it should run.
     pub desired: DesiredState,
-    /// The health last recorded for it (`healthy`, `unhealthy`, ...).
+    /// The health last recorded for its current container (`healthy`, `unhealthy`, ...);
+    /// cleared when a new container is deployed.
     pub last_health: Option<String>,
+    /// Whether fleet created its data directory at `create` (and so may delete it).
+    pub data_dir_created: bool,
     /// When it was created.
     pub created_at: jiff::Timestamp,
     /// When its row last changed.
     pub updated_at: jiff::Timestamp,
 }
 
-const COLUMNS: &str =
-    "spec, generation, tag, digest, container_id, desired, last_health, created_at, updated_at";
+const COLUMNS: &str = "spec, generation, tag, digest, container_id, desired, last_health, created_at, updated_at, data_dir_created";
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<InstanceRecord> {
     let spec: String = row.get(0)?;
@@ -74,6 +76,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<InstanceRecord> {
         last_health: row.get(6)?,
         created_at: timestamp(row.get(7)?),
         updated_at: timestamp(row.get(8)?),
+        data_dir_created: row.get(9)?,
     })
 }
 
@@ -123,6 +126,8 @@ impl Store {
     }
 
     /// Records a new deployment of the instance: its generation, tag, digest and container.
+    /// The health recorded for the previous container no longer says anything: it is
+    /// cleared.
     pub fn set_deployed(
         &self,
         name: &InstanceName,
@@ -133,8 +138,18 @@ impl Store {
     ) -> Result<(), Error> {
         self.update(name, "record deployment", |tx| {
             tx.execute(
-                "UPDATE instances SET generation = ?2, tag = ?3, digest = ?4, container_id = ?5, updated_at = ?6 WHERE name = ?1",
+                "UPDATE instances SET generation = ?2, tag = ?3, digest = ?4, container_id = ?5, last_health = NULL, updated_at = ?6 WHERE name = ?1",
                 params![name.as_str(), generation as i64, tag, digest, container_id, now_ms()],
+            )
+        })
+    }
+
+    /// Records that fleet created the instance's data directory.
+    pub(crate) fn set_data_dir_created(&self, name: &InstanceName) -> Result<(), Error> {
+        self.update(name, "record data directory", |tx| {
+            tx.execute(
+                "UPDATE instances SET data_dir_created = 1, updated_at = ?2 WHERE name = ?1",
+                params![name.as_str(), now_ms()],
             )
         })
     }

@@ -72,6 +72,8 @@ const MIGRATIONS: &[&str] = &[
     );
     ALTER TABLE events ADD COLUMN data TEXT;
     ALTER TABLE instances ADD COLUMN last_health TEXT;",
+    // 3: whether fleet created the instance's data directory (and so may delete it).
+    "ALTER TABLE instances ADD COLUMN data_dir_created INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// The schema version this build writes.
