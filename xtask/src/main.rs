@@ -20,6 +20,8 @@
 
 mod artifacts;
 mod provision;
+#[cfg(test)]
+mod readme;
 
 use std::os::unix::process::CommandExt as _;
 use std::path::PathBuf;

@@ -173,10 +173,10 @@ async fn show(bin: &Path, state_dir: &Path, reference: &str, keep: bool) -> anyh
 
     if keep {
         eprintln!(
-            "\ndemo: the fleet is running (state in {}, so `FLEET_STATE_DIR={} fleet ls` shows \
-             it); press Ctrl-C to remove it",
+            "\ndemo: the fleet is running; `FLEET_STATE_DIR={} {} ls` shows it. Press Ctrl-C \
+             to remove it",
             state_dir.display(),
-            state_dir.display()
+            bin.display()
         );
         tokio::signal::ctrl_c().await?;
     }
