@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead as _, BufReader};
 use std::path::PathBuf;
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 
 use anyhow::{Context as _, bail};
 
@@ -23,11 +23,7 @@ pub(crate) struct Bin {
 /// Builds `bins` in one cargo run, showing cargo's progress and diagnostics as a plain
 /// `cargo build` would, and returns the path of each binary by name.
 pub(crate) fn build_bins(bins: &[Bin]) -> anyhow::Result<BTreeMap<String, PathBuf>> {
-    let mut command = cargo();
-    command.args(["build", "--message-format=json-render-diagnostics"]);
-    for bin in bins {
-        command.args(["--package", bin.package, "--bin", bin.name]);
-    }
+    let mut command = build_command(bins);
     eprintln!("xtask: $ {}", describe(&command));
     // Cargo writes its progress and the rendered diagnostics to stderr (inherited, so the
     // user sees them) and one JSON message per line to stdout (read here).
@@ -57,6 +53,17 @@ pub(crate) fn build_bins(bins: &[Bin]) -> anyhow::Result<BTreeMap<String, PathBu
         }
     }
     Ok(found)
+}
+
+/// `cargo build` of `bins`, reporting artifacts as JSON on stdout. Never `--quiet`: the
+/// first build takes minutes, and cargo's progress is how the user knows it runs.
+fn build_command(bins: &[Bin]) -> Command {
+    let mut command = cargo();
+    command.args(["build", "--message-format=json-render-diagnostics"]);
+    for bin in bins {
+        command.args(["--package", bin.package, "--bin", bin.name]);
+    }
+    command
 }
 
 /// The binary a line of cargo's JSON output reports, as `(target name, path)`: only
@@ -107,6 +114,27 @@ mod tests {
         // Regression (issue 14, item 13): the demo ran `<repo>/target/debug/fleet`, which
         // does not exist when CARGO_TARGET_DIR or build.target-dir is set.
         assert_eq!(check(FLEET_BIN), "fleet at /tmp/fleet-tgt/debug/fleet");
+    }
+
+    #[test]
+    fn builds_the_user_waits_for_show_cargos_progress() {
+        // Regression (issue 14, item 15): the first build ran with `--quiet` and showed
+        // nothing for ten minutes.
+        let command = build_command(&[Bin {
+            package: "fleet-cli",
+            name: "fleet",
+        }]);
+        let quiet = command
+            .get_args()
+            .any(|arg| arg == "--quiet" || arg == "-q");
+        assert!(!quiet, "{}", crate::describe(&command));
+        let config = std::fs::read_to_string(crate::workspace_root().join(".cargo/config.toml"))
+            .expect(".cargo/config.toml is readable");
+        let alias = config
+            .lines()
+            .find(|line| line.starts_with("xtask ="))
+            .expect("the xtask alias");
+        assert_eq!(alias, r#"xtask = "run --package xtask --""#);
     }
 
     #[test]
