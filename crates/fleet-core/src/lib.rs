@@ -52,7 +52,7 @@ mod view;
 
 pub use config::{FleetConfig, StateDir, default_state_dir};
 pub use error::{EngineError, Error, PortHolder};
-pub use fleet::{CreateOptions, Fleet};
+pub use fleet::{CreateOptions, Fleet, OnProgress};
 pub use name::InstanceName;
 pub use ports::{PortRange, bindable};
 pub use registry::RegistryResolver;
