@@ -26,6 +26,8 @@
 //!   a time, results in input order.
 //! - [`HealthSpec`]: a health check as configuration states it (kind, path, container
 //!   port, `tls_verify`, policy), turned into a target once the address is known.
+//! - [`human_duration`]: the serde adapter for durations as humantime text (`"30s"`),
+//!   for configuration files that hold a policy and durations of their own.
 //!
 //! # HTTPS
 //!
@@ -73,6 +75,7 @@ mod wait;
 
 pub use body::{BodyFormat, Check, HealthBody};
 pub use builder::ProberBuilder;
+pub use durations::human as human_duration;
 pub use error::Error;
 pub use many::DEFAULT_CONCURRENCY;
 pub use policy::{PolicyState, ProbePolicy, Verdict};
