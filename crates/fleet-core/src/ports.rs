@@ -18,7 +18,7 @@ use crate::error::{Error, PortHolder};
 /// use fleet_core::PortRange;
 /// let range = PortRange::new(5001, 5009, 2)?;
 /// assert_eq!(range.iter().collect::<Vec<_>>(), [5001, 5003, 5005, 5007, 5009]);
-/// # Ok::<(), String>(())
+/// # Ok::<(), fleet_core::Error>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "RawRange", into = "RawRange")]
@@ -41,9 +41,9 @@ fn one() -> u16 {
 }
 
 impl TryFrom<RawRange> for PortRange {
-    type Error = String;
+    type Error = Error;
 
-    fn try_from(raw: RawRange) -> Result<Self, String> {
+    fn try_from(raw: RawRange) -> Result<Self, Error> {
         Self::new(raw.first, raw.last, raw.step)
     }
 }
@@ -71,13 +71,22 @@ impl Default for PortRange {
 
 impl PortRange {
     /// A range; `first` must be at least 1 and at most `last`, `step` at least 1.
-    pub fn new(first: u16, last: u16, step: u16) -> Result<Self, String> {
-        if first == 0 || first > last || step == 0 {
-            return Err(format!(
-                "port range {first}-{last} step {step} is empty or invalid"
-            ));
-        }
-        Ok(Self { first, last, step })
+    pub fn new(first: u16, last: u16, step: u16) -> Result<Self, Error> {
+        let reason = if first == 0 {
+            "port 0 is not a port"
+        } else if first > last {
+            "the first port is after the last"
+        } else if step == 0 {
+            "the step is 0"
+        } else {
+            return Ok(Self { first, last, step });
+        };
+        Err(Error::InvalidPortRange {
+            first,
+            last,
+            step,
+            reason,
+        })
     }
 
     /// The candidate ports in order.
@@ -166,9 +175,10 @@ mod tests {
                 .collect::<Vec<_>>(),
             [5001, 5003, 5005, 5007, 5009]
         );
-        assert!(PortRange::new(5001, 5000, 1).is_err());
-        assert!(PortRange::new(0, 10, 1).is_err());
-        assert!(PortRange::new(1, 10, 0).is_err());
+        let error = |first, last, step| PortRange::new(first, last, step).unwrap_err().to_string();
+        insta::assert_snapshot!(error(5001, 5000, 1), @"invalid port range 5001-5000 step 1: the first port is after the last");
+        insta::assert_snapshot!(error(0, 10, 1), @"invalid port range 0-10 step 1: port 0 is not a port");
+        insta::assert_snapshot!(error(1, 10, 0), @"invalid port range 1-10 step 0: the step is 0");
         assert_eq!(
             PortRange::new(65535, 65535, 7)
                 .unwrap()
