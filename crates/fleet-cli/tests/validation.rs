@@ -137,7 +137,7 @@ fn limits_users_and_references_are_checked_before_anything_runs() {
         exit: 2
         --- stdout
         --- stderr
-        error: memory size "9000000000g" is more than the 8 EiB Docker accepts
+        error: invalid memory size "9000000000g": it is more than the 8 EiB Docker accepts
     "#);
     insta::assert_snapshot!(create(&["--user=-5"]), @r#"
         exit: 2
@@ -174,6 +174,43 @@ fn limits_users_and_references_are_checked_before_anything_runs() {
     "#);
     // Docker takes user names, looked up in the image: so does fleet.
     assert!(create(&["--user", "app"]).starts_with("exit: 1\n"));
+}
+
+/// Memory sizes, restart policies and volumes are parsed by fleet-core, whose typed
+/// errors name the value and what is wrong with it; `create` reports them as usage
+/// errors.
+#[test]
+fn values_fleet_core_cannot_parse_are_usage_errors() {
+    insta::assert_snapshot!(create(&["--memory", "12x"]), @r#"
+        exit: 2
+        --- stdout
+        --- stderr
+        error: invalid memory size "12x": its unit "x" is not one of k, m, g, t
+    "#);
+    insta::assert_snapshot!(create(&["--restart", "sometimes"]), @r#"
+        exit: 2
+        --- stdout
+        --- stderr
+        error: invalid restart policy "sometimes": it is not one of no, always, unless-stopped, on-failure[:N]
+    "#);
+    insta::assert_snapshot!(create(&["--restart", "on-failure:x"]), @r#"
+        exit: 2
+        --- stdout
+        --- stderr
+        error: invalid restart policy "on-failure:x": "x" is not a count
+    "#);
+    insta::assert_snapshot!(create(&["--volume", "/srv/x"]), @r#"
+        exit: 2
+        --- stdout
+        --- stderr
+        error: invalid volume "/srv/x": it is not HOST:CONTAINER[:ro|rw]
+    "#);
+    insta::assert_snapshot!(create(&["--volume", "/srv/x:/x:rx"]), @r#"
+        exit: 2
+        --- stdout
+        --- stderr
+        error: invalid volume "/srv/x:/x:rx": its mode "rx" is neither ro nor rw
+    "#);
 }
 
 fn host_cpus() -> String {

@@ -132,22 +132,17 @@ fn spec(args: &Args) -> anyhow::Result<InstanceSpec> {
     spec.group.clone_from(&args.group);
     spec.user.clone_from(&args.user);
     for volume in &args.volumes {
-        let mut volume: VolumeSpec = volume
-            .parse()
-            .map_err(|e: String| usage(std::io::Error::other(e)))?;
+        let mut volume: VolumeSpec = volume.parse().map_err(usage)?;
         volume.host = absolute(&volume.host)?;
         spec.volumes.push(volume);
     }
-    spec.restart = args
-        .restart
-        .parse::<RestartPolicy>()
-        .map_err(|e| usage(std::io::Error::other(e)))?;
+    spec.restart = args.restart.parse::<RestartPolicy>().map_err(usage)?;
     spec.resources.memory_bytes = args
         .memory
         .as_deref()
         .map(parse_memory)
         .transpose()
-        .map_err(|e| usage(std::io::Error::other(e)))?;
+        .map_err(usage)?;
     spec.resources.cpus = args.cpus;
     // Health flags without a port make a health check the spec refuses, rather than
     // none at all: the operator asked for one.
