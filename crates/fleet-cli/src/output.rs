@@ -245,7 +245,7 @@ fn find_error<E: std::error::Error + 'static>(error: &anyhow::Error) -> Option<&
 
 /// Hints for fleet-core's errors.
 fn core_hints(error: &fleet_core::Error) -> Vec<String> {
-    use fleet_core::{EngineError, Error as E, PortHolder};
+    use fleet_core::{EngineError, EngineOperation, Error as E, PortHolder};
     match error {
         E::PortTaken { holder: PortHolder::Instance { name }, .. } => vec![format!(
             "instance {name} holds it (`fleet ports`); omit --host-port to get a free port"
@@ -256,6 +256,9 @@ fn core_hints(error: &fleet_core::Error) -> Vec<String> {
         E::PortTaken { .. } => vec!["a process on this host listens on it (`ss -ltnp` shows which); omit --host-port to get a free port".to_owned()],
         E::PortsExhausted { .. } => vec!["widen [ports] in <state dir>/config.toml, or remove instances you no longer need".to_owned()],
         E::InstanceExists { .. } => vec!["`fleet ls` lists instances; choose another name or `fleet rm` the old one".to_owned()],
+        E::NoContainer { instance } => vec![format!(
+            "`fleet start {instance}` makes one from the recorded digest, `fleet reconcile` repairs every instance"
+        )],
         E::NoSuchInstance { .. } => vec!["`fleet ls` lists instances".to_owned()],
         E::Busy { .. } => vec!["wait for the other operation to finish; a crashed holder's lease expires by itself".to_owned()],
         E::NoFleet { .. } => vec!["the state directory is --state-dir, else FLEET_STATE_DIR, else the default; check them for a typo, or `fleet create` a first instance there".to_owned()],
@@ -287,7 +290,7 @@ fn core_hints(error: &fleet_core::Error) -> Vec<String> {
         E::Engine { source: EngineError::Unreachable { .. }, .. } => vec![
             "start the Docker Engine (`dockerd`), or point DOCKER_HOST at one (Podman: unix:///run/podman/podman.sock)".to_owned(),
         ],
-        E::Engine { source: EngineError::NotFound { .. }, operation: "pull", .. } => {
+        E::Engine { source: EngineError::NotFound { .. }, operation: EngineOperation::Pull, .. } => {
             vec!["the registry no longer has this digest; `fleet resolve` shows what the channel points at".to_owned()]
         }
         // Met by `create`, `start` or `reconcile`, which have no `--prereleases`: the

@@ -603,15 +603,14 @@ async fn reconcile_repairs_what_it_can_and_says_what_it_left() {
     }
     std::fs::remove_file(&env_file).unwrap();
     // Another process holds carol (an update in progress).
-    fleet_core::Store::open(&bed.state.path().join("fleet.db"))
-        .unwrap()
-        .acquire_lease(
-            &"carol".parse().unwrap(),
-            "otherhost:42:abc",
-            "update",
-            std::time::Duration::from_secs(300),
-        )
-        .unwrap();
+    fleet_core::test_util::hold_lease(
+        bed.state.path(),
+        &"carol".parse().unwrap(),
+        "otherhost:42:abc",
+        "update",
+        std::time::Duration::from_secs(300),
+    )
+    .unwrap();
     insta::assert_snapshot!(bed.shown(&["reconcile"]), @r"
     exit: 1
     --- stdout

@@ -10,7 +10,13 @@ use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use fleet_core::{DesiredState, InstanceSpec, StateDir, Store};
+use std::sync::Arc;
+
+use fleet_core::engine::fake::FakeEngine;
+use fleet_core::{
+    CreateOptions, Fleet, FleetConfig, FleetState, InstanceSpec, PortRange, PortSpec, StateDir,
+    StaticResolver,
+};
 
 const FLEET: &str = env!("CARGO_BIN_EXE_fleet");
 
@@ -56,16 +62,35 @@ fn set_mode(path: &Path, mode: u32) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
 }
 
-/// A fleet in `state` whose store holds the instance `alice` (no container).
+/// A fleet in `state` whose store holds the instance `alice`, created (not started)
+/// through the API on the fake engine, with host port 27001 allocated to it.
 fn fleet_with_alice(state: &Path) -> PathBuf {
-    let database = StateDir::new(state).database();
-    let store = Store::open(&database).unwrap();
+    const DIGEST: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+    let engine = Arc::new(FakeEngine::new());
+    engine.add_image(&format!("127.0.0.1:5000/app@{DIGEST}"), None);
+    let resolver = Arc::new(StaticResolver::new());
+    resolver.set("127.0.0.1:5000/app:v1", Some("v1.0.0"), DIGEST);
+    let mut config = FleetConfig::default();
+    config.ports = PortRange::new(27001, 27010, 1).unwrap();
     let spec = InstanceSpec::new(
         "alice".parse().unwrap(),
         "127.0.0.1:5000/app:v1".parse().unwrap(),
-    );
-    store.insert_instance(&spec, DesiredState::Running).unwrap();
-    database
+    )
+    .with_port(PortSpec::auto(8080));
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let fleet = Fleet::builder(state)
+            .config(config)
+            .engine(engine)
+            .resolver(resolver)
+            .open()
+            .await
+            .unwrap();
+        fleet
+            .create(spec, CreateOptions::default().no_start(), &|_| {})
+            .await
+            .unwrap();
+    });
+    StateDir::new(state).database()
 }
 
 /// Regression: under umask 000 the state directory was 0777 and fleet.db 0666, so every
@@ -91,7 +116,7 @@ fn an_existing_state_directory_is_tightened_at_open() {
     let state = dir.path().join("state");
     let database = fleet_with_alice(&state);
     // Keep the store open, so that its WAL files exist while fleet runs.
-    let store = Store::open(&database).unwrap();
+    let store = FleetState::open(&state).unwrap();
     store.ports().unwrap();
     let wal = state.join("fleet.db-wal");
     let shm = state.join("fleet.db-shm");
@@ -277,15 +302,6 @@ fn read_commands_work_for_a_user_who_cannot_write_the_state_directory() {
     set_mode(dir.path(), 0o755);
     let state = dir.path().join("state");
     let database = fleet_with_alice(&state);
-    Store::open(&database)
-        .unwrap()
-        .allocate_ports(
-            &"alice".parse().unwrap(),
-            &[fleet_core::PortSpec::auto(8080)],
-            &fleet_core::PortRange::new(27001, 27010, 1).unwrap(),
-            &|_| Ok(()),
-        )
-        .unwrap();
     for entry in std::fs::read_dir(&state).unwrap() {
         let path = entry.unwrap().path();
         std::os::unix::fs::lchown(&path, Some(65534), Some(65534)).unwrap();

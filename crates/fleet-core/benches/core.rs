@@ -55,12 +55,12 @@ async fn main() -> anyhow::Result<()> {
     config.network = docker.name("net");
     config.container_prefix = docker.name("");
     config.labels = docker.labels().into_iter().collect();
-    let fleet = Fleet::with_parts(
-        state.path(),
-        config,
-        Arc::new(DockerEngine::connect().await?),
-        Arc::new(RegistryResolver::new()?),
-    )?;
+    let fleet = Fleet::builder(state.path())
+        .config(config)
+        .engine(Arc::new(DockerEngine::connect().await?))
+        .resolver(Arc::new(RegistryResolver::new()?))
+        .open()
+        .await?;
     let spec = |name: String| {
         let mut health = http_health("/api/health");
         health.policy.start_interval = Duration::from_millis(100);

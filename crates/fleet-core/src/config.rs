@@ -50,7 +50,7 @@ pub struct FleetConfig {
     /// Container names are `<prefix><instance>.<generation>`.
     pub container_prefix: String,
     /// How long a container gets to stop before it is killed.
-    #[serde(with = "duration_text")]
+    #[serde(with = "fleet_health::human_duration")]
     pub stop_grace: Duration,
     /// Labels added to every container and network fleet creates (to find them with
     /// other tools, or to tell several fleets apart).
@@ -94,27 +94,6 @@ fn bridge_network<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<S
         )));
     }
     Ok(name)
-}
-
-/// A [`Duration`] as humantime text (`10s`, `1m 30s`) in config files.
-pub(crate) mod duration_text {
-    use std::time::Duration;
-
-    use serde::{Deserialize as _, Deserializer, Serializer};
-
-    pub(crate) fn serialize<S: Serializer>(
-        duration: &Duration,
-        serializer: S,
-    ) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(&humantime::format_duration(*duration))
-    }
-
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
-        deserializer: D,
-    ) -> Result<Duration, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        humantime::parse_duration(&text).map_err(serde::de::Error::custom)
-    }
 }
 
 /// The state directory: `$FLEET_STATE_DIR`, else `/var/lib/fleet` for root, else the XDG
@@ -313,7 +292,10 @@ mod tests {
         let error = FleetConfig::load(dir.path()).unwrap_err();
         let chain = format!("{error}: {}", std::error::Error::source(&error).unwrap());
         assert!(
-            chain.contains("invalid configuration in") && chain.contains("empty or invalid"),
+            chain.contains("invalid configuration in")
+                && chain.contains(
+                    "invalid port range 6000-5000 step 1: the first port is after the last"
+                ),
             "{chain}"
         );
         std::fs::write(dir.path().join("config.toml"), "network = \"host\"\n").unwrap();
@@ -335,6 +317,32 @@ mod tests {
         assert!(
             FleetConfig::load(dir.path()).is_err(),
             "unknown keys are refused"
+        );
+    }
+
+    /// The durations of `config.toml` read as they did when fleet-core had an adapter of
+    /// its own (`stop_grace = "10s"`, `[engine] connect_timeout = "5s"`), and are written
+    /// back the same way.
+    #[test]
+    fn config_durations_are_humantime_text() {
+        let text = "stop_grace = \"10s\"\n[engine]\nconnect_timeout = \"5s\"\nrequest_timeout = \"1m 30s\"\n";
+        let config: FleetConfig = toml::from_str(text).unwrap();
+        assert_eq!(config.stop_grace, Duration::from_secs(10));
+        assert_eq!(config.engine.connect, Duration::from_secs(5));
+        assert_eq!(config.engine.request, Duration::from_secs(90));
+        let written = toml::to_string(&config).unwrap();
+        for line in [
+            "stop_grace = \"10s\"",
+            "connect_timeout = \"5s\"",
+            "request_timeout = \"1m 30s\"",
+        ] {
+            assert!(written.lines().any(|l| l == line), "{line} in {written}");
+        }
+        assert_eq!(toml::from_str::<FleetConfig>(&written).unwrap(), config);
+        let error = toml::from_str::<FleetConfig>("stop_grace = \"10\"\n").unwrap_err();
+        assert!(
+            error.message().starts_with("invalid duration \"10\""),
+            "{error}"
         );
     }
 }

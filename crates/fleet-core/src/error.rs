@@ -22,6 +22,42 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// A memory size that cannot be read, or that Docker does not take.
+    #[error("invalid memory size {text:?}: {reason}")]
+    InvalidMemory {
+        /// The size given (`512m`).
+        text: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A bind mount that is not `HOST:CONTAINER[:ro|rw]`.
+    #[error("invalid volume {text:?}: {reason}")]
+    InvalidVolume {
+        /// The volume given.
+        text: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A restart policy that is not one of Docker's.
+    #[error("invalid restart policy {text:?}: {reason}")]
+    InvalidRestartPolicy {
+        /// The policy given.
+        text: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A port range with no port in it.
+    #[error("invalid port range {first}-{last} step {step}: {reason}")]
+    InvalidPortRange {
+        /// First port given.
+        first: u16,
+        /// Last port given.
+        last: u16,
+        /// Step given.
+        step: u16,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// An instance with this name already exists.
     #[error("instance {name} already exists")]
     InstanceExists {
@@ -33,6 +69,12 @@ pub enum Error {
     NoSuchInstance {
         /// The name asked for.
         name: String,
+    },
+    /// The instance has no container now (it was never made, or it was removed).
+    #[error("instance {instance} has no container")]
+    NoContainer {
+        /// The instance.
+        instance: String,
     },
     /// A fixed host port is already in use.
     #[error("host port {port} is already in use by {holder}")]
@@ -191,8 +233,8 @@ pub enum Error {
     /// The container engine failed.
     #[error("container engine: {operation} {target}")]
     Engine {
-        /// What fleet asked for (`create container`, `pull`, ...).
-        operation: &'static str,
+        /// What fleet asked for.
+        operation: EngineOperation,
         /// What it was about (container or image).
         target: String,
         /// The engine's error.
@@ -218,6 +260,20 @@ pub enum Error {
         /// Whether everything the operation made was removed again (a failed create);
         /// otherwise the instance is left as the gate found it (a failed start).
         undone: bool,
+    },
+    /// The registry client could not be set up (its TLS configuration, say).
+    #[error("cannot set up the registry client")]
+    RegistryClient {
+        /// The registry client's error.
+        #[source]
+        source: fleet_registry::Error,
+    },
+    /// The health prober could not be set up.
+    #[error("cannot set up the health prober")]
+    Prober {
+        /// The cause.
+        #[source]
+        source: fleet_health::Error,
     },
     /// A health probe could not be set up.
     #[error("health probe of instance {instance}")]
@@ -258,15 +314,68 @@ impl Error {
             self,
             Error::InvalidName { .. }
                 | Error::InvalidSpec { .. }
+                | Error::InvalidMemory { .. }
+                | Error::InvalidVolume { .. }
+                | Error::InvalidRestartPolicy { .. }
+                | Error::InvalidPortRange { .. }
                 | Error::DataDirRefused { .. }
                 | Error::PurgeRefused { .. }
         )
     }
 }
 
+/// What fleet asked the container engine to do, in [`Error::Engine`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EngineOperation {
+    /// Connect and negotiate the API version.
+    Connect,
+    /// Pull an image.
+    Pull,
+    /// Inspect an image (does it exist, which user does it run as).
+    InspectImage,
+    /// Create the fleet's network.
+    CreateNetwork,
+    /// Create a container.
+    CreateContainer,
+    /// Start a container.
+    StartContainer,
+    /// Stop a container.
+    StopContainer,
+    /// Remove a container.
+    RemoveContainer,
+    /// Inspect a container.
+    InspectContainer,
+    /// List containers.
+    ListContainers,
+    /// List the host ports every container publishes.
+    ListPublishedPorts,
+    /// Read how many CPUs the engine's host has.
+    ReadCpus,
+}
+
+impl std::fmt::Display for EngineOperation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Connect => "connect to",
+            Self::Pull => "pull",
+            Self::InspectImage => "inspect image",
+            Self::CreateNetwork => "create network",
+            Self::CreateContainer => "create container",
+            Self::StartContainer => "start container",
+            Self::StopContainer => "stop container",
+            Self::RemoveContainer => "remove container",
+            Self::InspectContainer => "inspect container",
+            Self::ListContainers => "list containers of",
+            Self::ListPublishedPorts => "list published ports of",
+            Self::ReadCpus => "read the CPUs of",
+        })
+    }
+}
+
 /// Wraps an engine error as [`Error::Engine`] about `target`: for `map_err`.
 pub(crate) fn engine_error(
-    operation: &'static str,
+    operation: EngineOperation,
     target: impl std::fmt::Display,
 ) -> impl FnOnce(EngineError) -> Error {
     move |source| Error::Engine {

@@ -9,16 +9,18 @@
 //! - `containers.rs`: containers as fleet makes, finds and removes them.
 //! - `lifecycle.rs`: start, stop, restart, remove (with the purge rule).
 
+mod builder;
 mod containers;
 mod create;
 mod gate;
 mod lifecycle;
 
+pub use builder::{FleetBuilder, OpenMode};
 pub use create::CreateOptions;
 
 use std::collections::BTreeMap;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,9 +28,10 @@ use fleet_health::Prober;
 use futures::stream::BoxStream;
 
 use crate::config::{FleetConfig, StateDir};
+use crate::state::FleetState;
 
 use crate::engine::{Engine, LABEL_SCOPE, LogLine, LogOptions};
-use crate::error::{EngineError, Error, engine_error};
+use crate::error::{EngineError, Error};
 use crate::name::InstanceName;
 
 use crate::resolve::ImageResolver;
@@ -40,11 +43,12 @@ use crate::view::{Instance, PortMapping, Progress};
 const LEASE_TTL: Duration = Duration::from_secs(30);
 
 /// What long operations report their steps to (`&|step| ...`).
-pub type OnProgress = dyn Fn(Progress) + Send + Sync;
+pub type OnProgress<'a> = dyn Fn(Progress) + Send + Sync + 'a;
 
 /// A fleet: one state directory, its store, a container engine and a registry resolver.
 #[derive(Debug)]
 pub struct Fleet {
+    pub(crate) state: FleetState,
     pub(crate) dirs: StateDir,
     pub(crate) config: FleetConfig,
     pub(crate) store: Arc<Store>,
@@ -55,85 +59,9 @@ pub struct Fleet {
 }
 
 impl Fleet {
-    /// Opens the fleet in `state_dir` with the Docker Engine (as the Docker CLI finds it)
-    /// and registries reached with the Docker CLI's credentials.
-    pub async fn open(state_dir: &Path) -> Result<Self, Error> {
-        let config = FleetConfig::load(state_dir)?;
-        let engine = crate::engine::DockerEngine::connect_with(config.engine)
-            .await
-            .map_err(engine_error("connect to", "the engine"))?;
-        let resolver =
-            crate::registry::RegistryResolver::new().map_err(|source| Error::Registry {
-                image: "(client set-up)".into(),
-                source,
-            })?;
-        Self::with_parts(state_dir, config, Arc::new(engine), Arc::new(resolver))
-    }
-
-    /// Opens the fleet in `state_dir` with the given parts (another engine, a fake, a
-    /// resolver with its own credentials or cache).
-    pub fn with_parts(
-        state_dir: &Path,
-        config: FleetConfig,
-        engine: Arc<dyn Engine>,
-        resolver: Arc<dyn ImageResolver>,
-    ) -> Result<Self, Error> {
-        let dirs = StateDir::new(state_dir);
-        dirs.create()?;
-        let store = Arc::new(Store::open(&dirs.database())?);
-        Self::with_store(dirs, config, store, engine, resolver)
-    }
-
-    /// Opens the existing fleet in `state_dir` for reading only, with the given parts:
-    /// nothing is created ([`Error::NoFleet`] when there is no fleet there), the store
-    /// is opened with [`Store::open_read_only`] (so this works on a read-only state
-    /// directory), and operations that would write fail with [`Error::StoreReadOnly`].
-    pub fn with_parts_read_only(
-        state_dir: &Path,
-        config: FleetConfig,
-        engine: Arc<dyn Engine>,
-        resolver: Arc<dyn ImageResolver>,
-    ) -> Result<Self, Error> {
-        let dirs = StateDir::new(state_dir);
-        // Tightening permissions is all this tries to write, and it may not be able to.
-        let _ = dirs.tighten();
-        let store = Arc::new(Store::open_read_only(&dirs.database())?);
-        Self::with_store(dirs, config, store, engine, resolver)
-    }
-
-    fn with_store(
-        dirs: StateDir,
-        config: FleetConfig,
-        store: Arc<Store>,
-        engine: Arc<dyn Engine>,
-        resolver: Arc<dyn ImageResolver>,
-    ) -> Result<Self, Error> {
-        let prober = Prober::new().map_err(|source| Error::Health {
-            instance: "(prober set-up)".into(),
-            source,
-        })?;
-        let host = nix::unistd::gethostname()
-            .map(|h| h.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let owner = format!(
-            "{host}:{}:{:06x}",
-            std::process::id(),
-            rand::random::<u32>() & 0xff_ffff
-        );
-        Ok(Self {
-            dirs,
-            config,
-            store,
-            engine,
-            resolver,
-            prober,
-            owner,
-        })
-    }
-
-    /// The state store.
-    pub fn store(&self) -> &Store {
-        &self.store
+    /// What the store records, read-only.
+    pub fn state(&self) -> &FleetState {
+        &self.state
     }
 
     /// The settings.
@@ -144,11 +72,6 @@ impl Fleet {
     /// The state directory layout.
     pub fn dirs(&self) -> &StateDir {
         &self.dirs
-    }
-
-    /// The engine.
-    pub fn engine(&self) -> &dyn Engine {
-        self.engine.as_ref()
     }
 
     /// The container name of an instance's generation: `<prefix><name>.<generation>`.
@@ -227,9 +150,8 @@ impl Fleet {
         options: LogOptions,
     ) -> Result<BoxStream<'static, Result<LogLine, EngineError>>, Error> {
         let record = self.record(name)?;
-        let container = record.container_id.ok_or_else(|| Error::InvalidSpec {
+        let container = record.container_id.ok_or_else(|| Error::NoContainer {
             instance: name.to_string(),
-            reason: "it has no container (run `fleet reconcile` or `fleet start`)".into(),
         })?;
         Ok(self.engine.logs(&container, options))
     }

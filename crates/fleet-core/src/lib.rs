@@ -7,15 +7,20 @@
 //!
 //! # Map
 //!
-//! - [`Fleet`]: the API. `create` (validate → allocate ports → resolve and pull the
-//!   image by digest → data directory → container → start → wait healthy, undoing
-//!   everything on failure), `list`, `get`, `status`, `start`, `stop`, `restart`,
-//!   `remove`, `logs`, `ports`, `reconcile`, `events`.
+//! - [`Fleet`]: the API, opened with [`Fleet::builder`] ([`FleetBuilder`]: the state
+//!   directory, then optionally its settings, engine, resolver or registry settings).
+//!   `create` (validate → allocate ports → resolve and pull the image by digest → data
+//!   directory → container → start → wait healthy, undoing everything on failure),
+//!   `list`, `get`, `status`, `start`, `stop`, `restart`, `remove`, `logs`, `ports`,
+//!   `reconcile`, `events`. Every write goes through it: it holds each instance's lease
+//!   and undoes failed steps.
+//! - [`FleetState`]: what the state store records, read-only and without an engine.
 //! - [`InstanceSpec`] and [`InstanceName`]: what an instance is.
-//! - [`Store`]: the SQLite state store (WAL, migrations, leases, events).
 //! - [`PortRange`] and the allocator (store + engine + bind checks).
-//! - [`engine::Engine`]: the container engine trait, [`engine::DockerEngine`] (bollard)
-//!   and [`engine::fake::FakeEngine`] for tests of fleet's logic.
+//! - [`engine::Engine`]: the container engine trait and [`engine::DockerEngine`]
+//!   (bollard). With the `test-util` feature, `engine::fake::FakeEngine` and
+//!   `StaticResolver` stand in for the engine and registries in fast tests of fleet's
+//!   logic, and `test_util` holds helpers for tests of programs built on fleet.
 //! - [`ImageResolver`]: channel → digest; [`RegistryResolver`] asks real registries.
 //! - [`FleetConfig`]: `<state dir>/config.toml`.
 //!
@@ -25,7 +30,7 @@
 //! use fleet_core::{CreateOptions, Fleet, InstanceSpec, PortSpec, default_state_dir, http_health};
 //!
 //! # async fn demo() -> Result<(), fleet_core::Error> {
-//! let fleet = Fleet::open(&default_state_dir()).await?;
+//! let fleet = Fleet::builder(default_state_dir()).open().await?;
 //! let spec = InstanceSpec::new("alice".parse()?, "ghcr.io/acme/app:v1".parse().expect("a reference"))
 //!     .with_port(PortSpec::auto(8080))
 //!     .with_health(http_health("/api/health"));
@@ -45,24 +50,30 @@ mod reconcile;
 mod registry;
 mod resolve;
 mod spec;
+mod state;
 mod store;
+#[cfg(feature = "test-util")]
+pub mod test_util;
 #[cfg(test)]
 mod tests;
 mod view;
 
 pub use config::{FleetConfig, StateDir, default_state_dir};
-pub use error::{EngineError, Error, PortHolder};
-pub use fleet::{CreateOptions, Fleet, OnProgress};
+pub use error::{EngineError, EngineOperation, Error, PortHolder};
+pub use fleet::{CreateOptions, Fleet, FleetBuilder, OnProgress, OpenMode};
 pub use name::InstanceName;
 pub use ports::{PortRange, bindable};
 pub use registry::RegistryResolver;
-pub use resolve::{ImageResolver, ResolvedImage, StaticResolver};
+#[cfg(any(test, feature = "test-util"))]
+pub use resolve::StaticResolver;
+pub use resolve::{ImageResolver, ResolvedImage};
 pub use spec::{
     DATA_MOUNT, InstanceSpec, PortSpec, Resources, RestartPolicy, VolumeSpec, default_policy,
     http_health, parse_memory, read_env_file, tcp_health,
 };
+pub use state::FleetState;
 pub use store::{
-    DesiredState, Event, EventKind, InstanceRecord, Lease, PortAllocation, SCHEMA_VERSION, Store,
+    DesiredState, Event, EventKind, InstanceRecord, Lease, PortAllocation, SCHEMA_VERSION,
 };
 pub use view::{
     Drift, FailedRepair, FleetStatus, Instance, InstanceOverview, InstanceStatus, PortMapping,

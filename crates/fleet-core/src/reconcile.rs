@@ -7,7 +7,7 @@ use fleet_health::ProbeResult;
 use futures::StreamExt as _;
 
 use crate::engine::{ContainerInfo, ContainerState, LABEL_DIGEST, LABEL_INSTANCE, LABEL_SCOPE};
-use crate::error::{Error, engine_error};
+use crate::error::{EngineOperation, Error, engine_error};
 use crate::fleet::Fleet;
 use crate::name::InstanceName;
 use crate::store::{DesiredState, EventKind, InstanceRecord};
@@ -68,7 +68,7 @@ impl Fleet {
             .engine
             .list_containers(&[(LABEL_SCOPE, &scope)])
             .await
-            .map_err(engine_error("list containers of", "this fleet"))?;
+            .map_err(engine_error(EngineOperation::ListContainers, "this fleet"))?;
         let by_id: HashMap<&str, &ContainerInfo> =
             containers.iter().map(|c| (c.id.as_str(), c)).collect();
         let mut owned = BTreeSet::new();
@@ -310,7 +310,7 @@ impl Fleet {
                         self.engine
                             .start_container(&container)
                             .await
-                            .map_err(engine_error("start container", &container))?;
+                            .map_err(engine_error(EngineOperation::StartContainer, &container))?;
                         actions.push("started it".to_owned());
                     }
                 }
@@ -322,7 +322,7 @@ impl Fleet {
                         self.engine
                             .stop_container(&container, self.config.stop_grace)
                             .await
-                            .map_err(engine_error("stop container", &container))?;
+                            .map_err(engine_error(EngineOperation::StopContainer, &container))?;
                         actions.push("stopped it".to_owned());
                     }
                 }

@@ -1,6 +1,8 @@
 //! Turning an instance's image channel into the exact digest to run.
 
+#[cfg(any(test, feature = "test-util"))]
 use std::collections::HashMap;
+#[cfg(any(test, feature = "test-util"))]
 use std::sync::Mutex;
 
 use async_trait::async_trait;
@@ -29,12 +31,15 @@ pub trait ImageResolver: Send + Sync + std::fmt::Debug {
     async fn pull_auth(&self, registry: &str) -> Option<RegistryAuth>;
 }
 
-/// A resolver with fixed answers, for tests of fleet's logic without a registry.
+/// A resolver with fixed answers, for tests of fleet's logic without a registry
+/// (feature `test-util`).
+#[cfg(any(test, feature = "test-util"))]
 #[derive(Debug, Default)]
 pub struct StaticResolver {
     answers: Mutex<HashMap<String, (Option<String>, String)>>,
 }
 
+#[cfg(any(test, feature = "test-util"))]
 impl StaticResolver {
     /// An empty resolver: every channel is unknown.
     pub fn new() -> Self {
@@ -55,6 +60,7 @@ impl StaticResolver {
 }
 
 #[async_trait]
+#[cfg(any(test, feature = "test-util"))]
 impl ImageResolver for StaticResolver {
     async fn resolve(&self, image: &ChannelRef) -> Result<ResolvedImage, fleet_registry::Error> {
         let answers = self.answers.lock().unwrap_or_else(|e| e.into_inner());

@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use crate::engine::fake::FakeEngine;
 use crate::engine::{ContainerInfo, ContainerState, LABEL_DIGEST, LABEL_INSTANCE, LABEL_SCOPE};
+use crate::store::Store;
 use crate::{
     CreateOptions, Error, Fleet, FleetConfig, InstanceName, InstanceSpec, PortHolder, PortRange,
-    PortSpec, StaticResolver, Store,
+    PortSpec, StaticResolver,
 };
 
 const IMAGE: &str = "localhost:5000/app:v1";
@@ -25,7 +26,7 @@ struct Bed {
 }
 
 /// A fleet on the fake engine, with ports from a range nothing else on this host uses.
-fn bed() -> Bed {
+async fn bed() -> Bed {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_owned();
     let engine = Arc::new(FakeEngine::new());
@@ -43,7 +44,13 @@ fn bed() -> Bed {
         ports: PortRange::new(41000, 41999, 1).unwrap(),
         ..FleetConfig::default()
     };
-    let fleet = Fleet::with_parts(&root, config, engine.clone(), resolver.clone()).unwrap();
+    let fleet = Fleet::builder(&root)
+        .config(config)
+        .engine(engine.clone())
+        .resolver(resolver.clone())
+        .open()
+        .await
+        .unwrap();
     Bed {
         _dir: dir,
         root,
@@ -101,11 +108,7 @@ async fn create(bed: &Bed, spec: InstanceSpec) -> Result<crate::Instance, Error>
 
 fn assert_nothing_left(bed: &Bed, instance: &str) {
     assert!(
-        bed.fleet
-            .store()
-            .instance(&name(instance))
-            .unwrap()
-            .is_none(),
+        bed.fleet.store.instance(&name(instance)).unwrap().is_none(),
         "store row left"
     );
     assert!(
@@ -131,7 +134,7 @@ fn assert_nothing_left(bed: &Bed, instance: &str) {
 
 #[tokio::test]
 async fn create_allocates_ports_labels_the_container_and_records_events() {
-    let bed = bed();
+    let bed = bed().await;
     let alice = create(&bed, spec("alice")).await.unwrap();
     let bob = create(&bed, spec("bob").with_group("prod")).await.unwrap();
     assert_eq!(
@@ -158,7 +161,7 @@ async fn create_allocates_ports_labels_the_container_and_records_events() {
     assert_eq!(container.state, ContainerState::Running);
     assert_eq!(container.image, format!("localhost:5000/app@{DIGEST_1}"));
     assert_eq!(container.labels[LABEL_DIGEST], DIGEST_1);
-    assert_eq!(container.labels[LABEL_SCOPE], bed.fleet.store().scope());
+    assert_eq!(container.labels[LABEL_SCOPE], bed.fleet.store.scope());
     let kinds: Vec<String> = bed
         .fleet
         .events(Some(&name("alice")), 10)
@@ -173,7 +176,7 @@ async fn create_allocates_ports_labels_the_container_and_records_events() {
 
 #[tokio::test]
 async fn a_failed_create_leaves_nothing_behind() {
-    let bed = bed();
+    let bed = bed().await;
     bed.engine.fail("create_container", "disk full");
     let error = create(&bed, spec("alice")).await.unwrap_err();
     assert_eq!(
@@ -209,7 +212,7 @@ async fn a_failed_create_leaves_nothing_behind() {
 
 #[tokio::test]
 async fn a_bad_env_file_or_data_dir_fails_before_anything_exists() {
-    let bed = bed();
+    let bed = bed().await;
     let env_file = bed.root.join("alice.env");
     std::fs::write(&env_file, "GOOD=1\nnot a pair\n").unwrap();
     let mut bad_env = spec("alice");
@@ -235,7 +238,7 @@ async fn a_bad_env_file_or_data_dir_fails_before_anything_exists() {
 
 #[tokio::test]
 async fn fixed_ports_held_by_others_are_refused_and_automatic_ones_skip_them() {
-    let bed = bed();
+    let bed = bed().await;
     bed.engine.add_foreign_port(41000, "someone-elses-nginx");
     let error = create(&bed, spec("alice").with_port(PortSpec::fixed(9090, 41000)))
         .await
@@ -265,7 +268,7 @@ async fn fixed_ports_held_by_others_are_refused_and_automatic_ones_skip_them() {
 
 #[tokio::test]
 async fn remove_releases_ports_and_purges_data_only_when_confirmed() {
-    let bed = bed();
+    let bed = bed().await;
     let alice = create(&bed, spec("alice")).await.unwrap();
     std::fs::write(alice.data_dir.join("precious"), "data").unwrap();
     let refuse = |_: &Path| false;
@@ -317,7 +320,7 @@ async fn remove_releases_ports_and_purges_data_only_when_confirmed() {
 
 #[tokio::test]
 async fn status_reports_drift_and_reconcile_repairs_it() {
-    let bed = bed();
+    let bed = bed().await;
     let alice = create(&bed, spec("alice")).await.unwrap();
     create(&bed, spec("bob")).await.unwrap();
     create(&bed, spec("carol")).await.unwrap();
@@ -325,7 +328,7 @@ async fn status_reports_drift_and_reconcile_repairs_it() {
     // digest, carol's container stops.
     bed.engine
         .delete_behind_the_back(alice.container.as_deref().unwrap());
-    let scope = bed.fleet.store().scope().to_owned();
+    let scope = bed.fleet.store.scope().to_owned();
     bed.engine
         .insert_container(running("stray1", "fleet-ghost.1", &scope, "ghost"));
     // A container of another fleet (another scope) is none of our business.
@@ -397,7 +400,7 @@ async fn status_reports_drift_and_reconcile_repairs_it() {
 
 #[tokio::test]
 async fn stop_and_start_follow_the_desired_state() {
-    let bed = bed();
+    let bed = bed().await;
     create(&bed, spec("alice")).await.unwrap();
     let stopped = bed.fleet.stop(&name("alice")).await.unwrap();
     assert_eq!(stopped.desired, crate::DesiredState::Stopped);
@@ -421,7 +424,7 @@ async fn stop_and_start_follow_the_desired_state() {
 
 #[tokio::test]
 async fn a_busy_instance_is_refused_with_its_holder() {
-    let bed = bed();
+    let bed = bed().await;
     create(&bed, spec("alice")).await.unwrap();
     hold_lease_elsewhere(&bed, "alice");
     let error = bed.fleet.stop(&name("alice")).await.unwrap_err();
@@ -477,12 +480,12 @@ fn concurrent_allocations_from_four_threads_never_collide() {
 
 #[tokio::test]
 async fn reconcile_leaves_an_instance_another_operation_holds_alone() {
-    let bed = bed();
+    let bed = bed().await;
     let alice = create(&bed, spec("alice")).await.unwrap();
     create(&bed, spec("bob")).await.unwrap();
     // Another process is updating alice: its candidate container is not alice's current one.
     hold_lease_elsewhere(&bed, "alice");
-    let scope = bed.fleet.store().scope().to_owned();
+    let scope = bed.fleet.store.scope().to_owned();
     bed.engine
         .insert_container(running("candidate", "fleet-alice.2", &scope, "alice"));
     bed.engine
@@ -523,7 +526,7 @@ async fn reconcile_leaves_an_instance_another_operation_holds_alone() {
 /// the data directory, one the operator made and one another instance used included.
 #[tokio::test]
 async fn purge_deletes_only_a_data_directory_fleet_made_and_nobody_else_uses() {
-    let bed = bed();
+    let bed = bed().await;
     let always = |_: &Path| true;
     let theirs = bed.root.join("operator/precious");
     std::fs::create_dir_all(&theirs).unwrap();
@@ -594,7 +597,7 @@ async fn purge_deletes_only_a_data_directory_fleet_made_and_nobody_else_uses() {
 /// accepted as data directories.
 #[tokio::test]
 async fn create_refuses_system_directories_and_the_state_directory() {
-    let bed = bed();
+    let bed = bed().await;
     for dir in [
         Path::new("/"),
         Path::new("/etc"),
@@ -620,7 +623,7 @@ async fn create_refuses_system_directories_and_the_state_directory() {
 /// repair, leaving the others unrepaired, and the error did not name the instance.
 #[tokio::test]
 async fn reconcile_repairs_what_it_can_and_reports_each_failure() {
-    let bed = bed();
+    let bed = bed().await;
     let env_file = bed.root.join("alice.env");
     std::fs::write(&env_file, "A=1\n").unwrap();
     let mut with_env_file = spec("alice");
@@ -667,10 +670,10 @@ async fn reconcile_repairs_what_it_can_and_reports_each_failure() {
 /// container that had stopped or vanished, or from before a recreate.
 #[tokio::test]
 async fn overview_shows_health_only_for_the_running_current_container() {
-    let bed = bed();
+    let bed = bed().await;
     create(&bed, spec("alice")).await.unwrap();
     bed.fleet
-        .store()
+        .store
         .set_health(&name("alice"), "healthy")
         .unwrap();
     let overview = bed.fleet.overview().await.unwrap();
@@ -683,7 +686,7 @@ async fn overview_shows_health_only_for_the_running_current_container() {
     let overview = bed.fleet.overview().await.unwrap();
     assert_eq!(overview[0].health, None, "missing: its health is unknown");
     bed.fleet
-        .store()
+        .store
         .set_health(&name("alice"), "missing")
         .unwrap();
     let record = bed.fleet.record(&name("alice")).unwrap();
@@ -699,7 +702,7 @@ async fn overview_shows_health_only_for_the_running_current_container() {
 /// Docker's "port is already allocated" and the create failed.
 #[tokio::test]
 async fn a_port_taken_between_allocation_and_start_is_given_up_for_the_next() {
-    let bed = bed();
+    let bed = bed().await;
     bed.engine.fail_with(
         "start_container",
         crate::EngineError::PortAllocated {
@@ -740,7 +743,7 @@ async fn a_port_taken_between_allocation_and_start_is_given_up_for_the_next() {
 /// so the operator was told nothing was left behind when a container was.
 #[tokio::test]
 async fn a_create_whose_undo_fails_says_what_is_left() {
-    let bed = bed();
+    let bed = bed().await;
     bed.engine.fail("start_container", "exec format error");
     bed.engine
         .fail("remove_container", "device or resource busy");
@@ -760,11 +763,7 @@ async fn a_create_whose_undo_fails_says_what_is_left() {
     );
     insta::assert_snapshot!(error, @"instance alice was not created, and not everything it made could be removed (container fleet-alice.1 is left: device or resource busy)");
     assert!(
-        bed.fleet
-            .store()
-            .instance(&name("alice"))
-            .unwrap()
-            .is_none(),
+        bed.fleet.store.instance(&name("alice")).unwrap().is_none(),
         "the rest was undone"
     );
 }

@@ -75,12 +75,12 @@ impl CoreBed {
         config.container_prefix = docker.name("");
         config.labels = docker.labels().into_iter().collect();
         let engine = DockerEngine::connect().await?;
-        Ok(Fleet::with_parts(
-            state,
-            config,
-            Arc::new(engine),
-            Arc::new(RegistryResolver::new()?),
-        )?)
+        Ok(Fleet::builder(state)
+            .config(config)
+            .engine(Arc::new(engine))
+            .resolver(Arc::new(RegistryResolver::new()?))
+            .open()
+            .await?)
     }
 
     fn image(&self, channel: &str) -> String {
@@ -108,17 +108,16 @@ impl CoreBed {
     async fn assert_nothing_left(&self, name: &str) -> anyhow::Result<()> {
         let instance: InstanceName = name.parse()?;
         assert!(
-            self.fleet.store().instance(&instance)?.is_none(),
+            self.fleet.state().instance(&instance)?.is_none(),
             "store row of {name} left"
         );
         assert!(
             self.fleet.ports()?.iter().all(|p| p.instance != name),
             "port of {name} left"
         );
-        let scope = self.fleet.store().scope().to_owned();
-        let left = self
-            .fleet
-            .engine()
+        let scope = self.fleet.state().scope().to_owned();
+        let left = DockerEngine::connect()
+            .await?
             .list_containers(&[(LABEL_SCOPE, &scope), (LABEL_INSTANCE, name)])
             .await?;
         assert!(left.is_empty(), "containers of {name} left: {left:?}");
@@ -392,6 +391,22 @@ async fn bad_input_gets_clear_typed_errors_and_leaves_nothing_behind() -> anyhow
         "the data dir fleet made is gone"
     );
 
+    // Regression (issue 9): a gate that ran out of time read "deadlineexceeded".
+    let mut spec = bed.spec("alice", "v3.0.0-broken");
+    if let Some(health) = spec.health.as_mut() {
+        health.policy.start_period = Duration::from_secs(1);
+        health.policy.failure_threshold = std::num::NonZeroU32::new(1000).expect("not zero");
+        health.policy.deadline = Duration::from_secs(3);
+    }
+    let error = bed.create(spec).await.unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .starts_with("instance alice did not become healthy: deadline exceeded after"),
+        "{error}"
+    );
+    bed.assert_nothing_left("alice").await?;
+
     // An app that crashes on start: the gate stops when the container exits, without
     // waiting for the deadline (90 s by default), and the error keeps what it said.
     let error = bed
@@ -498,7 +513,7 @@ async fn status_sees_drift_made_behind_fleets_back_and_reconcile_repairs_it() ->
     };
     stray
         .labels
-        .insert(LABEL_SCOPE.into(), bed.fleet.store().scope().into());
+        .insert(LABEL_SCOPE.into(), bed.fleet.state().scope().into());
     stray.labels.insert(LABEL_INSTANCE.into(), "ghost".into());
     let stray_id = engine.create_container(&stray).await?;
     engine.start_container(&stray_id).await?;
@@ -601,235 +616,377 @@ async fn a_tcp_health_check_probes_the_container_address_not_the_docker_proxy() 
     Ok(())
 }
 
-/// Every operation of the Docker engine implementation, checked against the daemon's own
-/// view (bollard's inspect): limits, restart policy, mounts, env, labels, network,
-/// Docker's HEALTHCHECK, logs (tail and follow), events, stop and remove.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_docker_engine_does_what_the_spec_says() -> anyhow::Result<()> {
+/// The Docker engine implementation on the real daemon, one test per operation, each
+/// checked against the daemon's own view (bollard's inspect) where there is one: pull,
+/// networks, create and start (limits, restart policy, mounts, env), inspect (network,
+/// ports, Docker's HEALTHCHECK), logs (tail and follow), events, stop and remove.
+mod engine {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use anyhow::Context as _;
+    use fleet_core::EngineError;
     use fleet_core::engine::{
-        Bind, ContainerSpec, ContainerState, DockerHealthcheck, LogOptions, PublishedPort,
-        PullProgress,
+        Bind, ContainerSpec, ContainerState, DockerEngine, DockerHealthcheck, Engine as _,
+        LABEL_INSTANCE, LogOptions, PublishedPort, PullProgress,
     };
+    use fleet_tests::docker::TestDocker;
+    use fleet_tests::image::TestImage;
+    use fleet_tests::registry::TestRegistry;
     use futures::StreamExt as _;
 
-    let registry = TestRegistry::start()?;
-    let docker = TestDocker::new().await?;
-    let image = TestImage::new("1.0.0").build(&docker).await?;
-    image.push(&docker, &registry, "engine", &["v1"]).await?;
-    docker.track_registry(&registry.docker_host());
-    let engine = DockerEngine::connect().await?;
-    engine.ping().await?;
+    use super::{get_json, nix_chown};
 
-    // Pull by digest, with progress.
-    let digest = fleet_tests::image::manifest_digest(&registry, "engine", "v1").await?;
-    let pinned = format!("{}/engine@{digest}", registry.docker_host());
-    assert!(!engine.has_image(&pinned).await?);
-    let seen = std::sync::Mutex::new(Vec::<PullProgress>::new());
-    engine
-        .pull(&pinned, None, &|p| seen.lock().expect("lock").push(p))
-        .await?;
-    assert!(engine.has_image(&pinned).await?);
-    assert!(
-        !seen.lock().expect("lock").is_empty(),
-        "pull progress was reported"
-    );
-    assert_eq!(
-        engine.image_user(&pinned).await?.as_deref(),
-        Some("10001:10001")
-    );
-    let missing = format!(
-        "{}/engine@sha256:{}",
-        registry.docker_host(),
-        "0".repeat(64)
-    );
-    let error = engine.pull(&missing, None, &|_| {}).await.unwrap_err();
-    assert!(
-        matches!(error, fleet_core::EngineError::NotFound { .. }),
-        "{error:?}"
-    );
+    /// The instance label of the containers these tests make.
+    const INSTANCE: &str = "engine-test";
 
-    // A network, created once.
-    let network = docker.name("enet");
-    let labels: std::collections::BTreeMap<String, String> = docker.labels().into_iter().collect();
-    engine.ensure_network(&network, &labels).await?;
-    engine.ensure_network(&network, &labels).await?;
+    /// The test app's image in a registry (not yet on the engine, unless [`Self::pulled`]),
+    /// an engine that answers, and the directories a container spec mounts.
+    struct EngineBed {
+        registry: TestRegistry,
+        docker: TestDocker,
+        engine: DockerEngine,
+        /// The image by digest: `<registry>/engine@sha256:...`.
+        pinned: String,
+        data: tempfile::TempDir,
+        extra: tempfile::TempDir,
+    }
 
-    let data = tempfile::tempdir()?;
-    let extra = tempfile::tempdir()?;
-    std::fs::write(extra.path().join("hello.txt"), "hi")?;
-    nix_chown(data.path())?;
-    let host_port = fleet_tests::net::free_port()?;
-    let mut container_labels = labels.clone();
-    container_labels.insert("fleet.instance".into(), "engine-test".into());
-    let spec = ContainerSpec {
-        name: docker.name("engine"),
-        image: pinned.clone(),
-        env: [("INSTANCE_NAME".to_owned(), "engine-test".to_owned())].into(),
-        labels: container_labels,
-        ports: vec![PublishedPort {
-            container: 8080,
-            host_ip: "127.0.0.1".parse()?,
-            host: host_port,
-        }],
-        binds: vec![
-            Bind {
-                host: data.path().to_owned(),
-                container: "/data".into(),
-                read_only: false,
-            },
-            Bind {
-                host: extra.path().to_owned(),
-                container: "/extra".into(),
-                read_only: true,
-            },
-        ],
-        network: Some(network.clone()),
-        memory_bytes: Some(64 * 1024 * 1024),
-        nano_cpus: Some(500_000_000),
-        restart: fleet_core::RestartPolicy::OnFailure(3),
-        user: None,
-        healthcheck: Some(DockerHealthcheck {
-            command: vec!["/fleet-testapp".into(), "healthcheck".into()],
-            interval: Duration::from_secs(1),
-            timeout: Duration::from_secs(2),
-            retries: 2,
-            start_period: Duration::from_secs(1),
-        }),
-    };
-    let mut events = engine.events(&[(LABEL_INSTANCE, "engine-test")]);
-    let id = engine.create_container(&spec).await?;
-    let error = engine.create_container(&spec).await.unwrap_err();
-    assert!(
-        matches!(error, fleet_core::EngineError::Conflict { .. }),
-        "a second container of that name: {error:?}"
-    );
-    engine.start_container(&id).await?;
-
-    // The daemon's own view of what was asked.
-    let inspect = docker.docker().inspect_container(&id, None).await?;
-    let host = inspect.host_config.clone().unwrap_or_default();
-    assert_eq!(host.memory, Some(64 * 1024 * 1024));
-    assert_eq!(host.nano_cpus, Some(500_000_000));
-    let restart = host.restart_policy.unwrap_or_default();
-    assert_eq!(
-        (
-            restart.name.map(|n| n.to_string()),
-            restart.maximum_retry_count
-        ),
-        (Some("on-failure".into()), Some(3))
-    );
-    let binds = host.binds.unwrap_or_default();
-    assert!(
-        binds.contains(&format!("{}:/extra:ro", extra.path().display())),
-        "{binds:?}"
-    );
-    let env = inspect.config.and_then(|c| c.env).unwrap_or_default();
-    assert!(
-        env.contains(&"INSTANCE_NAME=engine-test".to_owned()),
-        "{env:?}"
-    );
-
-    // Fleet's view: running, published, on the network, and Docker's HEALTHCHECK passes.
-    let mut info = engine
-        .inspect_container(&id)
-        .await?
-        .expect("the container exists");
-    for _ in 0..100 {
-        if info.docker_health.as_deref() == Some("healthy") {
-            break;
+    impl EngineBed {
+        async fn new() -> anyhow::Result<Self> {
+            let registry = TestRegistry::start()?;
+            let docker = TestDocker::new().await?;
+            let image = TestImage::new("1.0.0").build(&docker).await?;
+            image.push(&docker, &registry, "engine", &["v1"]).await?;
+            docker.track_registry(&registry.docker_host());
+            let engine = DockerEngine::connect().await?;
+            engine.ping().await?;
+            let digest = fleet_tests::image::manifest_digest(&registry, "engine", "v1").await?;
+            let pinned = format!("{}/engine@{digest}", registry.docker_host());
+            let data = tempfile::tempdir()?;
+            nix_chown(data.path())?;
+            let extra = tempfile::tempdir()?;
+            std::fs::write(extra.path().join("hello.txt"), "hi")?;
+            Ok(Self {
+                registry,
+                docker,
+                engine,
+                pinned,
+                data,
+                extra,
+            })
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        info = engine
+
+        /// A bed whose image is on the engine.
+        async fn pulled() -> anyhow::Result<Self> {
+            let bed = Self::new().await?;
+            bed.engine.pull(&bed.pinned, None, &|_| {}).await?;
+            Ok(bed)
+        }
+
+        /// The labels that let `TestDocker` remove what a test made.
+        fn labels(&self) -> BTreeMap<String, String> {
+            self.docker.labels().into_iter().collect()
+        }
+
+        /// A container of the test app with every option fleet sets, on a network of its
+        /// own and a free host port.
+        async fn spec(&self) -> anyhow::Result<ContainerSpec> {
+            let network = self.docker.name("enet");
+            self.engine.ensure_network(&network, &self.labels()).await?;
+            let mut labels = self.labels();
+            labels.insert(LABEL_INSTANCE.into(), INSTANCE.into());
+            Ok(ContainerSpec {
+                name: self.docker.name("engine"),
+                image: self.pinned.clone(),
+                env: [("INSTANCE_NAME".to_owned(), INSTANCE.to_owned())].into(),
+                labels,
+                ports: vec![PublishedPort {
+                    container: 8080,
+                    host_ip: "127.0.0.1".parse()?,
+                    host: fleet_tests::net::free_port()?,
+                }],
+                binds: vec![
+                    Bind {
+                        host: self.data.path().to_owned(),
+                        container: "/data".into(),
+                        read_only: false,
+                    },
+                    Bind {
+                        host: self.extra.path().to_owned(),
+                        container: "/extra".into(),
+                        read_only: true,
+                    },
+                ],
+                network: Some(network),
+                memory_bytes: Some(64 * 1024 * 1024),
+                nano_cpus: Some(500_000_000),
+                restart: fleet_core::RestartPolicy::OnFailure(3),
+                user: None,
+                healthcheck: Some(DockerHealthcheck {
+                    command: vec!["/fleet-testapp".into(), "healthcheck".into()],
+                    interval: Duration::from_secs(1),
+                    timeout: Duration::from_secs(2),
+                    retries: 2,
+                    start_period: Duration::from_secs(1),
+                }),
+            })
+        }
+
+        /// Creates and starts the container of [`Self::spec`]; returns its id and spec.
+        async fn started(&self) -> anyhow::Result<(String, ContainerSpec)> {
+            let spec = self.spec().await?;
+            let id = self.engine.create_container(&spec).await?;
+            self.engine.start_container(&id).await?;
+            Ok((id, spec))
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn pull_fetches_by_digest_with_progress_and_a_missing_image_is_not_found()
+    -> anyhow::Result<()> {
+        let bed = EngineBed::new().await?;
+        let engine = &bed.engine;
+        assert!(!engine.has_image(&bed.pinned).await?);
+        let seen = std::sync::Mutex::new(Vec::<PullProgress>::new());
+        engine
+            .pull(&bed.pinned, None, &|p| seen.lock().expect("lock").push(p))
+            .await?;
+        assert!(engine.has_image(&bed.pinned).await?);
+        assert!(
+            !seen.lock().expect("lock").is_empty(),
+            "pull progress was reported"
+        );
+        assert_eq!(
+            engine.image_user(&bed.pinned).await?.as_deref(),
+            Some("10001:10001")
+        );
+        let missing = format!(
+            "{}/engine@sha256:{}",
+            bed.registry.docker_host(),
+            "0".repeat(64)
+        );
+        let error = engine.pull(&missing, None, &|_| {}).await.unwrap_err();
+        assert!(matches!(error, EngineError::NotFound { .. }), "{error:?}");
+        Ok(())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn ensure_network_creates_a_network_once() -> anyhow::Result<()> {
+        let bed = EngineBed::new().await?;
+        let network = bed.docker.name("enet");
+        bed.engine.ensure_network(&network, &bed.labels()).await?;
+        bed.engine.ensure_network(&network, &bed.labels()).await?;
+        let inspect = bed.docker.docker().inspect_network(&network, None).await?;
+        assert_eq!(inspect.name.as_deref(), Some(network.as_str()));
+        Ok(())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn create_and_start_give_the_daemon_what_the_spec_says_once_per_name()
+    -> anyhow::Result<()> {
+        let bed = EngineBed::pulled().await?;
+        let spec = bed.spec().await?;
+        let id = bed.engine.create_container(&spec).await?;
+        let error = bed.engine.create_container(&spec).await.unwrap_err();
+        assert!(
+            matches!(error, EngineError::Conflict { .. }),
+            "a second container of that name: {error:?}"
+        );
+        bed.engine.start_container(&id).await?;
+
+        // The daemon's own view of what was asked.
+        let inspect = bed.docker.docker().inspect_container(&id, None).await?;
+        let host = inspect.host_config.clone().unwrap_or_default();
+        assert_eq!(host.memory, Some(64 * 1024 * 1024));
+        assert_eq!(host.nano_cpus, Some(500_000_000));
+        let restart = host.restart_policy.unwrap_or_default();
+        assert_eq!(
+            (
+                restart.name.map(|n| n.to_string()),
+                restart.maximum_retry_count
+            ),
+            (Some("on-failure".into()), Some(3))
+        );
+        let binds = host.binds.unwrap_or_default();
+        assert!(
+            binds.contains(&format!("{}:/extra:ro", bed.extra.path().display())),
+            "{binds:?}"
+        );
+        let env = inspect.config.and_then(|c| c.env).unwrap_or_default();
+        assert!(
+            env.contains(&format!("INSTANCE_NAME={INSTANCE}")),
+            "{env:?}"
+        );
+        Ok(())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn inspect_list_and_published_ports_see_the_running_container() -> anyhow::Result<()> {
+        let bed = EngineBed::pulled().await?;
+        let engine = &bed.engine;
+        let (id, spec) = bed.started().await?;
+
+        // Running, published, on the network, and Docker's HEALTHCHECK passes.
+        let mut info = engine
             .inspect_container(&id)
             .await?
             .expect("the container exists");
+        for _ in 0..100 {
+            if info.docker_health.as_deref() == Some("healthy") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            info = engine
+                .inspect_container(&id)
+                .await?
+                .expect("the container exists");
+        }
+        assert_eq!(info.state, ContainerState::Running);
+        assert_eq!(info.docker_health.as_deref(), Some("healthy"));
+        assert_eq!(info.ports, spec.ports);
+        let network = spec.network.clone().expect("a network");
+        assert!(info.ips.contains_key(&network), "{:?}", info.ips);
+        assert_eq!(info.name, spec.name);
+        let host_port = spec.ports[0].host;
+        let root = get_json(&format!("http://127.0.0.1:{host_port}/")).await?;
+        assert_eq!(root["instance"], INSTANCE);
+        assert!(
+            engine
+                .published_ports()
+                .await?
+                .contains(&(host_port, spec.name.clone()))
+        );
+        let listed = engine
+            .list_containers(&[(LABEL_INSTANCE, INSTANCE)])
+            .await?;
+        assert_eq!(
+            listed.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
+            [id.as_str()]
+        );
+        Ok(())
     }
-    assert_eq!(info.state, ContainerState::Running);
-    assert_eq!(info.docker_health.as_deref(), Some("healthy"));
-    assert_eq!(info.ports, spec.ports);
-    assert!(info.ips.contains_key(&network), "{:?}", info.ips);
-    assert_eq!(info.name, spec.name);
-    let root = get_json(&format!("http://127.0.0.1:{host_port}/")).await?;
-    assert_eq!(root["instance"], "engine-test");
-    assert!(
-        engine
-            .published_ports()
-            .await?
-            .contains(&(host_port, spec.name.clone()))
-    );
-    let listed = engine
-        .list_containers(&[(LABEL_INSTANCE, "engine-test")])
-        .await?;
-    assert_eq!(
-        listed.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
-        [id.as_str()]
-    );
 
-    // Logs: the tail, then a follow that ends when the container stops.
-    let tail: Vec<String> = engine
-        .logs(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn logs_tail_and_a_follow_that_ends_when_the_container_stops() -> anyhow::Result<()> {
+        let bed = EngineBed::pulled().await?;
+        let engine = &bed.engine;
+        let (id, _) = bed.started().await?;
+        let text = |line: Result<fleet_core::engine::LogLine, EngineError>| {
+            line.map(|l| l.text).unwrap_or_default()
+        };
+
+        // The app's last line once it listens: wait for it, then tail one line.
+        let mut tail = Vec::new();
+        for _ in 0..100 {
+            tail = engine
+                .logs(
+                    &id,
+                    LogOptions {
+                        tail: Some(1),
+                        follow: false,
+                    },
+                )
+                .map(text)
+                .collect()
+                .await;
+            if tail.iter().any(|l| l.contains("listening on")) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(tail.len(), 1, "{tail:?}");
+        assert!(tail[0].contains("listening on 0.0.0.0:8080"), "{tail:?}");
+
+        // A follow from the start has attached once its first line arrives; it goes on
+        // until the container stops.
+        let mut follow = engine.logs(
             &id,
             LogOptions {
-                tail: Some(1),
-                follow: false,
+                tail: None,
+                follow: true,
             },
-        )
-        .map(|l| l.map(|l| l.text).unwrap_or_default())
-        .collect()
-        .await;
-    assert_eq!(tail.len(), 1, "{tail:?}");
-    assert!(tail[0].contains("listening on 0.0.0.0:8080"), "{tail:?}");
-    let follow = tokio::spawn(
-        engine
-            .logs(
-                &id,
-                LogOptions {
-                    tail: None,
-                    follow: true,
-                },
-            )
-            .map(|l| l.map(|l| l.text).unwrap_or_default())
-            .collect::<Vec<String>>(),
-    );
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    engine.stop_container(&id, Duration::from_secs(5)).await?;
-    engine.stop_container(&id, Duration::from_secs(5)).await?; // stopping a stopped container is fine
-    let followed = tokio::time::timeout(Duration::from_secs(20), follow)
-        .await??
-        .concat();
-    assert!(
-        followed.contains("starting: instance=engine-test"),
-        "{followed}"
-    );
-    let stopped = engine.inspect_container(&id).await?.expect("still there");
-    assert_eq!(
-        (stopped.state, stopped.exit_code),
-        (ContainerState::Exited, Some(0))
-    );
-
-    // Events: start and stop of this container, as they happened.
-    let mut actions = Vec::new();
-    while let Ok(Some(event)) = tokio::time::timeout(Duration::from_secs(5), events.next()).await {
-        let event = event?;
-        assert_eq!(event.id, id);
-        actions.push(event.action);
-        if actions.iter().any(|a| a == "stop") {
-            break;
-        }
+        );
+        let first = tokio::time::timeout(Duration::from_secs(20), follow.next())
+            .await
+            .context("no line followed in 20 s")?
+            .context("the follow ended before its first line")??;
+        engine.stop_container(&id, Duration::from_secs(5)).await?;
+        let rest: Vec<String> =
+            tokio::time::timeout(Duration::from_secs(20), follow.map(text).collect())
+                .await
+                .context("the follow did not end when the container stopped")?;
+        let followed = first.text + &rest.concat();
+        assert!(
+            followed.contains(&format!("starting: instance={INSTANCE}")),
+            "{followed}"
+        );
+        assert!(followed.contains("listening on 0.0.0.0:8080"), "{followed}");
+        Ok(())
     }
-    assert!(
-        actions.iter().any(|a| a == "start") && actions.iter().any(|a| a == "stop"),
-        "{actions:?}"
-    );
 
-    engine.remove_container(&id).await?;
-    assert!(engine.inspect_container(&id).await?.is_none());
-    let error = engine.remove_container(&id).await.unwrap_err();
-    assert!(
-        matches!(error, fleet_core::EngineError::NotFound { .. }),
-        "{error:?}"
-    );
-    Ok(())
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn stop_ends_the_container_cleanly_and_again_is_fine() -> anyhow::Result<()> {
+        let bed = EngineBed::pulled().await?;
+        let (id, _) = bed.started().await?;
+        bed.engine
+            .stop_container(&id, Duration::from_secs(5))
+            .await?;
+        // Stopping a stopped container is fine.
+        bed.engine
+            .stop_container(&id, Duration::from_secs(5))
+            .await?;
+        let stopped = bed
+            .engine
+            .inspect_container(&id)
+            .await?
+            .expect("still there");
+        assert_eq!(
+            (stopped.state, stopped.exit_code),
+            (ContainerState::Exited, Some(0))
+        );
+        Ok(())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn events_stream_the_start_and_stop_of_the_labelled_container() -> anyhow::Result<()> {
+        let bed = EngineBed::pulled().await?;
+        let mut events = bed.engine.events(&[(LABEL_INSTANCE, INSTANCE)]);
+        let (id, _) = bed.started().await?;
+        bed.engine
+            .stop_container(&id, Duration::from_secs(5))
+            .await?;
+        let mut actions = Vec::new();
+        while let Ok(Some(event)) =
+            tokio::time::timeout(Duration::from_secs(5), events.next()).await
+        {
+            let event = event?;
+            assert_eq!(event.id, id);
+            actions.push(event.action);
+            if actions.iter().any(|a| a == "stop") {
+                break;
+            }
+        }
+        assert!(
+            actions.iter().any(|a| a == "start") && actions.iter().any(|a| a == "stop"),
+            "{actions:?}"
+        );
+        Ok(())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn remove_deletes_the_container_and_a_second_remove_is_not_found() -> anyhow::Result<()> {
+        let bed = EngineBed::pulled().await?;
+        let (id, _) = bed.started().await?;
+        bed.engine
+            .stop_container(&id, Duration::from_secs(5))
+            .await?;
+        bed.engine.remove_container(&id).await?;
+        assert!(bed.engine.inspect_container(&id).await?.is_none());
+        let error = bed.engine.remove_container(&id).await.unwrap_err();
+        assert!(matches!(error, EngineError::NotFound { .. }), "{error:?}");
+        Ok(())
+    }
 }
 
 /// The test app runs as 10001 and writes its database under /data.

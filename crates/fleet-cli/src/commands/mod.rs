@@ -14,10 +14,9 @@ pub(crate) mod tags;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use fleet_core::engine::ContainerState;
-use fleet_core::{Fleet, FleetConfig, Instance, PortMapping};
+use fleet_core::{Fleet, Instance, OpenMode, PortMapping};
 
 use crate::cli::{Cli, Command, RegistryArgs};
 use crate::output::Output;
@@ -57,12 +56,13 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 /// Opens the fleet of the state directory on the Docker Engine, with a registry
-/// client for `--insecure-registry` hosts and the Docker CLI's credentials.
+/// client for `--insecure-registry` hosts and the Docker CLI's credentials; creates it
+/// when there is none (for the commands that make instances).
 pub(crate) async fn open_fleet(
     context: &Context,
     registry: &RegistryArgs,
 ) -> anyhow::Result<Fleet> {
-    open_fleet_for(context, registry, Access::ReadWrite).await
+    open_fleet_in(context, registry, OpenMode::CreateIfMissing).await
 }
 
 /// [`open_fleet`] for the commands that read (`ls`, `status`, `logs`): a state
@@ -72,75 +72,19 @@ pub(crate) async fn open_existing_fleet(
     context: &Context,
     registry: &RegistryArgs,
 ) -> anyhow::Result<Fleet> {
-    open_fleet_for(context, registry, Access::Existing).await
+    open_fleet_in(context, registry, OpenMode::Existing).await
 }
 
-/// Opens the store of the state directory, as [`open_existing_fleet`] does.
-pub(crate) fn open_existing_store(context: &Context) -> anyhow::Result<fleet_core::Store> {
-    let database = existing_database(context)?;
-    match fleet_core::Store::open(&database) {
-        Err(error) if cannot_write(&error) => Ok(fleet_core::Store::open_read_only(&database)?),
-        store => Ok(store?),
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Access {
-    /// Create the fleet if there is none.
-    ReadWrite,
-    /// An existing fleet, read-only where it cannot be written.
-    Existing,
-}
-
-/// The store of the state directory, or the error saying there is no fleet there.
-fn existing_database(context: &Context) -> anyhow::Result<std::path::PathBuf> {
-    let database = fleet_core::StateDir::new(&context.state_dir).database();
-    if !database.exists() {
-        return Err(fleet_core::Error::NoFleet {
-            path: context.state_dir.clone(),
-        }
-        .into());
-    }
-    Ok(database)
-}
-
-/// Whether opening a fleet for writing failed because this user cannot write its state
-/// directory (a read-only file system, or another user's directory).
-fn cannot_write(error: &fleet_core::Error) -> bool {
-    matches!(
-        error,
-        fleet_core::Error::StoreReadOnly { .. } | fleet_core::Error::Io { .. }
-    )
-}
-
-async fn open_fleet_for(
+async fn open_fleet_in(
     context: &Context,
     registry: &RegistryArgs,
-    access: Access,
+    mode: OpenMode,
 ) -> anyhow::Result<Fleet> {
-    // Before the engine is asked anything: "no fleet here" is the first thing to know.
-    if access == Access::Existing {
-        existing_database(context)?;
-    }
-    let config = FleetConfig::load(&context.state_dir)?;
-    let engine = fleet_core::engine::DockerEngine::connect_with(config.engine)
-        .await
-        .map_err(|source| fleet_core::Error::Engine {
-            operation: "connect to",
-            target: "the Docker Engine".into(),
-            source,
-        })?;
-    let engine = Arc::new(engine);
-    let resolver = Arc::new(fleet_core::RegistryResolver::with_config(
-        registry.client_config(),
-    )?);
-    let state_dir = &context.state_dir;
-    match Fleet::with_parts(state_dir, config.clone(), engine.clone(), resolver.clone()) {
-        Err(error) if access == Access::Existing && cannot_write(&error) => Ok(
-            Fleet::with_parts_read_only(state_dir, config, engine, resolver)?,
-        ),
-        fleet => Ok(fleet?),
-    }
+    Ok(Fleet::builder(&context.state_dir)
+        .mode(mode)
+        .registry(registry.client_config())
+        .open()
+        .await?)
 }
 
 /// `sha256:0123456789ab` (12 hex digits, as `docker images` shows).

@@ -2,14 +2,16 @@
 
 use std::process::ExitCode;
 
-use crate::commands::{Context, open_existing_store};
+use fleet_core::FleetState;
+
+use crate::commands::Context;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {}
 
 pub(crate) fn run(context: &Context, _args: &Args) -> anyhow::Result<ExitCode> {
-    let store = open_existing_store(context)?;
-    let ports = store.ports()?;
+    // The store alone: listing ports asks no engine.
+    let ports = FleetState::open(&context.state_dir)?.ports()?;
     if context.out.is_json() {
         context.out.json(&ports)?;
         return Ok(ExitCode::SUCCESS);

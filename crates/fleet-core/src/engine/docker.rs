@@ -51,11 +51,11 @@ pub struct DockerEngine {
 #[non_exhaustive]
 pub struct EngineTimeouts {
     /// Connecting and negotiating the API version (`connect_timeout`).
-    #[serde(rename = "connect_timeout", with = "crate::config::duration_text")]
+    #[serde(rename = "connect_timeout", with = "fleet_health::human_duration")]
     pub connect: Duration,
     /// One control call (inspect, create, start, remove, list), until the engine
     /// answers (`request_timeout`).
-    #[serde(rename = "request_timeout", with = "crate::config::duration_text")]
+    #[serde(rename = "request_timeout", with = "fleet_health::human_duration")]
     pub request: Duration,
 }
 

@@ -5,6 +5,7 @@
 //! Docker implementation does is also tested against the real daemon (`tests/`).
 
 mod docker;
+#[cfg(any(test, feature = "test-util"))]
 pub mod fake;
 
 use std::collections::BTreeMap;

@@ -9,7 +9,7 @@ use crate::engine::{
     Bind, ContainerInfo, ContainerSpec, DockerHealthcheck, LABEL_DIGEST, LABEL_GENERATION,
     LABEL_INSTANCE, LABEL_SCOPE, PublishedPort,
 };
-use crate::error::{EngineError, Error, engine_error};
+use crate::error::{EngineError, EngineOperation, Error, engine_error};
 use crate::name::InstanceName;
 
 use crate::resolve::ResolvedImage;
@@ -24,7 +24,7 @@ impl Fleet {
         spec: &InstanceSpec,
         resolved: &ResolvedImage,
         generation: u64,
-        progress: &OnProgress,
+        progress: &OnProgress<'_>,
     ) -> Result<String, Error> {
         let name = self.container_name(&spec.name, generation);
         progress(Progress::Creating {
@@ -34,7 +34,7 @@ impl Fleet {
         self.engine
             .ensure_network(&network, &self.scope_labels())
             .await
-            .map_err(engine_error("create network", &network))?;
+            .map_err(engine_error(EngineOperation::CreateNetwork, &network))?;
         let mut labels = self.scope_labels();
         labels.extend(spec.labels.clone());
         labels.insert(LABEL_INSTANCE.into(), spec.name.to_string());
@@ -93,20 +93,20 @@ impl Fleet {
         self.engine
             .create_container(&container)
             .await
-            .map_err(engine_error("create container", name))
+            .map_err(engine_error(EngineOperation::CreateContainer, name))
     }
 
     pub(crate) async fn inspect(&self, container: &str) -> Result<Option<ContainerInfo>, Error> {
         self.engine
             .inspect_container(container)
             .await
-            .map_err(engine_error("inspect container", &container))
+            .map_err(engine_error(EngineOperation::InspectContainer, &container))
     }
 
     pub(crate) async fn remove_container(&self, container: &str) -> Result<(), Error> {
         match self.engine.remove_container(container).await {
             Ok(()) | Err(EngineError::NotFound { .. }) => Ok(()),
-            Err(source) => Err(engine_error("remove container", container)(source)),
+            Err(source) => Err(engine_error(EngineOperation::RemoveContainer, container)(source)),
         }
     }
 
@@ -119,14 +119,14 @@ impl Fleet {
         self.engine
             .list_containers(&[(LABEL_SCOPE, &scope), (LABEL_INSTANCE, name.as_str())])
             .await
-            .map_err(engine_error("list containers of", name))
+            .map_err(engine_error(EngineOperation::ListContainers, name))
     }
 
     /// The instance's container, recreated from the stored digest if it vanished.
     pub(crate) async fn ensure_container(
         &self,
         record: &InstanceRecord,
-        progress: &OnProgress,
+        progress: &OnProgress<'_>,
     ) -> Result<String, Error> {
         if let Some(id) = &record.container_id
             && self.inspect(id).await?.is_some()
@@ -140,7 +140,7 @@ impl Fleet {
     pub(crate) async fn recreate(
         &self,
         record: &InstanceRecord,
-        progress: &OnProgress,
+        progress: &OnProgress<'_>,
     ) -> Result<String, Error> {
         let spec = &record.spec;
         let resolved = match &record.digest {

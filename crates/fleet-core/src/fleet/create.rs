@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use super::{Fleet, OnProgress};
 use crate::data_dir;
 
-use crate::error::{EngineError, Error, PortHolder, engine_error};
+use crate::error::{EngineError, EngineOperation, Error, PortHolder, engine_error};
 use crate::name::InstanceName;
 use crate::ports::host_check;
 use crate::resolve::ResolvedImage;
@@ -57,7 +57,7 @@ impl Fleet {
         &self,
         spec: InstanceSpec,
         options: CreateOptions,
-        progress: &OnProgress,
+        progress: &OnProgress<'_>,
     ) -> Result<Instance, Error> {
         spec.validate()?;
         // Docker refuses a CPU limit above its host's CPUs, but only after the pull.
@@ -65,7 +65,7 @@ impl Fleet {
             .engine
             .cpus()
             .await
-            .map_err(engine_error("read the CPUs of", self.engine.host()))?
+            .map_err(engine_error(EngineOperation::ReadCpus, self.engine.host()))?
         {
             spec.check_host_limits(cpus)?;
         }
@@ -124,7 +124,7 @@ impl Fleet {
         &self,
         spec: &InstanceSpec,
         options: CreateOptions,
-        progress: &OnProgress,
+        progress: &OnProgress<'_>,
         undo: &mut Undo,
     ) -> Result<(), Error> {
         let name = &spec.name;
@@ -165,7 +165,7 @@ impl Fleet {
                 .engine
                 .image_user(&resolved.reference)
                 .await
-                .map_err(engine_error("inspect image", &resolved.reference))?,
+                .map_err(engine_error(EngineOperation::InspectImage, &resolved.reference))?,
         };
         data_dir::prepare(name, &data_dir, undo.data_dir.is_some(), user.as_deref())?;
         if undo.data_dir.is_some() {
@@ -239,7 +239,7 @@ impl Fleet {
             .engine
             .published_ports()
             .await
-            .map_err(engine_error("list published ports of", "all containers"))?
+            .map_err(engine_error(EngineOperation::ListPublishedPorts, "all containers"))?
             .into_iter()
             .collect();
         let check = host_check(&published);
@@ -267,13 +267,13 @@ impl Fleet {
         &self,
         spec: &InstanceSpec,
         resolved: &ResolvedImage,
-        progress: &OnProgress,
+        progress: &OnProgress<'_>,
     ) -> Result<(), Error> {
         let has = self
             .engine
             .has_image(&resolved.reference)
             .await
-            .map_err(engine_error("inspect image", &resolved.reference))?;
+            .map_err(engine_error(EngineOperation::InspectImage, &resolved.reference))?;
         if has {
             return Ok(());
         }
@@ -283,7 +283,7 @@ impl Fleet {
                 progress(Progress::Pulling(p))
             })
             .await
-            .map_err(engine_error("pull", &resolved.reference))
+            .map_err(engine_error(EngineOperation::Pull, &resolved.reference))
     }
 }
 

@@ -10,7 +10,7 @@ use fleet_health::{HealthReport, Verdict};
 use super::{Fleet, OnProgress};
 
 use crate::engine::{ContainerInfo, ContainerState, LogOptions};
-use crate::error::{Error, engine_error};
+use crate::error::{EngineOperation, Error, engine_error};
 
 use crate::spec::InstanceSpec;
 use crate::store::EventKind;
@@ -24,7 +24,7 @@ impl Fleet {
         spec: &InstanceSpec,
         container: &str,
         wait: bool,
-        progress: &OnProgress,
+        progress: &OnProgress<'_>,
     ) -> Result<(), Error> {
         progress(Progress::Starting {
             instance: spec.name.to_string(),
@@ -32,7 +32,7 @@ impl Fleet {
         self.engine
             .start_container(container)
             .await
-            .map_err(engine_error("start container", &container))?;
+            .map_err(engine_error(EngineOperation::StartContainer, &container))?;
         self.store.record_event(
             Some(spec.name.as_str()),
             EventKind::Started,
@@ -118,7 +118,7 @@ impl Fleet {
         &self,
         spec: &InstanceSpec,
         container: &str,
-        progress: &OnProgress,
+        progress: &OnProgress<'_>,
     ) -> Result<HealthReport, Error> {
         let Some(health) = &spec.health else {
             return Err(Error::InvalidSpec {

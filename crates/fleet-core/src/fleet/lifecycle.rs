@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use super::Fleet;
 use crate::data_dir;
 
-use crate::error::{EngineError, Error, engine_error};
+use crate::error::{EngineError, EngineOperation, Error, engine_error};
 use crate::name::InstanceName;
 
 use crate::store::{DesiredState, EventKind, InstanceRecord};
@@ -46,7 +46,7 @@ impl Fleet {
                 {
                     Ok(()) | Err(EngineError::NotFound { .. }) => {}
                     Err(source) => {
-                        return Err(engine_error("stop container", container)(source));
+                        return Err(engine_error(EngineOperation::StopContainer, container)(source));
                     }
                 }
             }

@@ -70,7 +70,7 @@ pub struct Event {
 
 impl Store {
     /// Records an event.
-    pub fn record_event(
+    pub(crate) fn record_event(
         &self,
         instance: Option<&str>,
         kind: EventKind,
@@ -87,7 +87,7 @@ impl Store {
     }
 
     /// The last `limit` events, oldest first, optionally of one instance.
-    pub fn events(&self, instance: Option<&str>, limit: usize) -> Result<Vec<Event>, Error> {
+    pub(crate) fn events(&self, instance: Option<&str>, limit: usize) -> Result<Vec<Event>, Error> {
         self.read("read events", |c| {
             let mut statement = c.prepare(
                 "SELECT id, at, instance, kind, message FROM events

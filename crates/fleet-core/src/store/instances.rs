@@ -87,7 +87,11 @@ fn spec_json(spec: &InstanceSpec) -> String {
 
 impl Store {
     /// Inserts a new instance; fails with [`Error::InstanceExists`] if the name is taken.
-    pub fn insert_instance(&self, spec: &InstanceSpec, desired: DesiredState) -> Result<(), Error> {
+    pub(crate) fn insert_instance(
+        &self,
+        spec: &InstanceSpec,
+        desired: DesiredState,
+    ) -> Result<(), Error> {
         self.write("insert instance", |tx| {
             let now = now_ms();
             let inserted = tx
@@ -105,7 +109,7 @@ impl Store {
     }
 
     /// The instance named `name`, if any.
-    pub fn instance(&self, name: &InstanceName) -> Result<Option<InstanceRecord>, Error> {
+    pub(crate) fn instance(&self, name: &InstanceName) -> Result<Option<InstanceRecord>, Error> {
         self.read("read instance", |c| {
             c.query_row(
                 &format!("SELECT {COLUMNS} FROM instances WHERE name = ?1"),
@@ -117,7 +121,7 @@ impl Store {
     }
 
     /// Every instance, by name.
-    pub fn instances(&self) -> Result<Vec<InstanceRecord>, Error> {
+    pub(crate) fn instances(&self) -> Result<Vec<InstanceRecord>, Error> {
         self.read("list instances", |c| {
             let mut statement =
                 c.prepare(&format!("SELECT {COLUMNS} FROM instances ORDER BY name"))?;
@@ -128,7 +132,7 @@ impl Store {
     /// Records a new deployment of the instance: its generation, tag, digest and container.
     /// The health recorded for the previous container no longer says anything: it is
     /// cleared.
-    pub fn set_deployed(
+    pub(crate) fn set_deployed(
         &self,
         name: &InstanceName,
         generation: u64,
@@ -154,18 +158,12 @@ impl Store {
         })
     }
 
-    /// Forgets the instance's container (it was removed).
-    pub fn clear_container(&self, name: &InstanceName) -> Result<(), Error> {
-        self.update(name, "clear container", |tx| {
-            tx.execute(
-                "UPDATE instances SET container_id = NULL, updated_at = ?2 WHERE name = ?1",
-                params![name.as_str(), now_ms()],
-            )
-        })
-    }
-
     /// Sets whether the instance should run.
-    pub fn set_desired(&self, name: &InstanceName, desired: DesiredState) -> Result<(), Error> {
+    pub(crate) fn set_desired(
+        &self,
+        name: &InstanceName,
+        desired: DesiredState,
+    ) -> Result<(), Error> {
         self.update(name, "set desired state", |tx| {
             tx.execute(
                 "UPDATE instances SET desired = ?2, updated_at = ?3 WHERE name = ?1",
@@ -178,7 +176,7 @@ impl Store {
     ///
     /// A read-only store records nothing and reports no change: the health last seen is
     /// a note, and reading a fleet's status must work where its store cannot be written.
-    pub fn set_health(
+    pub(crate) fn set_health(
         &self,
         name: &InstanceName,
         health: &str,
@@ -213,7 +211,7 @@ impl Store {
     }
 
     /// Deletes the instance, its port allocations and its lease.
-    pub fn delete_instance(&self, name: &InstanceName) -> Result<(), Error> {
+    pub(crate) fn delete_instance(&self, name: &InstanceName) -> Result<(), Error> {
         self.write("delete instance", |tx| {
             let run = |sql: &str| {
                 tx.execute(sql, [name.as_str()])

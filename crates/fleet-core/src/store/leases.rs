@@ -27,7 +27,7 @@ pub struct Lease {
 
 impl Store {
     /// Takes the lease on `instance` for `ttl`, unless another owner holds an unexpired one.
-    pub fn acquire_lease(
+    pub(crate) fn acquire_lease(
         &self,
         instance: &InstanceName,
         owner: &str,
@@ -67,7 +67,7 @@ impl Store {
     }
 
     /// The unexpired lease on `instance` whose holder may be alive, if any.
-    pub fn lease_holder(&self, instance: &InstanceName) -> Result<Option<Lease>, Error> {
+    pub(crate) fn lease_holder(&self, instance: &InstanceName) -> Result<Option<Lease>, Error> {
         let lease = self.read("read lease", |c| {
             c.query_row(
                 "SELECT owner, operation FROM leases WHERE instance = ?1 AND expires_at > ?2",
@@ -86,7 +86,7 @@ impl Store {
     }
 
     /// Extends a lease this owner holds; `false` if it was lost (expired and taken).
-    pub fn renew_lease(&self, lease: &Lease, ttl: Duration) -> Result<bool, Error> {
+    pub(crate) fn renew_lease(&self, lease: &Lease, ttl: Duration) -> Result<bool, Error> {
         self.write("renew lease", |tx| {
             let changed = tx
                 .execute(
@@ -103,7 +103,7 @@ impl Store {
     }
 
     /// Releases a lease this owner holds (a no-op if it was lost).
-    pub fn release_lease(&self, lease: &Lease) -> Result<(), Error> {
+    pub(crate) fn release_lease(&self, lease: &Lease) -> Result<(), Error> {
         self.write("release lease", |tx| {
             tx.execute(
                 "DELETE FROM leases WHERE instance = ?1 AND owner = ?2",

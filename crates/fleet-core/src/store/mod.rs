@@ -37,7 +37,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// The SQLite state store. Cheap to share behind an `Arc`; methods are synchronous and
 /// short (single transactions on a local file).
 #[derive(Debug)]
-pub struct Store {
+pub(crate) struct Store {
     path: PathBuf,
     connection: Mutex<Connection>,
     scope: String,
@@ -53,7 +53,7 @@ impl Store {
     /// A file at `path` that holds no fleet (zero bytes, or without fleet's schema) is
     /// refused with [`Error::StoreNotAFleet`]: the containers of the fleet it was are
     /// labelled with that fleet's scope, which a new store would not know.
-    pub fn open(path: &Path) -> Result<Self, Error> {
+    pub(crate) fn open(path: &Path) -> Result<Self, Error> {
         let fail = |context: &str| open::store_error(path, context);
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             private::create_dir_all(parent).map_err(|source| Error::Io {
@@ -106,7 +106,7 @@ impl Store {
     /// [`Error::StoreNotAFleet`] when the file holds none, and [`Error::StoreOutdated`]
     /// when its schema is older than this build's (opening it with [`Store::open`]
     /// migrates it).
-    pub fn open_read_only(path: &Path) -> Result<Self, Error> {
+    pub(crate) fn open_read_only(path: &Path) -> Result<Self, Error> {
         match std::fs::metadata(path) {
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -156,18 +156,13 @@ impl Store {
     }
 
     /// Whether the store was opened with [`Store::open_read_only`].
-    pub fn is_read_only(&self) -> bool {
+    pub(crate) fn is_read_only(&self) -> bool {
         self.read_only
-    }
-
-    /// The database file.
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// A random id made when the store was created. Containers carry it as a label, so
     /// that two fleets (two state directories) on one engine never touch each other's.
-    pub fn scope(&self) -> &str {
+    pub(crate) fn scope(&self) -> &str {
         &self.scope
     }
 

@@ -25,7 +25,7 @@ pub struct PortAllocation {
 
 impl Store {
     /// Every allocation, by host port.
-    pub fn ports(&self) -> Result<Vec<PortAllocation>, Error> {
+    pub(crate) fn ports(&self) -> Result<Vec<PortAllocation>, Error> {
         self.read("list ports", |c| {
             let mut statement = c.prepare(
                 "SELECT port, container_port, instance, allocated_at FROM ports ORDER BY port",
@@ -35,7 +35,7 @@ impl Store {
     }
 
     /// The allocations of one instance, by container port order of allocation.
-    pub fn instance_ports(&self, name: &InstanceName) -> Result<Vec<PortAllocation>, Error> {
+    pub(crate) fn instance_ports(&self, name: &InstanceName) -> Result<Vec<PortAllocation>, Error> {
         self.read("list ports", |c| {
             let mut statement = c.prepare(
                 "SELECT port, container_port, instance, allocated_at FROM ports WHERE instance = ?1 ORDER BY rowid",
@@ -51,7 +51,7 @@ impl Store {
     /// the store nor `check` rejects, in `range` order ([`Error::PortsExhausted`] if none). Because the
     /// transaction is `IMMEDIATE`, concurrent allocations (threads or processes) are
     /// serialised and see each other's rows.
-    pub fn allocate_ports(
+    pub(crate) fn allocate_ports(
         &self,
         instance: &InstanceName,
         requests: &[PortSpec],
@@ -104,7 +104,7 @@ impl Store {
     }
 
     /// Releases every port of `instance`.
-    pub fn release_ports(&self, instance: &InstanceName) -> Result<(), Error> {
+    pub(crate) fn release_ports(&self, instance: &InstanceName) -> Result<(), Error> {
         self.write("release ports", |tx| {
             tx.execute("DELETE FROM ports WHERE instance = ?1", [instance.as_str()])
                 .map_err(|e| self.error("release ports", e))?;
