@@ -167,7 +167,7 @@ impl StateDir {
     /// directory: the directory, `config.toml`, `instances/` and each
     /// `instances/<name>/` (but not the data directories inside, which belong to the
     /// containers' users), and everything under `backups/`. The store's own files are
-    /// tightened by [`Store::open`](crate::Store::open). Bits are only ever removed: a
+    /// tightened when the store is opened. Bits are only ever removed: a
     /// file an operator made read-only stays so.
     pub fn tighten(&self) -> Result<(), Error> {
         use crate::store::private::{restrict, restrict_tree};

@@ -469,7 +469,24 @@ pub enum EngineError {
     /// Anything else the engine reported.
     #[error("{message}")]
     Other {
+        /// The HTTP status the engine answered with, when it answered.
+        status: Option<u16>,
         /// The engine's message.
         message: String,
+        /// The client's error, when the failure was not an answer of the engine's.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
+}
+
+impl EngineError {
+    /// An error the engine reported in words only (no status), such as a failed pull's
+    /// progress stream or a fake engine's injected failure.
+    pub fn other(message: impl Into<String>) -> Self {
+        EngineError::Other {
+            status: None,
+            message: message.into(),
+            source: None,
+        }
+    }
 }

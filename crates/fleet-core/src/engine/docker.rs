@@ -145,7 +145,14 @@ impl DockerEngine {
                     message,
                 }
             }
-            B::DockerResponseServerError { message, .. } => EngineError::Other { message },
+            B::DockerResponseServerError {
+                status_code,
+                message,
+            } => EngineError::Other {
+                status: Some(status_code),
+                message,
+                source: None,
+            },
             other => connection_error(&self.host, self.timeouts.request, other),
         }
     }
@@ -202,7 +209,9 @@ fn connection_error(host: &str, timeout: Duration, error: bollard::errors::Error
             EngineError::Unreachable { host, source }
         }
         None => EngineError::Other {
-            message: source.to_string(),
+            status: None,
+            message: format!("the engine at {host} could not be used"),
+            source: Some(source),
         },
     }
 }
@@ -291,7 +300,7 @@ impl Engine for DockerEngine {
                     if message.contains("not found") || message.contains("manifest unknown") {
                         EngineError::NotFound { message }
                     } else {
-                        EngineError::Other { message }
+                        EngineError::other(message)
                     },
                 );
             }
@@ -358,7 +367,7 @@ impl Engine for DockerEngine {
             // Another process created it in the meantime.
             Err(e) => match self.error(e) {
                 EngineError::Conflict { .. } => Ok(()),
-                EngineError::Other { message } if message.contains("already exists") => Ok(()),
+                EngineError::Other { message, .. } if message.contains("already exists") => Ok(()),
                 other => Err(other),
             },
         }

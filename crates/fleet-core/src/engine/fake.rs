@@ -46,12 +46,7 @@ impl FakeEngine {
     /// Makes the next call of `operation` (`pull`, `create_container`, `start_container`,
     /// `stop_container`, `remove_container`, `ensure_network`) fail with `message`.
     pub fn fail(&self, operation: &'static str, message: &str) {
-        self.fail_with(
-            operation,
-            EngineError::Other {
-                message: message.to_owned(),
-            },
-        );
+        self.fail_with(operation, EngineError::other(message));
     }
 
     /// Makes the next call of `operation` fail with `error`.

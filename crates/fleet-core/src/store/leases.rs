@@ -14,7 +14,7 @@ use super::{Store, now_ms};
 use crate::error::Error;
 use crate::name::InstanceName;
 
-/// A lease held on an instance; release it with [`Store::release_lease`].
+/// A lease held on an instance by an operation in progress (see [`FleetState::lease_holder`](crate::FleetState::lease_holder)).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lease {
     /// The instance.
