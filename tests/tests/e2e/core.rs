@@ -637,15 +637,15 @@ mod engine {
 
     use super::{get_json, nix_chown};
 
-    /// The instance label of the containers these tests make.
-    const INSTANCE: &str = "engine-test";
-
     /// The test app's image in a registry (not yet on the engine, unless [`Self::pulled`]),
     /// an engine that answers, and the directories a container spec mounts.
     struct EngineBed {
         registry: TestRegistry,
         docker: TestDocker,
         engine: DockerEngine,
+        /// The `fleet.instance` label and `INSTANCE_NAME` of its containers: this test's
+        /// own, as the tests run side by side and list and watch containers by that label.
+        instance: String,
         /// The image by digest: `<registry>/engine@sha256:...`.
         pinned: String,
         data: tempfile::TempDir,
@@ -661,6 +661,7 @@ mod engine {
             docker.track_registry(&registry.docker_host());
             let engine = DockerEngine::connect().await?;
             engine.ping().await?;
+            let instance = docker.name("engine-test");
             let digest = fleet_tests::image::manifest_digest(&registry, "engine", "v1").await?;
             let pinned = format!("{}/engine@{digest}", registry.docker_host());
             let data = tempfile::tempdir()?;
@@ -671,6 +672,7 @@ mod engine {
                 registry,
                 docker,
                 engine,
+                instance,
                 pinned,
                 data,
                 extra,
@@ -695,11 +697,11 @@ mod engine {
             let network = self.docker.name("enet");
             self.engine.ensure_network(&network, &self.labels()).await?;
             let mut labels = self.labels();
-            labels.insert(LABEL_INSTANCE.into(), INSTANCE.into());
+            labels.insert(LABEL_INSTANCE.into(), self.instance.clone());
             Ok(ContainerSpec {
                 name: self.docker.name("engine"),
                 image: self.pinned.clone(),
-                env: [("INSTANCE_NAME".to_owned(), INSTANCE.to_owned())].into(),
+                env: [("INSTANCE_NAME".to_owned(), self.instance.clone())].into(),
                 labels,
                 ports: vec![PublishedPort {
                     container: 8080,
@@ -815,7 +817,7 @@ mod engine {
         );
         let env = inspect.config.and_then(|c| c.env).unwrap_or_default();
         assert!(
-            env.contains(&format!("INSTANCE_NAME={INSTANCE}")),
+            env.contains(&format!("INSTANCE_NAME={}", bed.instance)),
             "{env:?}"
         );
         Ok(())
@@ -850,7 +852,7 @@ mod engine {
         assert_eq!(info.name, spec.name);
         let host_port = spec.ports[0].host;
         let root = get_json(&format!("http://127.0.0.1:{host_port}/")).await?;
-        assert_eq!(root["instance"], INSTANCE);
+        assert_eq!(root["instance"], bed.instance.as_str());
         assert!(
             engine
                 .published_ports()
@@ -858,7 +860,7 @@ mod engine {
                 .contains(&(host_port, spec.name.clone()))
         );
         let listed = engine
-            .list_containers(&[(LABEL_INSTANCE, INSTANCE)])
+            .list_containers(&[(LABEL_INSTANCE, &bed.instance)])
             .await?;
         assert_eq!(
             listed.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
@@ -918,7 +920,7 @@ mod engine {
                 .context("the follow did not end when the container stopped")?;
         let followed = first.text + &rest.concat();
         assert!(
-            followed.contains(&format!("starting: instance={INSTANCE}")),
+            followed.contains(&format!("starting: instance={}", bed.instance)),
             "{followed}"
         );
         assert!(followed.contains("listening on 0.0.0.0:8080"), "{followed}");
@@ -951,7 +953,7 @@ mod engine {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn events_stream_the_start_and_stop_of_the_labelled_container() -> anyhow::Result<()> {
         let bed = EngineBed::pulled().await?;
-        let mut events = bed.engine.events(&[(LABEL_INSTANCE, INSTANCE)]);
+        let mut events = bed.engine.events(&[(LABEL_INSTANCE, &bed.instance)]);
         let (id, _) = bed.started().await?;
         bed.engine
             .stop_container(&id, Duration::from_secs(5))
