@@ -1,19 +1,20 @@
 //! Project automation for fleet, run as `cargo xtask <task>`.
 //!
 //! - `test [ARGS...]`: provisions what the tests need (Debian's `docker-registry`,
-//!   `skopeo` and `zstd`), checks that the Docker Engine answers, then runs
-//!   `cargo test --workspace [ARGS...]` and removes the test app images the run built.
-//!   (The test bed builds the static test app itself.)
+//!   `skopeo` and `zstd`; `cargo-machete` from crates.io), checks that no package declares
+//!   a dependency it does not use (`unused_deps.rs`) and that the Docker Engine answers,
+//!   then runs `cargo test --workspace [ARGS...]` and removes the test app images the run
+//!   built. (The test bed builds the static test app itself.)
 //! - `demo [--keep]`: the main job on a fresh machine: a demo fleet on the local Docker
 //!   Engine, built without pulling anything from the internet.
 //! - `bench <name>`: runs the benchmark of one crate (`registry`, `health`, `backup`,
 //!   `core`), which compares fleet against the tool a user would otherwise pick.
 //!
 //! xtask depends on `anyhow` and `serde_json` (to read cargo's messages) only: it shells
-//! out to `cargo`, `apt-get` and `docker`, and prints what it does. Builds show cargo's
-//! own progress; binaries are found where cargo says it put them, so `CARGO_TARGET_DIR`
-//! and `build.target-dir` work. Errors are one line: `xtask: error: ` and the chain of
-//! causes.
+//! out to `cargo` (`cargo install` too), `apt-get` and `docker`, and prints what it does.
+//! Builds show cargo's own progress; binaries are found where cargo says it put them, so
+//! `CARGO_TARGET_DIR` and `build.target-dir` work. Errors are one line: `xtask: error: `
+//! and the chain of causes.
 
 // This is a terminal program.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
@@ -22,6 +23,7 @@ mod artifacts;
 mod provision;
 #[cfg(test)]
 mod readme;
+mod unused_deps;
 
 use std::os::unix::process::CommandExt as _;
 use std::path::PathBuf;
@@ -32,7 +34,8 @@ use anyhow::{Context as _, bail};
 const USAGE: &str = "usage: cargo xtask <task>
 
 tasks:
-  test [ARGS...]   provision docker-registry + skopeo, check Docker, run cargo test --workspace
+  test [ARGS...]   provision docker-registry + skopeo, check for unused dependencies and
+                   Docker, run cargo test --workspace
   demo [--keep]    run a demo fleet on the local Docker Engine (no internet needed)
   bench <name>     run a benchmark: registry | health | backup | core";
 
@@ -109,6 +112,8 @@ fn test(args: &[String]) -> anyhow::Result<ExitCode> {
         ("skopeo", "skopeo"),
         ("zstd", "zstd"),
     ])?;
+    // First: it takes seconds, and an unused dependency fails the run whatever the tests say.
+    unused_deps::check()?;
     provision::ensure_docker()?;
     // Every test process removes the test app images it built when it exits; the run's
     // label also lets the images of a process killed mid-run go at the end.

@@ -57,6 +57,88 @@ pub(crate) fn ensure_packages(wanted: &[(&str, &str)]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A cargo subcommand that xtask installs from crates.io when it is missing.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CargoTool {
+    /// The subcommand: `machete` runs as `cargo machete`.
+    pub(crate) subcommand: &'static str,
+    /// The crate that provides it.
+    pub(crate) package: &'static str,
+    /// The version installed when it is missing, so that new machines and CI run the same
+    /// check.
+    pub(crate) version: &'static str,
+}
+
+impl CargoTool {
+    /// The arguments of the `cargo` command that installs the tool.
+    pub(crate) fn install_args(self) -> [&'static str; 5] {
+        [
+            "install",
+            "--locked",
+            "--version",
+            self.version,
+            self.package,
+        ]
+    }
+
+    /// `cargo <subcommand>`. Cargo finds `cargo-<subcommand>` on the `PATH` and in
+    /// `$CARGO_HOME/bin`, where `cargo install` puts it.
+    pub(crate) fn command(self) -> Command {
+        let mut command = crate::cargo();
+        command.arg(self.subcommand);
+        // xtask runs under `cargo run`, which sets `CARGO_PKG_NAME`; cargo-machete (0.9)
+        // takes that variable to mean it was run as `cargo run -- ARGS` rather than as
+        // `cargo machete ARGS`, and reads `machete` as a path to check.
+        command.env_remove("CARGO_PKG_NAME");
+        command
+    }
+
+    /// Whether `cargo <subcommand>` runs.
+    fn runs(self) -> bool {
+        self.command()
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success())
+    }
+}
+
+/// Installs `tool` with `cargo install --locked` unless `cargo <subcommand>` already runs,
+/// or fails naming the tool and the command that installs it.
+pub(crate) fn ensure_cargo_tool(tool: CargoTool) -> anyhow::Result<()> {
+    if tool.runs() {
+        return Ok(());
+    }
+    eprintln!(
+        "xtask: installing {} {} (needed by `cargo xtask test`; once, a few minutes)",
+        tool.package, tool.version
+    );
+    let started = std::time::Instant::now();
+    let installed = run_checked(crate::cargo().args(tool.install_args())).and_then(|()| {
+        if tool.runs() {
+            Ok(())
+        } else {
+            bail!("`cargo {}` still does not run", tool.subcommand)
+        }
+    });
+    if installed.is_ok() {
+        eprintln!(
+            "xtask: installed {} in {} s",
+            tool.package,
+            started.elapsed().as_secs()
+        );
+    }
+    installed.with_context(|| {
+        format!(
+            "`cargo xtask test` needs {}, which is missing and could not be installed; \
+             install it (`cargo {}`) and run it again",
+            tool.package,
+            tool.install_args().join(" ")
+        )
+    })
+}
+
 /// Fails clearly unless a Docker Engine answers (`docker info`).
 pub(crate) fn ensure_docker() -> anyhow::Result<()> {
     let answers = Command::new("docker")
