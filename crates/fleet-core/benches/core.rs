@@ -135,7 +135,7 @@ async fn main() -> anyhow::Result<()> {
         let healthy = status
             .instances
             .iter()
-            .filter(|i| i.health == "healthy")
+            .filter(|i| i.health == fleet_core::Health::Healthy)
             .count();
         anyhow::ensure!(
             healthy == FLEET_SIZE,

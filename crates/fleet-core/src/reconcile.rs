@@ -9,8 +9,9 @@ use futures::StreamExt as _;
 use crate::engine::{ContainerInfo, ContainerState, LABEL_DIGEST, LABEL_INSTANCE, LABEL_SCOPE};
 use crate::error::{EngineOperation, Error, engine_error};
 use crate::fleet::Fleet;
+use crate::health::Health;
 use crate::name::InstanceName;
-use crate::store::{DesiredState, EventKind, InstanceRecord};
+use crate::store::{DesiredState, EventKind, HealthRecorded, InstanceRecord};
 use crate::view::{
     Drift, FailedRepair, FleetStatus, InstanceOverview, InstanceStatus, ReconcileReport, Repair,
 };
@@ -118,7 +119,7 @@ impl Fleet {
                     .is_some_and(|c| c.state == ContainerState::Running);
                 Ok(InstanceOverview {
                     state: container.map(|c| c.state),
-                    health: record.last_health.clone().filter(|_| running),
+                    health: record.last_health.filter(|_| running),
                     instance: self.view(record)?,
                 })
             })
@@ -154,15 +155,17 @@ impl Fleet {
         for ((record, container), probe) in survey.instances.into_iter().zip(probes) {
             let drift = drift_of(&record, container.as_ref());
             let health = match (&container, &probe) {
-                (None, _) => "missing".to_owned(),
-                (Some(_), Some(probe)) => probe.outcome.to_string(),
-                (Some(c), None) if c.state != ContainerState::Running => "stopped".to_owned(),
+                (None, _) => Health::Missing,
+                (Some(_), Some(probe)) => Health::from(probe.outcome),
+                (Some(c), None) if c.state != ContainerState::Running => Health::Stopped,
                 (Some(c), None) => c
                     .docker_health
-                    .clone()
-                    .unwrap_or_else(|| "unknown".to_owned()),
+                    .as_deref()
+                    .map_or(Health::Unknown, Health::from_docker),
             };
-            if let Some(previous) = self.store.set_health(&record.spec.name, &health)? {
+            if let HealthRecorded::Changed { previous } =
+                self.store.set_health(&record.spec.name, health)?
+            {
                 let message = match (previous, &probe) {
                     (Some(previous), Some(p)) => {
                         format!("{previous} -> {health}{}", reason_suffix(p))

@@ -357,7 +357,7 @@ async fn status_reports_drift_and_reconcile_repairs_it() {
         "stray container fleet-ghost.1 (labelled for ghost)",
     ]
     "#);
-    assert_eq!(status.instances[0].health, "missing");
+    assert_eq!(status.instances[0].health, crate::Health::Missing);
 
     let report = bed.fleet.reconcile().await.unwrap();
     let mut actions: Vec<String> = report
@@ -406,8 +406,8 @@ async fn stop_and_start_follow_the_desired_state() {
     assert_eq!(stopped.desired, crate::DesiredState::Stopped);
     let status = bed.fleet.status(&[name("alice")]).await.unwrap();
     assert_eq!(
-        (status.instances[0].health.as_str(), status.drift().count()),
-        ("stopped", 0)
+        (status.instances[0].health, status.drift().count()),
+        (crate::Health::Stopped, 0)
     );
     // Start recreates a container that vanished meanwhile.
     bed.engine
@@ -674,10 +674,10 @@ async fn overview_shows_health_only_for_the_running_current_container() {
     create(&bed, spec("alice")).await.unwrap();
     bed.fleet
         .store
-        .set_health(&name("alice"), "healthy")
+        .set_health(&name("alice"), crate::Health::Healthy)
         .unwrap();
     let overview = bed.fleet.overview().await.unwrap();
-    assert_eq!(overview[0].health.as_deref(), Some("healthy"));
+    assert_eq!(overview[0].health, Some(crate::Health::Healthy));
     let container = bed.fleet.get(&name("alice")).unwrap().container.unwrap();
     bed.engine.set_state(&container, ContainerState::Exited);
     let overview = bed.fleet.overview().await.unwrap();
@@ -687,7 +687,7 @@ async fn overview_shows_health_only_for_the_running_current_container() {
     assert_eq!(overview[0].health, None, "missing: its health is unknown");
     bed.fleet
         .store
-        .set_health(&name("alice"), "missing")
+        .set_health(&name("alice"), crate::Health::Missing)
         .unwrap();
     let record = bed.fleet.record(&name("alice")).unwrap();
     bed.fleet.recreate(&record, &|_| {}).await.unwrap();

@@ -7,6 +7,7 @@ use fleet_health::ProbeResult;
 use serde::Serialize;
 
 use crate::engine::{ContainerState, PullProgress};
+use crate::health::Health;
 use crate::spec::InstanceSpec;
 use crate::store::DesiredState;
 
@@ -64,7 +65,7 @@ pub struct InstanceOverview {
     pub state: Option<ContainerState>,
     /// The health last recorded by `status` or a deployment for the current container,
     /// while it runs; `None` when nothing was recorded or the container does not run.
-    pub health: Option<String>,
+    pub health: Option<Health>,
 }
 
 /// What `Fleet::status` found for one instance.
@@ -80,9 +81,9 @@ pub struct InstanceStatus {
     pub running_digest: Option<String>,
     /// Docker's own health status, if the container has a `HEALTHCHECK`.
     pub docker_health: Option<String>,
-    /// fleet's verdict: `healthy`, `degraded`, `unhealthy`, `stopped`, `missing` or
-    /// `unknown` (no health check and not running).
-    pub health: String,
+    /// fleet's verdict, from the probe made now, else Docker's own check, else what
+    /// the container's state says.
+    pub health: Health,
     /// The probe made for this status, if the instance has a health check and runs.
     pub probe: Option<ProbeResult>,
     /// Where the store and the engine disagree.

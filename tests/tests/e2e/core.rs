@@ -9,8 +9,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use fleet_core::engine::{DockerEngine, Engine as _, LABEL_INSTANCE, LABEL_SCOPE};
 use fleet_core::{
-    CreateOptions, Error, Fleet, FleetConfig, InstanceName, InstanceSpec, PortHolder, PortRange,
-    PortSpec, RegistryResolver, http_health,
+    CreateOptions, Error, Fleet, FleetConfig, Health, InstanceName, InstanceSpec, PortHolder,
+    PortRange, PortSpec, RegistryResolver, http_health,
 };
 use fleet_tests::docker::TestDocker;
 use fleet_tests::image::{Behaviour, TestImage};
@@ -171,7 +171,7 @@ async fn five_instances_each_healthy_on_its_own_port_with_its_own_data() -> anyh
     let status = bed.fleet.status(&[]).await?;
     for (instance, name) in status.instances.iter().zip(names) {
         assert_eq!(instance.instance.name, name);
-        assert_eq!(instance.health, "healthy", "{instance:?}");
+        assert_eq!(instance.health, Health::Healthy, "{instance:?}");
         assert_eq!(
             instance.state,
             Some(fleet_core::engine::ContainerState::Running)
@@ -213,7 +213,7 @@ async fn five_instances_each_healthy_on_its_own_port_with_its_own_data() -> anyh
             .await?
             .instances[0]
             .health,
-        "stopped"
+        Health::Stopped
     );
     assert!(
         reqwest::get(&url).await.is_err(),
@@ -527,8 +527,8 @@ async fn status_sees_drift_made_behind_fleets_back_and_reconcile_repairs_it() ->
             format!("stray container {} (labelled for ghost)", stray.name)
         ]
     );
-    assert_eq!(status.instances[0].health, "missing");
-    assert_eq!(status.instances[1].health, "healthy");
+    assert_eq!(status.instances[0].health, Health::Missing);
+    assert_eq!(status.instances[1].health, Health::Healthy);
 
     let report = bed.fleet.reconcile().await?;
     assert_eq!(report.repaired.len(), 2, "{report:?}");
@@ -612,7 +612,10 @@ async fn a_tcp_health_check_probes_the_container_address_not_the_docker_proxy() 
         .with_port(PortSpec::auto(8080))
         .with_health(fleet_core::tcp_health());
     bed.create(spec).await?;
-    assert_eq!(bed.fleet.status(&[]).await?.instances[0].health, "healthy");
+    assert_eq!(
+        bed.fleet.status(&[]).await?.instances[0].health,
+        Health::Healthy
+    );
     Ok(())
 }
 

@@ -21,7 +21,7 @@ pub(crate) fn run(context: &Context, args: &Args) -> anyhow::Result<ExitCode> {
     if context.out.is_json() {
         let entries: Vec<_> = overview
             .iter()
-            .map(|o| instance_json(&o.instance, o.state, o.health.as_deref()))
+            .map(|o| instance_json(&o.instance, o.state, o.health))
             .collect();
         context.out.json(&entries)?;
         return Ok(ExitCode::SUCCESS);
@@ -43,7 +43,7 @@ pub(crate) fn run(context: &Context, args: &Args) -> anyhow::Result<ExitCode> {
                     .to_owned(),
                 o.state
                     .map_or_else(|| "missing".to_owned(), |s| s.to_string()),
-                o.health.clone().unwrap_or_else(|| "-".into()),
+                o.health.map_or_else(|| "-".into(), |h| h.to_string()),
                 ports_text(&i.ports),
             ]
         })

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use fleet_core::engine::ContainerState;
-use fleet_core::{Fleet, Instance, OpenMode, PortMapping};
+use fleet_core::{Fleet, Health, Instance, OpenMode, PortMapping};
 
 use crate::cli::{Cli, Command, RegistryArgs};
 use crate::output::Output;
@@ -115,14 +115,14 @@ pub(crate) struct InstanceJson<'a> {
     tag: Option<&'a str>,
     digest: Option<&'a str>,
     state: Option<String>,
-    health: Option<&'a str>,
+    health: Option<Health>,
     ports: &'a [PortMapping],
 }
 
 pub(crate) fn instance_json<'a>(
     instance: &'a Instance,
     state: Option<ContainerState>,
-    health: Option<&'a str>,
+    health: Option<Health>,
 ) -> InstanceJson<'a> {
     InstanceJson {
         name: &instance.name,

@@ -28,7 +28,7 @@ struct Json<'a> {
 struct InstanceJson<'a> {
     name: &'a str,
     state: Option<fleet_core::engine::ContainerState>,
-    health: &'a str,
+    health: fleet_core::Health,
     reason: Option<&'a str>,
     version: Option<&'a str>,
     latency_ms: Option<u128>,
@@ -55,7 +55,7 @@ pub(crate) fn run(context: &Context, args: &Args) -> anyhow::Result<ExitCode> {
             .map(|s| InstanceJson {
                 name: &s.instance.name,
                 state: s.state,
-                health: &s.health,
+                health: s.health,
                 reason: s.probe.as_ref().and_then(|p| p.reason.as_deref()),
                 version: s.probe.as_ref().and_then(|p| p.version.as_deref()),
                 latency_ms: s.probe.as_ref().map(|p| p.latency.as_millis()),
@@ -80,7 +80,7 @@ pub(crate) fn run(context: &Context, args: &Args) -> anyhow::Result<ExitCode> {
                 s.instance.name.clone(),
                 s.state
                     .map_or_else(|| "missing".to_owned(), |state| state.to_string()),
-                s.health.clone(),
+                s.health.to_string(),
                 probe
                     .and_then(|p| p.version.clone())
                     .unwrap_or_else(|| "-".into()),

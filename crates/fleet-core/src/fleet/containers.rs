@@ -106,7 +106,9 @@ impl Fleet {
     pub(crate) async fn remove_container(&self, container: &str) -> Result<(), Error> {
         match self.engine.remove_container(container).await {
             Ok(()) | Err(EngineError::NotFound { .. }) => Ok(()),
-            Err(source) => Err(engine_error(EngineOperation::RemoveContainer, container)(source)),
+            Err(source) => Err(engine_error(EngineOperation::RemoveContainer, container)(
+                source,
+            )),
         }
     }
 

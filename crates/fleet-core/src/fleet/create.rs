@@ -165,7 +165,10 @@ impl Fleet {
                 .engine
                 .image_user(&resolved.reference)
                 .await
-                .map_err(engine_error(EngineOperation::InspectImage, &resolved.reference))?,
+                .map_err(engine_error(
+                    EngineOperation::InspectImage,
+                    &resolved.reference,
+                ))?,
         };
         data_dir::prepare(name, &data_dir, undo.data_dir.is_some(), user.as_deref())?;
         if undo.data_dir.is_some() {
@@ -239,7 +242,10 @@ impl Fleet {
             .engine
             .published_ports()
             .await
-            .map_err(engine_error(EngineOperation::ListPublishedPorts, "all containers"))?
+            .map_err(engine_error(
+                EngineOperation::ListPublishedPorts,
+                "all containers",
+            ))?
             .into_iter()
             .collect();
         let check = host_check(&published);
@@ -273,7 +279,10 @@ impl Fleet {
             .engine
             .has_image(&resolved.reference)
             .await
-            .map_err(engine_error(EngineOperation::InspectImage, &resolved.reference))?;
+            .map_err(engine_error(
+                EngineOperation::InspectImage,
+                &resolved.reference,
+            ))?;
         if has {
             return Ok(());
         }

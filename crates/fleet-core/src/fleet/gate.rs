@@ -8,6 +8,7 @@ use std::time::Duration;
 use fleet_health::{HealthReport, Verdict};
 
 use super::{Fleet, OnProgress};
+use crate::health::Health;
 
 use crate::engine::{ContainerInfo, ContainerState, LogOptions};
 use crate::error::{EngineOperation, Error, engine_error};
@@ -67,7 +68,7 @@ impl Fleet {
                     undone: false,
                 });
             }
-            self.store.set_health(&spec.name, "healthy")?;
+            self.store.set_health(&spec.name, Health::Healthy)?;
         }
         Ok(())
     }

@@ -46,7 +46,9 @@ impl Fleet {
                 {
                     Ok(()) | Err(EngineError::NotFound { .. }) => {}
                     Err(source) => {
-                        return Err(engine_error(EngineOperation::StopContainer, container)(source));
+                        return Err(engine_error(EngineOperation::StopContainer, container)(
+                            source,
+                        ));
                     }
                 }
             }

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Store, now_ms, timestamp};
 use crate::error::Error;
+use crate::health::Health;
 use crate::name::InstanceName;
 use crate::spec::InstanceSpec;
 
@@ -45,13 +46,25 @@ pub struct InstanceRecord {
     pub desired: DesiredState,
     /// The health last recorded for its current container (`healthy`, `unhealthy`, ...);
     /// cleared when a new container is deployed.
-    pub last_health: Option<String>,
+    pub last_health: Option<Health>,
     /// Whether fleet created its data directory at `create` (and so may delete it).
     pub data_dir_created: bool,
     /// When it was created.
     pub created_at: jiff::Timestamp,
     /// When its row last changed.
     pub updated_at: jiff::Timestamp,
+}
+
+/// What recording a health verdict did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HealthRecorded {
+    /// The store already had this verdict (or is read-only).
+    Unchanged,
+    /// The verdict changed from `previous` (`None`: none was recorded).
+    Changed {
+        /// The verdict recorded before.
+        previous: Option<Health>,
+    },
 }
 
 const COLUMNS: &str = "spec, generation, tag, digest, container_id, desired, last_health, created_at, updated_at, data_dir_created";
@@ -73,7 +86,10 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<InstanceRecord> {
         } else {
             DesiredState::Running
         },
-        last_health: row.get(6)?,
+        // A word this build does not know (written by a newer fleet) says nothing.
+        last_health: row
+            .get::<_, Option<String>>(6)?
+            .and_then(|text| text.parse().ok()),
         created_at: timestamp(row.get(7)?),
         updated_at: timestamp(row.get(8)?),
         data_dir_created: row.get(9)?,
@@ -179,10 +195,10 @@ impl Store {
     pub(crate) fn set_health(
         &self,
         name: &InstanceName,
-        health: &str,
-    ) -> Result<Option<Option<String>>, Error> {
+        health: Health,
+    ) -> Result<HealthRecorded, Error> {
         if self.read_only {
-            return Ok(None);
+            return Ok(HealthRecorded::Unchanged);
         }
         self.write("record health", |tx| {
             let previous: Option<Option<String>> = tx
@@ -198,15 +214,16 @@ impl Store {
                     name: name.to_string(),
                 });
             };
-            if previous.as_deref() == Some(health) {
-                return Ok(None);
+            let previous: Option<Health> = previous.and_then(|text| text.parse().ok());
+            if previous == Some(health) {
+                return Ok(HealthRecorded::Unchanged);
             }
             tx.execute(
                 "UPDATE instances SET last_health = ?2 WHERE name = ?1",
-                params![name.as_str(), health],
+                params![name.as_str(), health.to_string()],
             )
             .map_err(|e| self.error("record health", e))?;
-            Ok(Some(previous))
+            Ok(HealthRecorded::Changed { previous })
         })
     }
 
@@ -316,11 +333,22 @@ mod tests {
             .insert_instance(&spec("a"), DesiredState::Running)
             .unwrap();
         let a = "a".parse().unwrap();
-        assert_eq!(store.set_health(&a, "healthy").unwrap(), Some(None));
-        assert_eq!(store.set_health(&a, "healthy").unwrap(), None);
+        let changed = |previous| HealthRecorded::Changed { previous };
         assert_eq!(
-            store.set_health(&a, "unhealthy").unwrap(),
-            Some(Some("healthy".into()))
+            store.set_health(&a, Health::Healthy).unwrap(),
+            changed(None)
+        );
+        assert_eq!(
+            store.set_health(&a, Health::Healthy).unwrap(),
+            HealthRecorded::Unchanged
+        );
+        assert_eq!(
+            store.set_health(&a, Health::Unhealthy).unwrap(),
+            changed(Some(Health::Healthy))
+        );
+        assert_eq!(
+            store.instance(&a).unwrap().unwrap().last_health,
+            Some(Health::Unhealthy)
         );
     }
 }

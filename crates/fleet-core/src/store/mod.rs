@@ -24,6 +24,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
 pub use events::{Event, EventKind};
+pub(crate) use instances::HealthRecorded;
 pub use instances::{DesiredState, InstanceRecord};
 pub use leases::Lease;
 pub use migrations::SCHEMA_VERSION;

@@ -344,7 +344,10 @@ mod tests {
         assert!(store.is_read_only());
         assert_eq!(store.instances().unwrap().len(), 1);
         let name = "alice".parse().unwrap();
-        assert_eq!(store.set_health(&name, "healthy").unwrap(), None);
+        assert_eq!(
+            store.set_health(&name, crate::Health::Healthy).unwrap(),
+            crate::store::HealthRecorded::Unchanged
+        );
         let error = store.delete_instance(&name).unwrap_err();
         assert_eq!(
             error.to_string(),
