@@ -69,7 +69,11 @@ fn fleet_with_alice(state: &Path) -> PathBuf {
     let engine = Arc::new(FakeEngine::new());
     engine.add_image(&format!("127.0.0.1:5000/app@{DIGEST}"), None);
     let resolver = Arc::new(StaticResolver::new());
-    resolver.set("127.0.0.1:5000/app:v1", Some("v1.0.0"), DIGEST);
+    resolver.set(
+        "127.0.0.1:5000/app:v1",
+        Some("v1.0.0"),
+        &DIGEST.parse().unwrap(),
+    );
     let mut config = FleetConfig::default();
     config.ports = PortRange::new(27001, 27010, 1).unwrap();
     let spec = InstanceSpec::new(

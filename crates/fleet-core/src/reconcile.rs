@@ -34,7 +34,7 @@ fn drift_of(record: &InstanceRecord, container: Option<&ContainerInfo>) -> Vec<D
     };
     let mut drift = Vec::new();
     if let (Some(expected), Some(running)) = (&record.digest, container.labels.get(LABEL_DIGEST))
-        && expected != running
+        && expected.as_str() != running
     {
         drift.push(Drift::DigestMismatch {
             instance: instance.clone(),
@@ -181,7 +181,8 @@ impl Fleet {
             }
             let running_digest = container
                 .as_ref()
-                .and_then(|c| c.labels.get(LABEL_DIGEST).cloned());
+                .and_then(|c| c.labels.get(LABEL_DIGEST))
+                .and_then(|label| label.parse().ok());
             instances.push(InstanceStatus {
                 state: container.as_ref().map(|c| c.state),
                 running_digest,

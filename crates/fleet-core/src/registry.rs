@@ -54,7 +54,7 @@ impl ImageResolver for RegistryResolver {
             .await?;
         Ok(ResolvedImage {
             tag: resolved.tag.clone(),
-            digest: resolved.digest.to_string(),
+            digest: resolved.digest.clone(),
             reference: resolved.pinned().to_string(),
         })
     }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use fleet_registry::ChannelRef;
+use fleet_registry::{ChannelRef, Digest};
 
 use crate::engine::RegistryAuth;
 
@@ -16,7 +16,7 @@ pub struct ResolvedImage {
     /// The tag the channel resolved to (`None` for a digest channel).
     pub tag: Option<String>,
     /// The manifest digest (`sha256:...`).
-    pub digest: String,
+    pub digest: Digest,
     /// What the engine pulls and runs: `registry/repository@digest`.
     pub reference: String,
 }
@@ -36,7 +36,7 @@ pub trait ImageResolver: Send + Sync + std::fmt::Debug {
 #[cfg(any(test, feature = "test-util"))]
 #[derive(Debug, Default)]
 pub struct StaticResolver {
-    answers: Mutex<HashMap<String, (Option<String>, String)>>,
+    answers: Mutex<HashMap<String, (Option<String>, Digest)>>,
 }
 
 #[cfg(any(test, feature = "test-util"))]
@@ -47,7 +47,7 @@ impl StaticResolver {
     }
 
     /// `image` (as written, e.g. `localhost:5000/app:v1`) resolves to `tag` and `digest`.
-    pub fn set(&self, image: &str, tag: Option<&str>, digest: &str) {
+    pub fn set(&self, image: &str, tag: Option<&str>, digest: &Digest) {
         let key = image
             .parse::<ChannelRef>()
             .map(|c| c.to_string())
@@ -55,7 +55,7 @@ impl StaticResolver {
         self.answers
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(key, (tag.map(str::to_owned), digest.to_owned()));
+            .insert(key, (tag.map(str::to_owned), digest.clone()));
     }
 }
 

@@ -39,7 +39,7 @@ async fn bed() -> Bed {
         Some("10001:10001"),
     );
     let resolver = Arc::new(StaticResolver::new());
-    resolver.set(IMAGE, Some("v1.0.0"), DIGEST_1);
+    resolver.set(IMAGE, Some("v1.0.0"), &DIGEST_1.parse().unwrap());
     let config = FleetConfig {
         ports: PortRange::new(41000, 41999, 1).unwrap(),
         ..FleetConfig::default()
@@ -145,7 +145,7 @@ async fn create_allocates_ports_labels_the_container_and_records_events() {
     assert_eq!(
         (
             alice.tag.as_deref(),
-            alice.digest.as_deref(),
+            alice.digest.as_ref().map(fleet_registry::Digest::as_str),
             alice.generation
         ),
         (Some("v1.0.0"), Some(DIGEST_1), 1)

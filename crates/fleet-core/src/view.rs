@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use fleet_health::ProbeResult;
+use fleet_registry::Digest;
 use serde::Serialize;
 
 use crate::engine::{ContainerState, PullProgress};
@@ -26,7 +27,7 @@ pub struct Instance {
     /// The tag the channel resolved to when last deployed.
     pub tag: Option<String>,
     /// The digest it should run.
-    pub digest: Option<String>,
+    pub digest: Option<Digest>,
     /// Whether it should run.
     pub desired: DesiredState,
     /// Its current generation (1 after create, +1 per new container).
@@ -78,7 +79,7 @@ pub struct InstanceStatus {
     /// Its container's state (`None`: no container).
     pub state: Option<ContainerState>,
     /// The digest its container runs.
-    pub running_digest: Option<String>,
+    pub running_digest: Option<Digest>,
     /// Docker's own health status, if the container has a `HEALTHCHECK`.
     pub docker_health: Option<String>,
     /// fleet's verdict, from the probe made now, else Docker's own check, else what
@@ -105,8 +106,8 @@ pub enum Drift {
         /// The instance.
         instance: String,
         /// What the store says it should run.
-        expected: String,
-        /// What it runs.
+        expected: Digest,
+        /// What its container's `fleet.digest` label says it runs.
         running: String,
     },
     /// The instance should run but its container does not.
@@ -247,7 +248,7 @@ pub enum Progress {
         /// The tag.
         tag: Option<String>,
         /// The digest.
-        digest: String,
+        digest: Digest,
     },
     /// The engine reports pull progress.
     Pulling(PullProgress),

@@ -228,7 +228,12 @@ pub(crate) fn run(context: &Context, args: &Args) -> anyhow::Result<ExitCode> {
             instance.image,
             instance.channel,
             instance.tag.as_deref().unwrap_or("-"),
-            instance.digest.as_deref().map(short_digest).unwrap_or("-"),
+            instance
+                .digest
+                .as_ref()
+                .map(fleet_registry::Digest::as_str)
+                .map(short_digest)
+                .unwrap_or("-"),
             if ports.is_empty() {
                 "none".to_owned()
             } else {

@@ -37,8 +37,8 @@ pub(crate) fn run(context: &Context, args: &Args) -> anyhow::Result<ExitCode> {
                 i.channel.clone(),
                 i.tag.clone().unwrap_or_else(|| "-".into()),
                 i.digest
-                    .as_deref()
-                    .map(short_digest)
+                    .as_ref()
+                    .map(|d| short_digest(d.as_str()))
                     .unwrap_or("-")
                     .to_owned(),
                 o.state

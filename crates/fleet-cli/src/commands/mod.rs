@@ -130,7 +130,7 @@ pub(crate) fn instance_json<'a>(
         image: &instance.image,
         channel: &instance.channel,
         tag: instance.tag.as_deref(),
-        digest: instance.digest.as_deref(),
+        digest: instance.digest.as_ref().map(fleet_registry::Digest::as_str),
         state: state.map(|s| s.to_string()),
         health,
         ports: &instance.ports,

@@ -59,8 +59,15 @@ pub(crate) fn run(context: &Context, args: &Args) -> anyhow::Result<ExitCode> {
                 reason: s.probe.as_ref().and_then(|p| p.reason.as_deref()),
                 version: s.probe.as_ref().and_then(|p| p.version.as_deref()),
                 latency_ms: s.probe.as_ref().map(|p| p.latency.as_millis()),
-                digest: s.instance.digest.as_deref(),
-                running_digest: s.running_digest.as_deref(),
+                digest: s
+                    .instance
+                    .digest
+                    .as_ref()
+                    .map(fleet_registry::Digest::as_str),
+                running_digest: s
+                    .running_digest
+                    .as_ref()
+                    .map(fleet_registry::Digest::as_str),
                 docker_health: s.docker_health.as_deref(),
                 drift: &s.drift,
             })
@@ -89,8 +96,8 @@ pub(crate) fn run(context: &Context, args: &Args) -> anyhow::Result<ExitCode> {
                     |p| format!("{}ms", p.latency.as_millis()),
                 ),
                 s.running_digest
-                    .as_deref()
-                    .map(short_digest)
+                    .as_ref()
+                    .map(|d| short_digest(d.as_str()))
                     .unwrap_or("-")
                     .to_owned(),
                 probe.and_then(|p| p.reason.clone()).unwrap_or_default(),

@@ -39,7 +39,7 @@ impl Fleet {
         labels.extend(spec.labels.clone());
         labels.insert(LABEL_INSTANCE.into(), spec.name.to_string());
         labels.insert(LABEL_GENERATION.into(), generation.to_string());
-        labels.insert(LABEL_DIGEST.into(), resolved.digest.clone());
+        labels.insert(LABEL_DIGEST.into(), resolved.digest.to_string());
         let mut env = BTreeMap::from([("FLEET_INSTANCE".to_owned(), spec.name.to_string())]);
         env.extend(spec.resolved_env()?);
         let ports = self

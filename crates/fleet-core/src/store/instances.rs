@@ -4,6 +4,8 @@ use rusqlite::{OptionalExtension as _, Row, params};
 use serde::{Deserialize, Serialize};
 
 use super::{Store, now_ms, timestamp};
+use fleet_registry::Digest;
+
 use crate::error::Error;
 use crate::health::Health;
 use crate::name::InstanceName;
@@ -39,7 +41,7 @@ pub struct InstanceRecord {
     /// The tag its channel resolved to when it was last deployed.
     pub tag: Option<String>,
     /// The digest it should be running.
-    pub digest: Option<String>,
+    pub digest: Option<Digest>,
     /// The container running it.
     pub container_id: Option<String>,
     /// Whether it should run.
@@ -79,7 +81,17 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<InstanceRecord> {
         spec,
         generation: row.get::<_, i64>(1)? as u64,
         tag: row.get(2)?,
-        digest: row.get(3)?,
+        digest: row
+            .get::<_, Option<String>>(3)?
+            .map(|text| text.parse::<Digest>())
+            .transpose()
+            .map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    3,
+                    rusqlite::types::Type::Text,
+                    Box::new(e),
+                )
+            })?,
         container_id: row.get(4)?,
         desired: if desired == "stopped" {
             DesiredState::Stopped
@@ -153,13 +165,13 @@ impl Store {
         name: &InstanceName,
         generation: u64,
         tag: Option<&str>,
-        digest: &str,
+        digest: &Digest,
         container_id: &str,
     ) -> Result<(), Error> {
         self.update(name, "record deployment", |tx| {
             tx.execute(
                 "UPDATE instances SET generation = ?2, tag = ?3, digest = ?4, container_id = ?5, last_health = NULL, updated_at = ?6 WHERE name = ?1",
-                params![name.as_str(), generation as i64, tag, digest, container_id, now_ms()],
+                params![name.as_str(), generation as i64, tag, digest.as_str(), container_id, now_ms()],
             )
         })
     }
@@ -301,17 +313,30 @@ mod tests {
         assert_eq!(names, ["alice", "bob"]);
         let alice = "alice".parse().unwrap();
         store
-            .set_deployed(&alice, 1, Some("v1.4.2"), "sha256:abc", "c0ffee")
+            .set_deployed(
+                &alice,
+                1,
+                Some("v1.4.2"),
+                &"sha256:abababababababababababababababababababababababababababababababab"
+                    .parse()
+                    .unwrap(),
+                "c0ffee",
+            )
             .unwrap();
         let record = store.instance(&alice).unwrap().unwrap();
         assert_eq!(
             (
                 record.generation,
                 record.tag.as_deref(),
-                record.digest.as_deref(),
+                record.digest.as_ref().map(fleet_registry::Digest::as_str),
                 record.container_id.as_deref()
             ),
-            (1, Some("v1.4.2"), Some("sha256:abc"), Some("c0ffee"))
+            (
+                1,
+                Some("v1.4.2"),
+                Some("sha256:abababababababababababababababababababababababababababababababab"),
+                Some("c0ffee")
+            )
         );
         assert_eq!(record.desired, DesiredState::Stopped);
         store.delete_instance(&alice).unwrap();
