@@ -127,7 +127,7 @@ impl Fleet {
             .collect();
         let image = record.spec.image.image();
         Ok(Instance {
-            name: record.spec.name.to_string(),
+            name: record.spec.name.clone(),
             group: record.spec.group.clone(),
             image: image.name(),
             channel: channel_text(&record.spec),

@@ -116,7 +116,7 @@ fn assert_nothing_left(bed: &Bed, instance: &str) {
             .ports()
             .unwrap()
             .iter()
-            .all(|p| p.instance != instance),
+            .all(|p| p.instance.as_str() != instance),
         "port left"
     );
     assert!(

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::engine::{ContainerState, PullProgress};
 use crate::health::Health;
+use crate::name::InstanceName;
 use crate::spec::InstanceSpec;
 use crate::store::DesiredState;
 
@@ -17,7 +18,7 @@ use crate::store::DesiredState;
 #[non_exhaustive]
 pub struct Instance {
     /// The name.
-    pub name: String,
+    pub name: InstanceName,
     /// The group, if any.
     pub group: Option<String>,
     /// The image repository (`ghcr.io/acme/app`).

@@ -112,7 +112,10 @@ impl CoreBed {
             "store row of {name} left"
         );
         assert!(
-            self.fleet.ports()?.iter().all(|p| p.instance != name),
+            self.fleet
+                .ports()?
+                .iter()
+                .all(|p| p.instance.as_str() != name),
             "port of {name} left"
         );
         let scope = self.fleet.state().scope().to_owned();
@@ -170,7 +173,7 @@ async fn five_instances_each_healthy_on_its_own_port_with_its_own_data() -> anyh
 
     let status = bed.fleet.status(&[]).await?;
     for (instance, name) in status.instances.iter().zip(names) {
-        assert_eq!(instance.instance.name, name);
+        assert_eq!(instance.instance.name.as_str(), name);
         assert_eq!(instance.health, Health::Healthy, "{instance:?}");
         assert_eq!(
             instance.state,

@@ -31,7 +31,7 @@ pub(crate) fn run(context: &Context, args: &Args) -> anyhow::Result<ExitCode> {
         .map(|o| {
             let i = &o.instance;
             vec![
-                i.name.clone(),
+                i.name.to_string(),
                 i.group.clone().unwrap_or_else(|| "-".into()),
                 i.image.clone(),
                 i.channel.clone(),

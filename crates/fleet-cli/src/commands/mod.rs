@@ -125,7 +125,7 @@ pub(crate) fn instance_json<'a>(
     health: Option<Health>,
 ) -> InstanceJson<'a> {
     InstanceJson {
-        name: &instance.name,
+        name: instance.name.as_str(),
         group: instance.group.as_deref(),
         image: &instance.image,
         channel: &instance.channel,

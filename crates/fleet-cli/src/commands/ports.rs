@@ -21,7 +21,7 @@ pub(crate) fn run(context: &Context, _args: &Args) -> anyhow::Result<ExitCode> {
         .map(|p| {
             vec![
                 p.host.to_string(),
-                p.instance.clone(),
+                p.instance.to_string(),
                 p.container.to_string(),
                 p.allocated_at.to_string(),
             ]

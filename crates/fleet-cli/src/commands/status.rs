@@ -53,7 +53,7 @@ pub(crate) fn run(context: &Context, args: &Args) -> anyhow::Result<ExitCode> {
             .instances
             .iter()
             .map(|s| InstanceJson {
-                name: &s.instance.name,
+                name: s.instance.name.as_str(),
                 state: s.state,
                 health: s.health,
                 reason: s.probe.as_ref().and_then(|p| p.reason.as_deref()),
@@ -84,7 +84,7 @@ pub(crate) fn run(context: &Context, args: &Args) -> anyhow::Result<ExitCode> {
         .map(|s| {
             let probe = s.probe.as_ref();
             vec![
-                s.instance.name.clone(),
+                s.instance.name.to_string(),
                 s.state
                     .map_or_else(|| "missing".to_owned(), |state| state.to_string()),
                 s.health.to_string(),

@@ -18,7 +18,7 @@ pub struct PortAllocation {
     /// The container port it is published for.
     pub container: u16,
     /// The instance holding it.
-    pub instance: String,
+    pub instance: InstanceName,
     /// When it was allocated.
     pub allocated_at: jiff::Timestamp,
 }
@@ -95,7 +95,7 @@ impl Store {
                 allocations.push(PortAllocation {
                     host: port,
                     container: request.container,
-                    instance: instance.to_string(),
+                    instance: instance.clone(),
                     allocated_at: timestamp(now),
                 });
             }
@@ -117,7 +117,9 @@ fn row(row: &rusqlite::Row<'_>) -> rusqlite::Result<PortAllocation> {
     Ok(PortAllocation {
         host: row.get(0)?,
         container: row.get(1)?,
-        instance: row.get(2)?,
+        instance: row.get::<_, String>(2)?.parse().map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, Box::new(e))
+        })?,
         allocated_at: timestamp(row.get(3)?),
     })
 }
