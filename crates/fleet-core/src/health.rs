@@ -27,6 +27,17 @@ pub enum Health {
 }
 
 impl Health {
+    /// Every verdict.
+    pub const ALL: [Health; 7] = [
+        Health::Healthy,
+        Health::Degraded,
+        Health::Unhealthy,
+        Health::Starting,
+        Health::Stopped,
+        Health::Missing,
+        Health::Unknown,
+    ];
+
     /// The verdict of Docker's own `HEALTHCHECK` (`healthy`, `unhealthy`, `starting`;
     /// anything else says nothing).
     pub fn from_docker(status: &str) -> Health {
@@ -76,18 +87,10 @@ impl FromStr for Health {
     type Err = UnknownHealth;
 
     fn from_str(text: &str) -> Result<Health, UnknownHealth> {
-        [
-            Health::Healthy,
-            Health::Degraded,
-            Health::Unhealthy,
-            Health::Starting,
-            Health::Stopped,
-            Health::Missing,
-            Health::Unknown,
-        ]
-        .into_iter()
-        .find(|health| health.as_str() == text)
-        .ok_or_else(|| UnknownHealth(text.to_owned()))
+        Health::ALL
+            .into_iter()
+            .find(|health| health.as_str() == text)
+            .ok_or_else(|| UnknownHealth(text.to_owned()))
     }
 }
 
@@ -97,15 +100,7 @@ mod tests {
 
     #[test]
     fn verdicts_read_back_as_written() {
-        for health in [
-            Health::Healthy,
-            Health::Degraded,
-            Health::Unhealthy,
-            Health::Starting,
-            Health::Stopped,
-            Health::Missing,
-            Health::Unknown,
-        ] {
+        for health in Health::ALL {
             assert_eq!(health.to_string().parse::<Health>(), Ok(health));
             assert_eq!(
                 serde_json::to_string(&health).unwrap(),
