@@ -3,11 +3,10 @@
 //! checksum no longer limits the pace.
 
 use std::io;
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
-use std::thread::JoinHandle;
 
 use sha2::Digest;
 
+use crate::chunks::{Chunk, ChunkReceiver, Consumer};
 use crate::manifest::Sha256;
 
 /// The size of each buffer: files are read into them, then hashed.
@@ -23,60 +22,28 @@ enum Piece {
     EndFile,
 }
 
-/// A buffer with the pieces it holds, in order.
-struct Batch {
-    buf: Vec<u8>,
-    pieces: Vec<Piece>,
-}
-
 /// Hashes files, one after another, on a helper thread. The caller reads each file's bytes
 /// into [`Hasher::room`], takes them back from [`Hasher::commit`] to compress them, and
 /// marks each file's end with [`Hasher::end_file`]; [`Hasher::finish`] returns one digest
 /// per file, in order. At most [`BUFFERS`] × [`BUF`] bytes are held.
 pub(crate) struct Hasher {
-    tx: Option<SyncSender<Batch>>,
-    spare: Receiver<Vec<u8>>,
-    made: usize,
-    current: Batch,
+    thread: Consumer<Vec<Piece>, Vec<Sha256>>,
+    /// The buffer being filled (always [`BUF`] long) and the pieces it holds, in order.
+    buf: Vec<u8>,
+    pieces: Vec<Piece>,
     filled: usize,
-    handle: Option<JoinHandle<Vec<Sha256>>>,
 }
 
 impl Hasher {
     pub(crate) fn spawn() -> Self {
-        let (tx, rx) = sync_channel::<Batch>(BUFFERS);
-        let (spare_tx, spare) = sync_channel::<Vec<u8>>(BUFFERS);
-        let handle = std::thread::spawn(move || {
-            let mut digests = Vec::new();
-            let mut hasher = sha2::Sha256::new();
-            for batch in rx {
-                let mut at = 0;
-                for piece in batch.pieces {
-                    match piece {
-                        Piece::Data(len) => {
-                            hasher.update(&batch.buf[at..at + len]);
-                            at += len;
-                        }
-                        Piece::EndFile => {
-                            digests.push(Sha256(hasher.finalize_reset().into()));
-                        }
-                    }
-                }
-                // Fails only once the reading side is gone, when the buffer is not needed.
-                let _ = spare_tx.try_send(batch.buf);
-            }
-            digests
-        });
+        let mut thread = Consumer::spawn("hashing", BUFFERS, hash);
+        let mut buf = thread.buffer().expect("the first buffer is a new one");
+        buf.resize(BUF, 0);
         Hasher {
-            tx: Some(tx),
-            spare,
-            made: 1,
-            current: Batch {
-                buf: vec![0; BUF],
-                pieces: Vec::new(),
-            },
+            thread,
+            buf,
+            pieces: Vec::new(),
             filled: 0,
-            handle: Some(handle),
         }
     }
 
@@ -85,7 +52,7 @@ impl Hasher {
         if BUF - self.filled < MIN_ROOM {
             self.send()?;
         }
-        Ok(&mut self.current.buf[self.filled..])
+        Ok(&mut self.buf[self.filled..])
     }
 
     /// Takes the first `len` bytes of [`Hasher::room`] as the current file's next bytes, and
@@ -93,66 +60,58 @@ impl Hasher {
     pub(crate) fn commit(&mut self, len: usize) -> &[u8] {
         let start = self.filled;
         self.filled += len;
-        match self.current.pieces.last_mut() {
+        match self.pieces.last_mut() {
             Some(Piece::Data(n)) => *n += len,
-            _ => self.current.pieces.push(Piece::Data(len)),
+            _ => self.pieces.push(Piece::Data(len)),
         }
-        &self.current.buf[start..self.filled]
+        &self.buf[start..self.filled]
     }
 
     /// Ends the current file: its digest is the next one [`Hasher::finish`] returns.
     pub(crate) fn end_file(&mut self) {
-        self.current.pieces.push(Piece::EndFile);
+        self.pieces.push(Piece::EndFile);
     }
 
     /// Waits for the hashing to catch up: the digest of every file, in order.
     pub(crate) fn finish(mut self) -> io::Result<Vec<Sha256>> {
         self.send()?;
-        self.tx = None;
-        let handle = self.handle.take().expect("finish runs once");
-        handle
-            .join()
-            .map_err(|_| io::Error::other("the hashing thread panicked"))
+        self.thread.finish()
     }
 
     /// Hands the current buffer over and takes a free one.
     fn send(&mut self) -> io::Result<()> {
-        if self.current.pieces.is_empty() {
+        if self.pieces.is_empty() {
             self.filled = 0;
             return Ok(());
         }
-        let next = match self.spare.try_recv() {
-            Ok(buf) => buf,
-            Err(_) if self.made < BUFFERS => {
-                self.made += 1;
-                vec![0; BUF]
-            }
-            Err(_) => self
-                .spare
-                .recv()
-                .map_err(|_| io::Error::other("the hashing thread stopped"))?,
-        };
-        let batch = std::mem::replace(
-            &mut self.current,
-            Batch {
-                buf: next,
-                pieces: Vec::new(),
-            },
-        );
+        let mut next = self.thread.buffer()?;
+        // New buffers come empty; those handed back are still `BUF` long.
+        next.resize(BUF, 0);
+        let bytes = std::mem::replace(&mut self.buf, next);
+        let meta = std::mem::take(&mut self.pieces);
         self.filled = 0;
-        let tx = self.tx.as_ref().expect("not finished");
-        tx.send(batch)
-            .map_err(|_| io::Error::other("the hashing thread stopped"))
+        self.thread.send(Chunk { bytes, meta })
     }
 }
 
-impl Drop for Hasher {
-    fn drop(&mut self) {
-        self.tx = None;
-        if let Some(handle) = self.handle.take() {
-            let _ = handle.join();
+/// The hashing thread: the digest of every file, in order.
+fn hash(chunks: &ChunkReceiver<Vec<Piece>>) -> io::Result<Vec<Sha256>> {
+    let mut digests = Vec::new();
+    let mut hasher = sha2::Sha256::new();
+    for chunk in chunks {
+        let mut at = 0;
+        for piece in chunk.meta {
+            match piece {
+                Piece::Data(len) => {
+                    hasher.update(&chunk.bytes[at..at + len]);
+                    at += len;
+                }
+                Piece::EndFile => digests.push(Sha256(hasher.finalize_reset().into())),
+            }
         }
+        chunks.recycle(chunk.bytes);
     }
+    Ok(digests)
 }
 
 #[cfg(test)]

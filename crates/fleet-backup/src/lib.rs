@@ -70,6 +70,7 @@
 
 #![deny(missing_docs)]
 
+mod chunks;
 mod create;
 mod error;
 mod hasher;

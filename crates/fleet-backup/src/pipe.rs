@@ -3,17 +3,21 @@
 use std::fs::File;
 use std::io::{self, Read};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
+use crate::chunks::{self, Chunk, ChunkReceiver, ChunkSender};
 use crate::progress::Tracker;
 
 /// Decompressed bytes handed over at a time.
 const CHUNK: usize = 1 << 20;
-/// Chunks in flight: with [`CHUNK`], at most this many MiB buffered between the threads.
-const DEPTH: usize = 4;
+/// Buffers in all: four chunks in flight, one being decoded into and one being read, so at
+/// most this many MiB between the threads.
+const BUFFERS: usize = 6;
+
+/// What follows a chunk's bytes: more chunks, or the error that ended the stream.
+type Ending = Option<io::Error>;
 
 /// Runs `body` on the decompressed content of `file`, which a helper thread decodes ahead
-/// (at most [`DEPTH`] chunks ahead, so memory stays bounded). `tracker` follows the
+/// (in at most [`BUFFERS`] buffers, so memory stays bounded). `tracker` follows the
 /// compressed bytes consumed.
 pub(crate) fn decompressed<T>(
     file: &File,
@@ -22,15 +26,14 @@ pub(crate) fn decompressed<T>(
 ) -> T {
     let consumed = AtomicU64::new(0);
     std::thread::scope(|scope| {
-        let (chunks, rx) = sync_channel(DEPTH);
-        let (spare_tx, spare) = sync_channel(DEPTH + 2);
+        let (chunks, rx) = chunks::channel(BUFFERS);
         let consumed = &consumed;
-        scope.spawn(move || decode(file, consumed, &chunks, &spare));
+        scope.spawn(move || decode(file, consumed, chunks));
         let mut reader = ChunkReader {
             rx,
-            spare: spare_tx,
             current: Vec::new(),
             pos: 0,
+            ending: None,
             done: false,
             consumed,
             tracker,
@@ -40,12 +43,7 @@ pub(crate) fn decompressed<T>(
     })
 }
 
-fn decode(
-    file: &File,
-    consumed: &AtomicU64,
-    chunks: &SyncSender<io::Result<Vec<u8>>>,
-    spare: &Receiver<Vec<u8>>,
-) {
+fn decode(file: &File, consumed: &AtomicU64, mut chunks: ChunkSender<Ending>) {
     let counting = Counting {
         inner: file,
         consumed,
@@ -53,12 +51,17 @@ fn decode(
     let mut decoder = match zstd::Decoder::new(counting) {
         Ok(decoder) => decoder,
         Err(err) => {
-            let _ = chunks.send(Err(err));
+            let _ = chunks.send(Chunk {
+                bytes: Vec::new(),
+                meta: Some(err),
+            });
             return;
         }
     };
     loop {
-        let mut buf = spare.try_recv().unwrap_or_default();
+        let Ok(mut buf) = chunks.buffer() else {
+            return; // The reader is gone: stop.
+        };
         buf.resize(CHUNK, 0);
         let mut filled = 0;
         let result = loop {
@@ -78,13 +81,22 @@ fn decode(
         let end = match result {
             Ok(end) => end,
             Err(err) => {
-                // Hand over what was decoded before the error, then the error itself.
-                let _ = chunks.send(Ok(buf));
-                let _ = chunks.send(Err(err));
+                // What was decoded before the error, then the error itself.
+                let _ = chunks.send(Chunk {
+                    bytes: buf,
+                    meta: Some(err),
+                });
                 return;
             }
         };
-        if !buf.is_empty() && chunks.send(Ok(buf)).is_err() {
+        if !buf.is_empty()
+            && chunks
+                .send(Chunk {
+                    bytes: buf,
+                    meta: None,
+                })
+                .is_err()
+        {
             return; // The reader is gone: stop.
         }
         if end {
@@ -109,10 +121,11 @@ impl Read for Counting<'_> {
 
 /// Reads the chunks the decoder thread sends.
 struct ChunkReader<'t, 'a> {
-    rx: Receiver<io::Result<Vec<u8>>>,
-    spare: SyncSender<Vec<u8>>,
+    rx: ChunkReceiver<Ending>,
     current: Vec<u8>,
     pos: usize,
+    /// The error to return once `current` is read.
+    ending: Ending,
     done: bool,
     consumed: &'t AtomicU64,
     tracker: &'t mut Tracker<'a>,
@@ -121,21 +134,25 @@ struct ChunkReader<'t, 'a> {
 impl Read for ChunkReader<'_, '_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         while self.pos == self.current.len() {
+            if let Some(err) = self.ending.take() {
+                self.done = true;
+                return Err(err);
+            }
             if self.done {
                 return Ok(0);
             }
             match self.rx.recv() {
-                Ok(Ok(chunk)) => {
-                    let used = std::mem::replace(&mut self.current, chunk);
-                    let _ = self.spare.try_send(used);
+                Some(chunk) => {
+                    let used = std::mem::replace(&mut self.current, chunk.bytes);
+                    // The first `current` is no buffer of the pipeline's.
+                    if used.capacity() > 0 {
+                        self.rx.recycle(used);
+                    }
+                    self.ending = chunk.meta;
                     self.pos = 0;
                     self.tracker.set(self.consumed.load(Ordering::Relaxed));
                 }
-                Ok(Err(err)) => {
-                    self.done = true;
-                    return Err(err);
-                }
-                Err(_) => {
+                None => {
                     self.done = true;
                     self.tracker.set(self.consumed.load(Ordering::Relaxed));
                 }

@@ -4,6 +4,8 @@
 use std::fs::File;
 use std::io::{self, Write};
 
+use crate::chunks::{Chunk, Consumer};
+
 /// Writeback is started every this many bytes.
 const STEP: u64 = 8 << 20;
 
@@ -77,67 +79,51 @@ impl Write for WritebackFile<'_> {
 
 /// Bytes handed to the writer thread at a time.
 const CHUNK: usize = 1 << 20;
-/// Chunks in flight to the writer thread (so at most this many MiB buffered).
-const DEPTH: usize = 8;
+/// Chunks in flight to the writer thread, plus the one being filled and the one being
+/// written: at most this many MiB buffered.
+const BUFFERS: usize = 10;
 
 /// Writes on a helper thread (starting writeback as it goes), so that the thread producing
 /// the data never waits for the disk while compression workers sit idle.
 pub(crate) struct BackgroundWriter {
-    tx: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
-    /// Written chunks coming back for reuse: no allocation (and page faults) per chunk.
-    spare: std::sync::mpsc::Receiver<Vec<u8>>,
+    thread: Consumer<(), ()>,
     buf: Vec<u8>,
-    handle: Option<std::thread::JoinHandle<io::Result<()>>>,
 }
 
 impl BackgroundWriter {
     /// Writes to `file` from its current position, which is `offset`.
     pub(crate) fn spawn(file: File, offset: u64) -> Self {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(DEPTH);
-        let (spare_tx, spare) = std::sync::mpsc::sync_channel::<Vec<u8>>(DEPTH + 2);
-        let handle = std::thread::spawn(move || {
+        let mut thread = Consumer::spawn("archive writer", BUFFERS, move |chunks| {
             let mut out = WritebackFile {
                 file: &file,
                 writeback: Writeback::at(offset),
             };
-            for mut chunk in rx {
-                out.write_all(&chunk)?;
-                chunk.clear();
-                let _ = spare_tx.try_send(chunk);
+            for chunk in chunks {
+                out.write_all(&chunk.bytes)?;
+                chunks.recycle(chunk.bytes);
             }
             Ok(())
         });
-        BackgroundWriter {
-            tx: Some(tx),
-            spare,
-            buf: Vec::with_capacity(CHUNK),
-            handle: Some(handle),
-        }
+        let mut buf = thread.buffer().expect("the first buffer is a new one");
+        buf.reserve_exact(CHUNK);
+        BackgroundWriter { thread, buf }
     }
 
     /// Writes what is buffered and waits for the writer thread: its first error, if any.
     pub(crate) fn finish(mut self) -> io::Result<()> {
         self.send()?;
-        self.tx = None;
-        let handle = self.handle.take().expect("finish runs once");
-        handle
-            .join()
-            .map_err(|_| io::Error::other("the archive writer thread panicked"))?
+        self.thread.finish()
     }
 
     fn send(&mut self) -> io::Result<()> {
         if self.buf.is_empty() {
             return Ok(());
         }
-        let next = self
-            .spare
-            .try_recv()
-            .unwrap_or_else(|_| Vec::with_capacity(CHUNK));
-        let chunk = std::mem::replace(&mut self.buf, next);
-        let tx = self.tx.as_ref().expect("not finished");
-        // A send fails only when the thread has stopped on an error: `finish` reports it.
-        tx.send(chunk)
-            .map_err(|_| io::Error::other("the archive writer thread stopped"))
+        let mut next = self.thread.buffer()?;
+        next.clear();
+        next.reserve_exact(CHUNK);
+        let bytes = std::mem::replace(&mut self.buf, next);
+        self.thread.send(Chunk { bytes, meta: () })
     }
 }
 
@@ -145,30 +131,14 @@ impl Write for BackgroundWriter {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         let n = data.len().min(CHUNK - self.buf.len());
         self.buf.extend_from_slice(&data[..n]);
-        if self.buf.len() == CHUNK
-            && let Err(err) = self.send()
-        {
-            // Surface the thread's own error rather than the generic one.
-            return Err(self
-                .handle
-                .take()
-                .and_then(|h| h.join().ok())
-                .and_then(Result::err)
-                .unwrap_or(err));
+        if self.buf.len() == CHUNK {
+            // On failure, the writer thread's own error.
+            self.send()?;
         }
         Ok(n)
     }
 
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
-    }
-}
-
-impl Drop for BackgroundWriter {
-    fn drop(&mut self) {
-        self.tx = None;
-        if let Some(handle) = self.handle.take() {
-            let _ = handle.join();
-        }
     }
 }
