@@ -63,6 +63,10 @@ pub(crate) enum Command {
     Ports(commands::ports::Args),
     /// Repair drift: recreate missing containers, remove strays, start or stop as desired.
     Reconcile(commands::reconcile::Args),
+    /// Archive instances' data directories (SQLite consistently), recorded with what ran.
+    Backup(commands::backup::Args),
+    /// List an instance's backups, newest first.
+    Backups(commands::backup::ListArgs),
 }
 
 /// Flags of the commands that talk to registries.

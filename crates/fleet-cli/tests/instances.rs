@@ -801,3 +801,125 @@ async fn engine_errors_say_what_is_wrong() {
     );
     assert!(!stderr.contains("start the Docker Engine"), "{stderr}");
 }
+
+/// Issue 10, first part: `fleet backup` archives a running instance's data directory
+/// (its SQLite database as a consistent snapshot), records what ran, and `fleet
+/// backups` lists the archives, newest first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_archives_the_data_and_records_what_ran() {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    let bed = Bed::new().await;
+    let image = bed.image("v1");
+    for name in ["alice", "bob"] {
+        let (code, _, stderr) = bed.run(&[
+            "create",
+            name,
+            "--image",
+            &image,
+            "--port",
+            "8080",
+            "--health-path",
+            "/api/health",
+        ]);
+        assert_eq!(code, 0, "{stderr}");
+    }
+    let backup = bed.json(&["backup", "alice", "--json"]);
+    assert_eq!(
+        (
+            backup["instance"].as_str(),
+            backup["reason"].as_str(),
+            backup["tag"].as_str(),
+            backup["version"].as_str(),
+            backup["generation"].as_u64(),
+            backup["remote"].as_str(),
+        ),
+        (
+            Some("alice"),
+            Some("manual"),
+            Some("v1.0.0"),
+            Some("1.0.0"),
+            Some(1),
+            None
+        ),
+        "{backup:#}"
+    );
+    assert_eq!(
+        backup["image"],
+        format!("{}/app", bed.registry.docker_host())
+    );
+    assert!(backup["digest"].as_str().unwrap().starts_with("sha256:"));
+    let path = std::path::PathBuf::from(backup["path"].as_str().unwrap());
+    assert!(
+        path.starts_with(bed.state.path().join("backups/alice")),
+        "{}",
+        path.display()
+    );
+    let metadata = std::fs::metadata(&path).unwrap();
+    assert_eq!(backup["size"].as_u64(), Some(metadata.len()));
+    assert_eq!(
+        metadata.permissions().mode() & 0o777,
+        0o600,
+        "the archive is private"
+    );
+    // The recorded SHA-256 is the archive file's own, as sha256sum prints it.
+    let sha256sum = Command::new("sha256sum").arg(&path).output().unwrap();
+    let printed = String::from_utf8_lossy(&sha256sum.stdout);
+    assert_eq!(
+        backup["sha256"].as_str(),
+        printed.split_whitespace().next(),
+        "{printed}"
+    );
+    // The archive verifies end to end, and holds the app's SQLite database as a snapshot.
+    let verified = fleet_backup::verify(&path, &mut |_| {}).unwrap();
+    let summary = verified.manifest.summary();
+    assert_eq!(Some(summary.files), backup["files"].as_u64());
+    assert!(summary.sqlite >= 1, "{summary:?}");
+
+    let all = bed.json(&["backup", "--all", "--json"]);
+    let instances: Vec<&str> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["instance"].as_str().unwrap())
+        .collect();
+    assert_eq!(instances, ["alice", "bob"]);
+    let listed = bed.json(&["backups", "alice", "--json"]);
+    let ids: Vec<i64> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 2);
+    assert!(ids[0] > ids[1], "newest first: {ids:?}");
+    assert_eq!(ids[1], backup["id"].as_i64().unwrap());
+    let (code, table, stderr) = bed.run(&["backups", "alice"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        table.starts_with("ID  CREATED") && table.contains("manual") && table.contains("v1.0.0"),
+        "{table}"
+    );
+
+    // Another operation holds bob: no backup meanwhile.
+    fleet_core::test_util::hold_lease(
+        bed.state.path(),
+        &"bob".parse().unwrap(),
+        "otherhost:42:abc",
+        "update",
+        std::time::Duration::from_secs(300),
+    )
+    .unwrap();
+    let (code, _, stderr) = bed.run(&["backup", "bob"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("error: instance bob is busy: update by otherhost:42:abc"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = bed.run(&["backup", "nobody"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("error: no instance named nobody"),
+        "{stderr}"
+    );
+}

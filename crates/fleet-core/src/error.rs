@@ -296,6 +296,15 @@ pub enum Error {
         #[source]
         source: Box<Error>,
     },
+    /// Archiving an instance's data directory failed; nothing was recorded.
+    #[error("backup of instance {instance}")]
+    Backup {
+        /// The instance.
+        instance: String,
+        /// The archiver's error.
+        #[source]
+        source: fleet_backup::Error,
+    },
     /// A destructive operation needs the caller's explicit confirmation.
     #[error("removing instance {instance} with its data ({path}) needs confirmation")]
     ConfirmationRequired {

@@ -9,6 +9,7 @@
 //! - `containers.rs`: containers as fleet makes, finds and removes them.
 //! - `lifecycle.rs`: start, stop, restart, remove (with the purge rule).
 
+mod backup;
 mod builder;
 mod containers;
 mod create;

@@ -78,6 +78,6 @@ pub use store::{
     DesiredState, Event, EventKind, InstanceRecord, Lease, PortAllocation, SCHEMA_VERSION,
 };
 pub use view::{
-    Drift, FailedRepair, FleetStatus, Instance, InstanceOverview, InstanceStatus, PortMapping,
-    Progress, ReconcileReport, Repair,
+    Backup, BackupReason, Drift, FailedRepair, FleetStatus, Instance, InstanceOverview,
+    InstanceStatus, PortMapping, Progress, ReconcileReport, Repair, UnknownBackupReason,
 };

@@ -276,3 +276,90 @@ pub enum Progress {
         starting: bool,
     },
 }
+
+/// Why a backup was taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum BackupReason {
+    /// An operator asked for it.
+    Manual,
+    /// An update was about to change the instance.
+    PreUpdate,
+    /// A restore was about to replace the data.
+    PreRestore,
+    /// The schedule said so.
+    Schedule,
+}
+
+impl BackupReason {
+    const ALL: [BackupReason; 4] = [
+        BackupReason::Manual,
+        BackupReason::PreUpdate,
+        BackupReason::PreRestore,
+        BackupReason::Schedule,
+    ];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            BackupReason::Manual => "manual",
+            BackupReason::PreUpdate => "pre-update",
+            BackupReason::PreRestore => "pre-restore",
+            BackupReason::Schedule => "schedule",
+        }
+    }
+}
+
+impl std::fmt::Display for BackupReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A word that is not one of [`BackupReason`]'s.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a backup reason (manual, pre-update, pre-restore, schedule)")]
+pub struct UnknownBackupReason(String);
+
+impl std::str::FromStr for BackupReason {
+    type Err = UnknownBackupReason;
+
+    fn from_str(text: &str) -> Result<BackupReason, UnknownBackupReason> {
+        BackupReason::ALL
+            .into_iter()
+            .find(|reason| reason.as_str() == text)
+            .ok_or_else(|| UnknownBackupReason(text.to_owned()))
+    }
+}
+
+/// One archive of an instance's data directory, and what ran when it was taken.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct Backup {
+    /// The store's id of the backup.
+    pub id: i64,
+    /// The instance.
+    pub instance: InstanceName,
+    /// The archive file.
+    pub path: PathBuf,
+    /// The archive file's size in bytes.
+    pub size: u64,
+    /// The SHA-256 of the archive file itself (what `sha256sum` prints).
+    pub sha256: String,
+    /// How many files it holds.
+    pub files: u64,
+    /// When it was taken.
+    pub created_at: jiff::Timestamp,
+    /// Why it was taken.
+    pub reason: BackupReason,
+    /// The image the instance ran (`registry/repository`).
+    pub image: String,
+    /// The tag its channel had resolved to.
+    pub tag: Option<String>,
+    /// The digest it ran.
+    pub digest: Option<Digest>,
+    /// Its deployment generation.
+    pub generation: u64,
+    /// The app's version, when its health answer reported one.
+    pub version: Option<String>,
+}

@@ -1,5 +1,6 @@
 //! One module per command. Each has `Args` (clap) and `run(&Context, &Args)`.
 
+pub(crate) mod backup;
 pub(crate) mod create;
 pub(crate) mod lifecycle;
 pub(crate) mod list;
@@ -52,6 +53,8 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Logs(args) => logs::run(&context, args),
         Command::Ports(args) => ports::run(&context, args),
         Command::Reconcile(args) => reconcile::run(&context, args),
+        Command::Backup(args) => backup::run(&context, args),
+        Command::Backups(args) => backup::list(&context, args),
     }
 }
 

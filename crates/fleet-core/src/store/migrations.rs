@@ -74,6 +74,14 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE instances ADD COLUMN last_health TEXT;",
     // 3: whether fleet created the instance's data directory (and so may delete it).
     "ALTER TABLE instances ADD COLUMN data_dir_created INTEGER NOT NULL DEFAULT 0;",
+    // 4: what a backup holds and what ran when it was taken.
+    "ALTER TABLE backups ADD COLUMN sha256 TEXT;
+    ALTER TABLE backups ADD COLUMN files INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE backups ADD COLUMN reason TEXT NOT NULL DEFAULT 'manual';
+    ALTER TABLE backups ADD COLUMN image TEXT;
+    ALTER TABLE backups ADD COLUMN tag TEXT;
+    ALTER TABLE backups ADD COLUMN generation INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE backups ADD COLUMN version TEXT;",
 ];
 
 /// The schema version this build writes.

@@ -9,6 +9,7 @@
 //! The store holds secrets (instances' environment values): its files are 0600. Commands
 //! that only read open it with [`Store::open_read_only`], which writes nothing.
 
+mod backups;
 mod events;
 mod instances;
 mod leases;
@@ -23,6 +24,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
+pub(crate) use backups::NewBackup;
 pub use events::{Event, EventKind};
 pub(crate) use instances::HealthRecorded;
 pub use instances::{DesiredState, InstanceRecord};

@@ -1,0 +1,144 @@
+//! `fleet backup NAME...|--all` and `fleet backups NAME`: archives of instances' data.
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use fleet_core::{Backup, BackupReason, InstanceName};
+
+use crate::cli::RegistryArgs;
+use crate::commands::{Context, open_existing_fleet, runtime, short_digest};
+use crate::output::usage;
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// The instances to back up.
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    names: Vec<String>,
+
+    /// Back up every instance.
+    #[arg(long)]
+    all: bool,
+
+    #[command(flatten)]
+    registry: RegistryArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct ListArgs {
+    /// The instance.
+    name: String,
+
+    #[command(flatten)]
+    registry: RegistryArgs,
+}
+
+/// One backup in `--json` output: the contract of `docs/cli.md` (`fleet backup`).
+#[derive(serde::Serialize)]
+struct BackupJson<'a> {
+    #[serde(flatten)]
+    backup: &'a Backup,
+    /// Where an off-host copy lives (none yet: backups are local).
+    remote: Option<String>,
+}
+
+fn json(backup: &Backup) -> BackupJson<'_> {
+    BackupJson {
+        backup,
+        remote: None,
+    }
+}
+
+/// `1.5 MiB`.
+fn size_text(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+pub(crate) fn run(context: &Context, args: &Args) -> anyhow::Result<ExitCode> {
+    let names = args
+        .names
+        .iter()
+        .map(|n| n.parse::<InstanceName>().map_err(usage))
+        .collect::<Result<Vec<_>, _>>()?;
+    let backups = runtime()?.block_on(async {
+        let fleet = open_existing_fleet(context, &args.registry).await?;
+        let names = if args.all {
+            fleet.list()?.into_iter().map(|i| i.name).collect()
+        } else {
+            names
+        };
+        let mut done = Vec::new();
+        for name in &names {
+            let started = Instant::now();
+            let backup = fleet.backup(name, BackupReason::Manual).await?;
+            if !context.out.is_json() {
+                context.out.lines(&[format!(
+                    "{name}: {} ({}, {} files) in {:.1}s",
+                    backup.path.display(),
+                    size_text(backup.size),
+                    backup.files,
+                    started.elapsed().as_secs_f64()
+                )])?;
+            }
+            done.push(backup);
+        }
+        anyhow::Ok(done)
+    })?;
+    if context.out.is_json() {
+        if !args.all && backups.len() == 1 {
+            context.out.json(&json(&backups[0]))?;
+        } else {
+            let entries: Vec<_> = backups.iter().map(json).collect();
+            context.out.json(&entries)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn list(context: &Context, args: &ListArgs) -> anyhow::Result<ExitCode> {
+    let name: InstanceName = args.name.parse().map_err(usage)?;
+    let backups = runtime()?.block_on(async {
+        let fleet = open_existing_fleet(context, &args.registry).await?;
+        anyhow::Ok(fleet.backups(&name)?)
+    })?;
+    if context.out.is_json() {
+        let entries: Vec<_> = backups.iter().map(json).collect();
+        context.out.json(&entries)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows = backups
+        .iter()
+        .map(|b| {
+            vec![
+                b.id.to_string(),
+                b.created_at.to_string(),
+                b.reason.to_string(),
+                size_text(b.size),
+                b.files.to_string(),
+                b.tag.clone().unwrap_or_else(|| "-".into()),
+                b.digest
+                    .as_ref()
+                    .map_or_else(|| "-".to_owned(), |d| short_digest(d.as_str()).to_owned()),
+                b.version.clone().unwrap_or_else(|| "-".into()),
+                b.path.display().to_string(),
+            ]
+        })
+        .collect();
+    context.out.table(
+        &[
+            "ID", "CREATED", "REASON", "SIZE", "FILES", "TAG", "DIGEST", "VERSION", "PATH",
+        ],
+        rows,
+    )?;
+    Ok(ExitCode::SUCCESS)
+}

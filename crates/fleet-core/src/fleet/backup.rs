@@ -1,0 +1,127 @@
+//! `Fleet::backup`: a consistent archive of an instance's data directory, recorded with
+//! what ran when it was taken; `Fleet::backups` lists them.
+
+use std::collections::BTreeMap;
+use std::io::Read as _;
+use std::path::Path;
+
+use sha2::Digest as _;
+
+use super::Fleet;
+use crate::engine::ContainerState;
+use crate::error::Error;
+use crate::name::InstanceName;
+use crate::store::NewBackup;
+use crate::view::{Backup, BackupReason};
+
+impl Fleet {
+    /// Archives the instance's data directory under `<state dir>/backups/<name>/`
+    /// (SQLite databases as consistent snapshots while the app writes them), holding the
+    /// instance's lease, and records the archive with the image, tag, digest,
+    /// generation and app version (when its health answer reports one) of that moment.
+    /// The archive is private to the state directory's owner (0600).
+    pub async fn backup(&self, name: &InstanceName, reason: BackupReason) -> Result<Backup, Error> {
+        self.with_lease(name, "backup", async || {
+            let record = self.record(name)?;
+            let version = self.running_version(name).await;
+            let data_dir = self.data_dir(&record.spec);
+            let destination = self.dirs.backups(name);
+            self.dirs.create_dir(&destination)?;
+            let image = record.spec.image.image().name();
+            let mut options = fleet_backup::CreateOptions::new(
+                fleet_backup::BackupName::new(name.as_str()).map_err(|source| Error::Backup {
+                    instance: name.to_string(),
+                    source,
+                })?,
+            );
+            options.metadata = BTreeMap::from([
+                ("instance".to_owned(), name.to_string()),
+                ("reason".to_owned(), reason.to_string()),
+                ("image".to_owned(), image.clone()),
+            ]);
+            if let Some(digest) = &record.digest {
+                options
+                    .metadata
+                    .insert("digest".to_owned(), digest.to_string());
+            }
+            if let Some(tag) = &record.tag {
+                options.metadata.insert("tag".to_owned(), tag.clone());
+            }
+            let (archive, sha256) = tokio::task::spawn_blocking(move || {
+                let archive = fleet_backup::create(&data_dir, &destination, &options, &mut |_| {})?;
+                let sha256 = file_sha256(&archive.path).map_err(|source| fleet_backup::Error::Io {
+                    path: archive.path.clone(),
+                    source,
+                });
+                // A hash that cannot be read leaves no archive behind unrecorded.
+                if sha256.is_err() {
+                    let _ = std::fs::remove_file(&archive.path);
+                }
+                Ok::<_, fleet_backup::Error>((archive, sha256?))
+            })
+            .await
+            .map_err(|join| Error::Io {
+                path: self.dirs.backups(name),
+                source: std::io::Error::other(join),
+            })?
+            .map_err(|source| Error::Backup {
+                instance: name.to_string(),
+                source,
+            })?;
+            crate::store::private::restrict(&archive.path).map_err(|source| Error::Io {
+                path: archive.path.clone(),
+                source,
+            })?;
+            self.store.insert_backup(&NewBackup {
+                instance: name,
+                path: &archive.path,
+                size: archive.archive_bytes,
+                sha256: &sha256,
+                files: archive.summary.files,
+                reason,
+                image: &image,
+                tag: record.tag.as_deref(),
+                digest: record.digest.as_ref(),
+                generation: record.generation,
+                version: version.as_deref(),
+            })
+        })
+        .await
+    }
+
+    /// The instance's backups, newest first.
+    pub fn backups(&self, name: &InstanceName) -> Result<Vec<Backup>, Error> {
+        self.record(name)?;
+        self.store.backups(name)
+    }
+
+    /// The version the instance's health answer reports now, if it runs and says.
+    async fn running_version(&self, name: &InstanceName) -> Option<String> {
+        let record = self.record(name).ok()?;
+        let health = record.spec.health.as_ref()?;
+        let info = self.inspect(record.container_id.as_deref()?).await.ok()??;
+        if info.state != ContainerState::Running {
+            return None;
+        }
+        let target = self.health_target(&record.spec, &info).ok()?;
+        self.prober
+            .probe(&target, health.policy.timeout)
+            .await
+            .version
+    }
+}
+
+/// The SHA-256 of a file, in lowercase hex (what `sha256sum` prints).
+fn file_sha256(path: &Path) -> std::io::Result<String> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = sha2::Sha256::new();
+    let mut buffer = vec![0; 1 << 20];
+    loop {
+        let read = file.read(&mut buffer)?;
+        if read == 0 {
+            break;
+        }
+        hasher.update(&buffer[..read]);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
