@@ -67,6 +67,8 @@ pub(crate) enum Command {
     Backup(commands::backup::Args),
     /// List an instance's backups, newest first.
     Backups(commands::backup::ListArgs),
+    /// Check an archive end to end: an archive file, or an instance's backup.
+    Verify(commands::backup::VerifyArgs),
 }
 
 /// Flags of the commands that talk to registries.

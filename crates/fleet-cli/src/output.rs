@@ -259,6 +259,7 @@ fn core_hints(error: &fleet_core::Error) -> Vec<String> {
         E::NoContainer { instance } => vec![format!(
             "`fleet start {instance}` makes one from the recorded digest, `fleet reconcile` repairs every instance"
         )],
+        E::NoSuchBackup { instance, .. } => vec![format!("`fleet backups {instance}` lists its backups")],
         E::NoSuchInstance { .. } => vec!["`fleet ls` lists instances".to_owned()],
         E::Busy { .. } => vec!["wait for the other operation to finish; a crashed holder's lease expires by itself".to_owned()],
         E::NoFleet { .. } => vec!["the state directory is --state-dir, else FLEET_STATE_DIR, else the default; check them for a typo, or `fleet create` a first instance there".to_owned()],

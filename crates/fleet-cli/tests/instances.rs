@@ -901,6 +901,71 @@ async fn backup_archives_the_data_and_records_what_ran() {
         "{table}"
     );
 
+    // Retention: keep the newest 2; the next backup of alice deletes the oldest.
+    let config = bed.state.path().join("config.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("\n[backup]\nkeep_last = 2\n");
+    std::fs::write(&config, &text).unwrap();
+    let third = bed.json(&["backup", "alice", "--json"]);
+    let listed = bed.json(&["backups", "alice", "--json"]);
+    let ids: Vec<i64> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            third["id"].as_i64().unwrap(),
+            all[0]["id"].as_i64().unwrap()
+        ],
+        "the newest two: the third backup and the one --all took"
+    );
+    assert!(
+        !path.exists(),
+        "the oldest archive was deleted with its record"
+    );
+    // `backup prune` applies a changed retention now; --dry-run deletes nothing.
+    std::fs::write(&config, text.replace("keep_last = 2", "keep_last = 1")).unwrap();
+    let older = std::path::PathBuf::from(listed[1]["path"].as_str().unwrap());
+    let (code, stdout, stderr) = bed.run(&["backup", "prune", "alice", "--dry-run"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.starts_with(&format!("would delete alice: {}", older.display())),
+        "{stdout}"
+    );
+    assert!(older.exists());
+    let (code, stdout, stderr) = bed.run(&["backup", "prune", "alice"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.starts_with("deleted alice: "), "{stdout}");
+    assert!(!older.exists());
+    assert_eq!(
+        bed.json(&["backups", "alice", "--json"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // `verify` checks an instance's newest backup, or any archive file; a damaged one
+    // fails with what is wrong.
+    let (code, stdout, stderr) = bed.run(&["verify", "alice"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.starts_with("ok: "), "{stdout}");
+    let damaged = bed.state.path().join("damaged.tar.zst");
+    let bytes = std::fs::read(third["path"].as_str().unwrap()).unwrap();
+    std::fs::write(&damaged, &bytes[..bytes.len() / 2]).unwrap();
+    let (code, _, stderr) = bed.run(&["verify", damaged.to_str().unwrap()]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    let (code, _, stderr) = bed.run(&["verify", "alice", "999999"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("error: instance alice has no backup with id 999999"),
+        "{stderr}"
+    );
+
     // Another operation holds bob: no backup meanwhile.
     fleet_core::test_util::hold_lease(
         bed.state.path(),

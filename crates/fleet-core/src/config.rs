@@ -57,6 +57,53 @@ pub struct FleetConfig {
     pub labels: BTreeMap<String, String>,
     /// How long fleet waits for the container engine (`[engine]`).
     pub engine: EngineTimeouts,
+    /// How many backups of each instance fleet keeps (`[backup]`).
+    pub backup: BackupRetention,
+}
+
+/// How many backups of each instance fleet keeps; applied after each backup and by
+/// `Fleet::prune_backups`. The newest backup is always kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct BackupRetention {
+    /// Keep the newest this many (default 10, as the scripts fleet replaces do).
+    pub keep_last: std::num::NonZeroUsize,
+    /// Also delete backups older than this (`7d`); none by default.
+    #[serde(with = "optional_duration", skip_serializing_if = "Option::is_none")]
+    pub keep_within: Option<Duration>,
+}
+
+impl Default for BackupRetention {
+    fn default() -> Self {
+        Self {
+            keep_last: std::num::NonZeroUsize::new(10).expect("10 is not zero"),
+            keep_within: None,
+        }
+    }
+}
+
+/// An optional duration as humantime text (`"7d"`).
+mod optional_duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    struct Text(#[serde(with = "fleet_health::human_duration")] Duration);
+
+    pub(super) fn serialize<S: Serializer>(
+        value: &Option<Duration>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        value.map(Text).serialize(serializer)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<Duration>, D::Error> {
+        Ok(Option::<Text>::deserialize(deserializer)?.map(|text| text.0))
+    }
 }
 
 impl Default for FleetConfig {
@@ -69,6 +116,7 @@ impl Default for FleetConfig {
             stop_grace: Duration::from_secs(10),
             labels: BTreeMap::new(),
             engine: EngineTimeouts::default(),
+            backup: BackupRetention::default(),
         }
     }
 }
@@ -344,5 +392,24 @@ mod tests {
             error.message().starts_with("invalid duration \"10\""),
             "{error}"
         );
+    }
+
+    #[test]
+    fn backup_retention_reads_a_count_and_an_age() {
+        assert_eq!(
+            FleetConfig::default().backup.keep_last.get(),
+            10,
+            "ten, as the scripts fleet replaces keep"
+        );
+        let config: FleetConfig =
+            toml::from_str("[backup]\nkeep_last = 3\nkeep_within = \"7d\"\n").unwrap();
+        assert_eq!(config.backup.keep_last.get(), 3);
+        assert_eq!(
+            config.backup.keep_within,
+            Some(Duration::from_secs(7 * 24 * 3600))
+        );
+        let written = toml::to_string(&config).unwrap();
+        assert_eq!(toml::from_str::<FleetConfig>(&written).unwrap(), config);
+        assert!(toml::from_str::<FleetConfig>("[backup]\nkeep_last = 0\n").is_err());
     }
 }

@@ -296,6 +296,14 @@ pub enum Error {
         #[source]
         source: Box<Error>,
     },
+    /// The instance has no such backup (or none at all, when `id` is `None`).
+    #[error("instance {instance} has no backup{}", id.map_or_else(String::new, |id| format!(" with id {id}")))]
+    NoSuchBackup {
+        /// The instance.
+        instance: String,
+        /// The id asked for.
+        id: Option<i64>,
+    },
     /// Archiving an instance's data directory failed; nothing was recorded.
     #[error("backup of instance {instance}")]
     Backup {

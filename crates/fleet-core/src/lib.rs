@@ -59,7 +59,7 @@ pub mod test_util;
 mod tests;
 mod view;
 
-pub use config::{FleetConfig, StateDir, default_state_dir};
+pub use config::{BackupRetention, FleetConfig, StateDir, default_state_dir};
 pub use error::{EngineError, EngineOperation, Error, PortHolder};
 pub use fleet::{CreateOptions, Fleet, FleetBuilder, OnProgress, OpenMode};
 pub use health::{Health, UnknownHealth};

@@ -77,6 +77,11 @@ impl FleetState {
         self.store.events(name.map(InstanceName::as_str), limit)
     }
 
+    /// The instance's backups, newest first.
+    pub fn backups(&self, name: &InstanceName) -> Result<Vec<crate::view::Backup>, Error> {
+        self.store.backups(name)
+    }
+
     /// Who holds the instance's lease (an operation in progress), if anyone.
     pub fn lease_holder(&self, name: &InstanceName) -> Result<Option<Lease>, Error> {
         self.store.lease_holder(name)

@@ -10,7 +10,11 @@ use crate::commands::{Context, open_existing_fleet, runtime, short_digest};
 use crate::output::usage;
 
 #[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub(crate) struct Args {
+    #[command(subcommand)]
+    action: Option<Action>,
+
     /// The instances to back up.
     #[arg(required_unless_present = "all", conflicts_with = "all")]
     names: Vec<String>,
@@ -21,6 +25,34 @@ pub(crate) struct Args {
 
     #[command(flatten)]
     registry: RegistryArgs,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Action {
+    /// Apply the retention of [backup] in config.toml now.
+    Prune(PruneArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct PruneArgs {
+    /// The instance (default: every instance).
+    name: Option<String>,
+
+    /// Say what would be deleted; delete nothing.
+    #[arg(long)]
+    dry_run: bool,
+
+    #[command(flatten)]
+    registry: RegistryArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct VerifyArgs {
+    /// An archive file, or an instance.
+    target: String,
+
+    /// The backup of the instance to check (default: its newest).
+    id: Option<i64>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -65,6 +97,9 @@ fn size_text(bytes: u64) -> String {
 }
 
 pub(crate) fn run(context: &Context, args: &Args) -> anyhow::Result<ExitCode> {
+    if let Some(Action::Prune(prune_args)) = &args.action {
+        return prune(context, prune_args);
+    }
     let names = args
         .names
         .iter()
@@ -140,5 +175,92 @@ pub(crate) fn list(context: &Context, args: &ListArgs) -> anyhow::Result<ExitCod
         ],
         rows,
     )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn prune(context: &Context, args: &PruneArgs) -> anyhow::Result<ExitCode> {
+    let name = args
+        .name
+        .as_deref()
+        .map(|n| n.parse::<InstanceName>().map_err(usage))
+        .transpose()?;
+    let deleted = runtime()?.block_on(async {
+        let fleet = open_existing_fleet(context, &args.registry).await?;
+        let names = match name {
+            Some(name) => vec![name],
+            None => fleet.list()?.into_iter().map(|i| i.name).collect(),
+        };
+        let mut deleted = Vec::new();
+        for name in &names {
+            deleted.extend(fleet.prune_backups(name, args.dry_run).await?);
+        }
+        anyhow::Ok(deleted)
+    })?;
+    if context.out.is_json() {
+        let entries: Vec<_> = deleted.iter().map(json).collect();
+        context.out.json(&entries)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let verb = if args.dry_run {
+        "would delete"
+    } else {
+        "deleted"
+    };
+    let mut lines: Vec<String> = deleted
+        .iter()
+        .map(|b| {
+            format!(
+                "{verb} {}: {} ({})",
+                b.instance,
+                b.path.display(),
+                b.created_at
+            )
+        })
+        .collect();
+    if lines.is_empty() {
+        lines.push("nothing to prune: every backup is within the retention".to_owned());
+    }
+    context.out.lines(&lines)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `fleet verify PATH | NAME [ID]`: checks an archive end to end.
+pub(crate) fn verify(context: &Context, args: &VerifyArgs) -> anyhow::Result<ExitCode> {
+    let path = std::path::Path::new(&args.target);
+    let archive = if args.id.is_none() && path.is_file() {
+        path.to_owned()
+    } else {
+        let name: InstanceName = args.target.parse().map_err(usage)?;
+        let state = fleet_core::FleetState::open(&context.state_dir)?;
+        let backups = state.backups(&name)?;
+        let backup = match args.id {
+            Some(id) => backups.into_iter().find(|b| b.id == id),
+            None => backups.into_iter().next(),
+        };
+        let backup = backup.ok_or_else(|| fleet_core::Error::NoSuchBackup {
+            instance: name.to_string(),
+            id: args.id,
+        })?;
+        backup.path
+    };
+    let verified = fleet_backup::verify(&archive, &mut |_| {})?;
+    let summary = verified.manifest.summary();
+    if context.out.is_json() {
+        context.out.json(&serde_json::json!({
+            "path": archive,
+            "ok": true,
+            "size": verified.archive_bytes,
+            "files": summary.files,
+            "sqlite": summary.sqlite,
+        }))?;
+    } else {
+        context.out.lines(&[format!(
+            "ok: {} ({}, {} files, {} SQLite snapshots)",
+            archive.display(),
+            size_text(verified.archive_bytes),
+            summary.files,
+            summary.sqlite
+        )])?;
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -55,6 +55,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Reconcile(args) => reconcile::run(&context, args),
         Command::Backup(args) => backup::run(&context, args),
         Command::Backups(args) => backup::list(&context, args),
+        Command::Verify(args) => backup::verify(&context, args),
     }
 }
 

@@ -72,7 +72,7 @@ impl Fleet {
                 path: archive.path.clone(),
                 source,
             })?;
-            self.store.insert_backup(&NewBackup {
+            let backup = self.store.insert_backup(&NewBackup {
                 instance: name,
                 path: &archive.path,
                 size: archive.archive_bytes,
@@ -84,9 +84,62 @@ impl Fleet {
                 digest: record.digest.as_ref(),
                 generation: record.generation,
                 version: version.as_deref(),
-            })
+            })?;
+            self.prune(name, false)?;
+            Ok(backup)
         })
         .await
+    }
+
+    /// Applies the retention of `[backup]` in `config.toml` to the instance's backups:
+    /// keeps the newest `keep_last` (and, with `keep_within`, none older than that; the
+    /// newest always), deletes the other archives and their records. Returns what was
+    /// (with `dry_run`, what would be) deleted, oldest first. Holds the instance's lease.
+    pub async fn prune_backups(
+        &self,
+        name: &InstanceName,
+        dry_run: bool,
+    ) -> Result<Vec<Backup>, Error> {
+        self.with_lease(name, "prune backups", async || self.prune(name, dry_run))
+            .await
+    }
+
+    /// [`prune_backups`](Self::prune_backups) under a lease the caller holds.
+    fn prune(&self, name: &InstanceName, dry_run: bool) -> Result<Vec<Backup>, Error> {
+        let policy = &self.config.backup;
+        let now = jiff::Timestamp::now();
+        let mut expired: Vec<Backup> = self
+            .store
+            .backups(name)?
+            .into_iter()
+            .enumerate()
+            .filter(|(index, backup)| {
+                *index > 0
+                    && (*index >= policy.keep_last.get()
+                        || policy.keep_within.is_some_and(|age| {
+                            now.duration_since(backup.created_at).unsigned_abs() > age
+                        }))
+            })
+            .map(|(_, backup)| backup)
+            .collect();
+        expired.reverse();
+        if dry_run {
+            return Ok(expired);
+        }
+        for backup in &expired {
+            match std::fs::remove_file(&backup.path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => {
+                    return Err(Error::Io {
+                        path: backup.path.clone(),
+                        source,
+                    });
+                }
+            }
+            self.store.delete_backup(backup.id)?;
+        }
+        Ok(expired)
     }
 
     /// The instance's backups, newest first.

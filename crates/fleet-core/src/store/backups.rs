@@ -89,6 +89,15 @@ impl Store {
         })
     }
 
+    /// Forgets a backup (its archive was deleted).
+    pub(crate) fn delete_backup(&self, id: i64) -> Result<(), Error> {
+        self.write("delete backup", |tx| {
+            tx.execute("DELETE FROM backups WHERE id = ?1", [id])
+                .map_err(|e| self.error("delete backup", e))?;
+            Ok(())
+        })
+    }
+
     /// The backups of `instance`, newest first.
     pub(crate) fn backups(&self, instance: &InstanceName) -> Result<Vec<Backup>, Error> {
         self.read("list backups", |c| {
