@@ -390,6 +390,19 @@ impl std::fmt::Display for EngineOperation {
     }
 }
 
+/// An error and its causes on one line, `: `-separated (as `{:#}` prints an anyhow
+/// chain), for reports that carry errors as data.
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 /// Wraps an engine error as [`Error::Engine`] about `target`: for `map_err`.
 pub(crate) fn engine_error(
     operation: EngineOperation,

@@ -7,7 +7,7 @@ use fleet_health::ProbeResult;
 use futures::StreamExt as _;
 
 use crate::engine::{ContainerInfo, ContainerState, LABEL_DIGEST, LABEL_INSTANCE, LABEL_SCOPE};
-use crate::error::{EngineOperation, Error, engine_error};
+use crate::error::{EngineOperation, Error, engine_error, error_chain};
 use crate::fleet::Fleet;
 use crate::health::Health;
 use crate::name::InstanceName;
@@ -338,19 +338,6 @@ impl Fleet {
         })
         .await
     }
-}
-
-/// An error and its causes on one line, `: `-separated (as `{:#}` prints an anyhow
-/// chain), for reports that carry errors as data.
-pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 fn stray(container: &ContainerInfo) -> Drift {

@@ -11,7 +11,7 @@ use super::Fleet;
 use crate::engine::ContainerState;
 use crate::error::Error;
 use crate::name::InstanceName;
-use crate::store::NewBackup;
+use crate::store::{InstanceRecord, NewBackup};
 use crate::view::{Backup, BackupReason};
 
 impl Fleet {
@@ -23,7 +23,7 @@ impl Fleet {
     pub async fn backup(&self, name: &InstanceName, reason: BackupReason) -> Result<Backup, Error> {
         self.with_lease(name, "backup", async || {
             let record = self.record(name)?;
-            let version = self.running_version(name).await;
+            let version = self.running_version(&record).await;
             let data_dir = self.data_dir(&record.spec);
             let destination = self.dirs.backups(name);
             self.dirs.create_dir(&destination)?;
@@ -53,11 +53,7 @@ impl Fleet {
                     path: archive.path.clone(),
                     source,
                 });
-                // A hash that cannot be read leaves no archive behind unrecorded.
-                if sha256.is_err() {
-                    let _ = std::fs::remove_file(&archive.path);
-                }
-                Ok::<_, fleet_backup::Error>((archive, sha256?))
+                Ok::<_, fleet_backup::Error>((archive, sha256))
             })
             .await
             .map_err(|join| Error::Io {
@@ -68,23 +64,39 @@ impl Fleet {
                 instance: name.to_string(),
                 source,
             })?;
-            crate::store::private::restrict(&archive.path).map_err(|source| Error::Io {
-                path: archive.path.clone(),
-                source,
-            })?;
-            let backup = self.store.insert_backup(&NewBackup {
-                instance: name,
-                path: &archive.path,
-                size: archive.archive_bytes,
-                sha256: &sha256,
-                files: archive.summary.files,
-                reason,
-                image: &image,
-                tag: record.tag.as_deref(),
-                digest: record.digest.as_ref(),
-                generation: record.generation,
-                version: version.as_deref(),
-            })?;
+            // An archive that cannot be hashed, made private or recorded is not left
+            // behind unrecorded.
+            let recorded = sha256
+                .map_err(|source| Error::Backup {
+                    instance: name.to_string(),
+                    source,
+                })
+                .and_then(|sha256| {
+                    crate::store::private::restrict(&archive.path).map_err(|source| Error::Io {
+                        path: archive.path.clone(),
+                        source,
+                    })?;
+                    self.store.insert_backup(&NewBackup {
+                        instance: name,
+                        path: &archive.path,
+                        size: archive.archive_bytes,
+                        sha256: &sha256,
+                        files: archive.summary.files,
+                        reason,
+                        image: &image,
+                        tag: record.tag.as_deref(),
+                        digest: record.digest.as_ref(),
+                        generation: record.generation,
+                        version: version.as_deref(),
+                    })
+                });
+            let backup = match recorded {
+                Ok(backup) => backup,
+                Err(error) => {
+                    let _ = std::fs::remove_file(&archive.path);
+                    return Err(error);
+                }
+            };
             self.prune(name, false)?;
             Ok(backup)
         })
@@ -106,23 +118,34 @@ impl Fleet {
 
     /// [`prune_backups`](Self::prune_backups) under a lease the caller holds.
     fn prune(&self, name: &InstanceName, dry_run: bool) -> Result<Vec<Backup>, Error> {
-        let policy = &self.config.backup;
-        let now = jiff::Timestamp::now();
-        let mut expired: Vec<Backup> = self
-            .store
-            .backups(name)?
+        let retention = &self.config.backup;
+        let mut policy = fleet_backup::RetentionPolicy::keep_last(retention.keep_last);
+        if let Some(age) = retention.keep_within {
+            policy = policy.with_max_age(
+                jiff::SignedDuration::try_from(age).unwrap_or(jiff::SignedDuration::MAX),
+            );
+        }
+        // fleet-backup decides by the time in each archive's name, as its own prune does.
+        let backups = self.store.backups(name)?;
+        let named: Vec<(fleet_backup::ArchiveName, Backup)> = backups
             .into_iter()
-            .enumerate()
-            .filter(|(index, backup)| {
-                *index > 0
-                    && (*index >= policy.keep_last.get()
-                        || policy.keep_within.is_some_and(|age| {
-                            now.duration_since(backup.created_at).unsigned_abs() > age
-                        }))
+            .filter_map(|backup| {
+                let file_name = backup.path.file_name()?.to_str()?;
+                Some((fleet_backup::ArchiveName::parse(file_name)?, backup))
             })
-            .map(|(_, backup)| backup)
             .collect();
-        expired.reverse();
+        let names: Vec<fleet_backup::ArchiveName> =
+            named.iter().map(|(archive, _)| archive.clone()).collect();
+        let expired: Vec<Backup> = policy
+            .expired(&names, jiff::Timestamp::now())
+            .into_iter()
+            .filter_map(|archive| {
+                named
+                    .iter()
+                    .find(|(name, _)| *name == archive)
+                    .map(|(_, backup)| backup.clone())
+            })
+            .collect();
         if dry_run {
             return Ok(expired);
         }
@@ -149,8 +172,7 @@ impl Fleet {
     }
 
     /// The version the instance's health answer reports now, if it runs and says.
-    async fn running_version(&self, name: &InstanceName) -> Option<String> {
-        let record = self.record(name).ok()?;
+    async fn running_version(&self, record: &InstanceRecord) -> Option<String> {
         let health = record.spec.health.as_ref()?;
         let info = self.inspect(record.container_id.as_deref()?).await.ok()??;
         if info.state != ContainerState::Running {

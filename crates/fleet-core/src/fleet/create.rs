@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use super::{Fleet, OnProgress};
 use crate::data_dir;
 
-use crate::error::{EngineError, EngineOperation, Error, PortHolder, engine_error};
+use crate::error::{EngineError, EngineOperation, Error, PortHolder, engine_error, error_chain};
 use crate::name::InstanceName;
 use crate::ports::host_check;
 use crate::resolve::ResolvedImage;
@@ -315,7 +315,7 @@ impl Undo {
                 Ok(()) | Err(EngineError::NotFound { .. }) => {}
                 Err(error) => left.push(format!(
                     "container {container} is left: {}",
-                    crate::reconcile::error_chain(&error)
+                    error_chain(&error)
                 )),
             };
         if let Some((id, container)) = &self.container {
@@ -337,13 +337,13 @@ impl Undo {
                 }
                 Err(error) => left.push(format!(
                     "containers of {name} could not be listed: {}",
-                    crate::reconcile::error_chain(&error)
+                    error_chain(&error)
                 )),
             }
             if let Err(error) = fleet.store.delete_instance(name) {
                 left.push(format!(
                     "the store still lists {name}: {}",
-                    crate::reconcile::error_chain(&error)
+                    error_chain(&error)
                 ));
             }
         }
