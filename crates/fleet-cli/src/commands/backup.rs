@@ -80,22 +80,6 @@ fn json(backup: &Backup) -> BackupJson<'_> {
     }
 }
 
-/// `1.5 MiB`.
-fn size_text(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
-
 pub(crate) fn run(context: &Context, args: &Args) -> anyhow::Result<ExitCode> {
     if let Some(Action::Prune(prune_args)) = &args.action {
         return prune(context, prune_args);
@@ -120,7 +104,7 @@ pub(crate) fn run(context: &Context, args: &Args) -> anyhow::Result<ExitCode> {
                 context.out.lines(&[format!(
                     "{name}: {} ({}, {} files) in {:.1}s",
                     backup.path.display(),
-                    size_text(backup.size),
+                    indicatif::HumanBytes(backup.size),
                     backup.files,
                     started.elapsed().as_secs_f64()
                 )])?;
@@ -158,7 +142,7 @@ pub(crate) fn list(context: &Context, args: &ListArgs) -> anyhow::Result<ExitCod
                 b.id.to_string(),
                 b.created_at.to_string(),
                 b.reason.to_string(),
-                size_text(b.size),
+                indicatif::HumanBytes(b.size).to_string(),
                 b.files.to_string(),
                 b.tag.clone().unwrap_or_else(|| "-".into()),
                 b.digest
@@ -257,7 +241,7 @@ pub(crate) fn verify(context: &Context, args: &VerifyArgs) -> anyhow::Result<Exi
         context.out.lines(&[format!(
             "ok: {} ({}, {} files, {} SQLite snapshots)",
             archive.display(),
-            size_text(verified.archive_bytes),
+            indicatif::HumanBytes(verified.archive_bytes),
             summary.files,
             summary.sqlite
         )])?;
