@@ -1,0 +1,3 @@
+//! `cargo xtask bench proxy` (written next).
+
+fn main() {}

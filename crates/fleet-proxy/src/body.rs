@@ -1,0 +1,138 @@
+//! Bodies streamed through the proxy, frame by frame, never buffered whole.
+
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+
+use crate::backend::InFlight;
+use crate::limits::BodyTooLarge;
+
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A request body on its way to a backend: the client's, cut off past the limit.
+pub(crate) struct RequestBody {
+    inner: Option<Incoming>,
+    limit: u64,
+    read: u64,
+}
+
+impl RequestBody {
+    pub(crate) fn new(incoming: Incoming, limit: Option<u64>) -> Self {
+        Self {
+            inner: Some(incoming),
+            limit: limit.unwrap_or(u64::MAX),
+            read: 0,
+        }
+    }
+
+    /// No body, for a request sent again after the first attempt was refused.
+    pub(crate) fn empty() -> Self {
+        Self {
+            inner: None,
+            limit: u64::MAX,
+            read: 0,
+        }
+    }
+}
+
+impl Body for RequestBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let Some(inner) = self.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let frame = match ready!(Pin::new(inner).poll_frame(cx)) {
+            Some(Ok(frame)) => frame,
+            Some(Err(error)) => return Poll::Ready(Some(Err(error.into()))),
+            None => return Poll::Ready(None),
+        };
+        if let Some(data) = frame.data_ref() {
+            self.read += data.len() as u64;
+            if self.read > self.limit {
+                self.inner = None;
+                let limit = self.limit;
+                return Poll::Ready(Some(Err(Box::new(BodyTooLarge { limit }))));
+            }
+        }
+        Poll::Ready(Some(Ok(frame)))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.as_ref().is_none_or(Incoming::is_end_stream)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner
+            .as_ref()
+            .map_or_else(|| SizeHint::with_exact(0), Incoming::size_hint)
+    }
+}
+
+/// A response body on its way to the client: the backend's, streamed while the request
+/// counts as in flight on it, or a page of the proxy's own.
+pub(crate) enum ResponseBody {
+    Upstream {
+        body: Incoming,
+        in_flight: Option<InFlight>,
+    },
+    Page(Full<Bytes>),
+}
+
+impl ResponseBody {
+    pub(crate) fn upstream(body: Incoming, in_flight: InFlight) -> Self {
+        Self::Upstream {
+            body,
+            in_flight: Some(in_flight),
+        }
+    }
+
+    pub(crate) fn empty() -> Self {
+        Self::Page(Full::default())
+    }
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            Self::Upstream { body, in_flight } => {
+                let frame = ready!(Pin::new(body).poll_frame(cx));
+                if !matches!(frame, Some(Ok(_))) {
+                    // The exchange is over: the request leaves the backend's count now.
+                    in_flight.take();
+                }
+                Poll::Ready(frame.map(|frame| frame.map_err(Into::into)))
+            }
+            Self::Page(page) => Pin::new(page)
+                .poll_frame(cx)
+                .map_err(|never| match never {}),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Self::Upstream { body, .. } => body.is_end_stream(),
+            Self::Page(page) => page.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Self::Upstream { body, .. } => body.size_hint(),
+            Self::Page(page) => page.size_hint(),
+        }
+    }
+}
