@@ -14,11 +14,28 @@
 //! | `slow-start:N`      | `/api/health` answers 503 `starting` for the first N seconds   |
 //! | `flap`              | `/api/health` alternates healthy / unhealthy on every request  |
 //!
+//! Set at run time (`fleet create -e`):
+//!
+//! | variable                 | what the app does                                          |
+//! |--------------------------|------------------------------------------------------------|
+//! | `TESTAPP_WRITE_EVERY_MS` | a thread inserts a row into `writes` every N ms (0: as fast as it can), each its own committed transaction |
+//!
 //! Routes: `GET /api/health`, `GET /api/version`, `GET /` (instance name, version and a hit
 //! counter), `GET|POST /api/counter` (read / increment a counter kept in SQLite),
+//! `GET /api/writes` (`{"count": .., "max_id": ..}` of the committed rows of `writes`),
 //! `GET /api/sleep?ms=N` (answers after N ms), `GET /api/env?name=K` (one environment
-//! variable). `fleet-testapp healthcheck` probes the local server and exits 0 when healthy,
-//! for Docker's `HEALTHCHECK` in an image that has no shell.
+//! variable).
+//!
+//! The database is `$DATA_DIR/testapp.db` (default `/data`), in WAL mode, with the tables
+//! `counters(name, value)` and `writes(id INTEGER PRIMARY KEY, at TEXT, payload BLOB)`.
+//!
+//! Subcommands, for an image that has no shell:
+//!
+//! | command                     | what it does                                              |
+//! |-----------------------------|-----------------------------------------------------------|
+//! | `fleet-testapp healthcheck` | probes the local server, exits 0 when healthy (Docker's `HEALTHCHECK`) |
+//! | `fleet-testapp dump PATH`   | writes the counters and the count of `writes` to PATH as JSON, prints where (a backup consistency hook) |
+//! | `fleet-testapp fail-dump`   | prints an error and exits 3 (a consistency hook that fails) |
 
 // This is a program, not a library: it talks to its terminal (the container log).
 #![allow(clippy::print_stdout, clippy::print_stderr)]
@@ -70,8 +87,15 @@ struct App {
 }
 
 fn main() {
-    if std::env::args().nth(1).as_deref() == Some("healthcheck") {
-        std::process::exit(healthcheck());
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("healthcheck") => std::process::exit(healthcheck()),
+        Some("dump") => std::process::exit(dump(args.get(1).map(String::as_str))),
+        Some("fail-dump") => {
+            eprintln!("fleet-testapp: dump failed (fail-dump is meant to fail)");
+            std::process::exit(3);
+        }
+        _ => {}
     }
     if let Err(message) = serve() {
         eprintln!("fleet-testapp: {message}");
@@ -100,6 +124,9 @@ fn serve() -> Result<(), String> {
         return Err("crashing on start (TESTAPP_BEHAVIOUR=crash)".into());
     }
     let db = open_db()?;
+    if let Some(every) = write_interval()? {
+        start_writer(every)?;
+    }
     let app = Arc::new(App {
         version,
         behaviour,
@@ -130,20 +157,76 @@ fn serve() -> Result<(), String> {
     Ok(())
 }
 
+fn db_path() -> PathBuf {
+    PathBuf::from(env("DATA_DIR", "/data")).join("testapp.db")
+}
+
 fn open_db() -> Result<Connection, String> {
-    let dir = PathBuf::from(env("DATA_DIR", "/data"));
-    let path = dir.join("testapp.db");
+    let path = db_path();
     let fail = |e: rusqlite::Error| format!("cannot use database {}: {e}", path.display());
     let db = Connection::open(&path).map_err(fail)?;
     db.busy_timeout(Duration::from_secs(5)).map_err(fail)?;
     db.pragma_update(None, "journal_mode", "WAL")
         .map_err(fail)?;
     db.execute_batch(
-        "CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);",
+        "CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+         CREATE TABLE IF NOT EXISTS writes (id INTEGER PRIMARY KEY, at TEXT NOT NULL, payload BLOB);",
     )
     .map_err(fail)?;
     bump(&db, "boots").map_err(fail)?;
     Ok(db)
+}
+
+/// `TESTAPP_WRITE_EVERY_MS`, if set: how long the writer waits between two inserts.
+fn write_interval() -> Result<Option<Duration>, String> {
+    match std::env::var("TESTAPP_WRITE_EVERY_MS") {
+        Err(_) => Ok(None),
+        Ok(ms) => ms
+            .parse()
+            .map(|ms| Some(Duration::from_millis(ms)))
+            .map_err(|e| format!("TESTAPP_WRITE_EVERY_MS={ms:?}: {e}")),
+    }
+}
+
+/// Starts the continuous writer: on a connection of its own, one row into `writes` per
+/// committed transaction, every `every` (zero: one after the other). A failed insert is
+/// logged and retried; the app keeps serving either way.
+fn start_writer(every: Duration) -> Result<(), String> {
+    let path = db_path();
+    let fail = |e: rusqlite::Error| format!("cannot use database {}: {e}", path.display());
+    let db = Connection::open(&path).map_err(fail)?;
+    db.busy_timeout(Duration::from_secs(5)).map_err(fail)?;
+    println!("fleet-testapp writing a row every {} ms", every.as_millis());
+    std::thread::spawn(move || {
+        let mut failures = 0u64;
+        loop {
+            // Each statement outside BEGIN is its own transaction, committed when it returns.
+            let inserted = db.execute(
+                "INSERT INTO writes (at, payload) VALUES (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), randomblob(64))",
+                [],
+            );
+            if let Err(e) = inserted {
+                failures += 1;
+                if failures.is_power_of_two() {
+                    eprintln!("fleet-testapp: insert into writes failed ({failures} so far): {e}");
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if !every.is_zero() {
+                std::thread::sleep(every);
+            }
+        }
+    });
+    Ok(())
+}
+
+/// The number of committed rows in `writes` and the highest id among them.
+fn writes(db: &Connection) -> rusqlite::Result<(i64, i64)> {
+    db.query_row(
+        "SELECT COUNT(*), COALESCE(MAX(id), 0) FROM writes",
+        [],
+        |row| Ok((row.get(0)?, row.get(1)?)),
+    )
 }
 
 fn bump(db: &Connection, name: &str) -> rusqlite::Result<i64> {
@@ -279,6 +362,13 @@ fn route(app: &App, request: &Request) -> (u16, serde_json::Value) {
                 Err(e) => db_error(e),
             }
         }
+        ("GET", "/api/writes") => {
+            let db = app.db.lock().unwrap_or_else(|e| e.into_inner());
+            match writes(&db) {
+                Ok((count, max_id)) => (200, json!({ "count": count, "max_id": max_id })),
+                Err(e) => db_error(e),
+            }
+        }
         ("GET", "/api/sleep") => {
             let ms = query_param(&request.query, "ms")
                 .and_then(|ms| ms.parse().ok())
@@ -293,9 +383,11 @@ fn route(app: &App, request: &Request) -> (u16, serde_json::Value) {
                 json!({ "name": name, "value": std::env::var(name).ok() }),
             )
         }
-        (_, "/" | "/api/health" | "/api/version" | "/api/counter" | "/api/sleep" | "/api/env") => {
-            (405, json!({ "error": "method not allowed" }))
-        }
+        (
+            _,
+            "/" | "/api/health" | "/api/version" | "/api/counter" | "/api/writes" | "/api/sleep"
+            | "/api/env",
+        ) => (405, json!({ "error": "method not allowed" })),
         _ => (404, json!({ "error": "not found" })),
     }
 }
@@ -328,6 +420,57 @@ fn health(app: &App) -> (u16, serde_json::Value) {
         ),
         Err(e) => unhealthy("unhealthy", format!("database: {e}")),
     }
+}
+
+/// `fleet-testapp dump PATH`: writes the counters and the number of rows in `writes`
+/// to PATH as one JSON document (through a temporary file renamed into place, so PATH is
+/// whole or absent) and says so on stdout. Exit status 0, or 1 with the error on stderr.
+fn dump(path: Option<&str>) -> i32 {
+    let Some(path) = path else {
+        eprintln!("fleet-testapp: usage: fleet-testapp dump PATH");
+        return 2;
+    };
+    match write_dump(path) {
+        Ok((counters, writes)) => {
+            println!("fleet-testapp: dumped {counters} counters and {writes} writes to {path}");
+            0
+        }
+        Err(message) => {
+            eprintln!("fleet-testapp: dump failed: {message}");
+            1
+        }
+    }
+}
+
+/// Writes the dump to `path`; the number of counters and of writes it holds.
+fn write_dump(path: &str) -> Result<(usize, i64), String> {
+    let db_path = db_path();
+    let fail = |e: rusqlite::Error| format!("cannot read database {}: {e}", db_path.display());
+    // Never created here: a dump of a database that is not there is an error.
+    let db = Connection::open_with_flags(&db_path, rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE)
+        .map_err(fail)?;
+    db.busy_timeout(Duration::from_secs(5)).map_err(fail)?;
+    let counters = db
+        .prepare("SELECT name, value FROM counters ORDER BY name")
+        .and_then(|mut statement| {
+            statement
+                .query_map([], |row| {
+                    Ok((row.get::<_, String>(0)?, json!(row.get::<_, i64>(1)?)))
+                })?
+                .collect::<rusqlite::Result<serde_json::Map<_, _>>>()
+        })
+        .map_err(fail)?;
+    let (count, max_id) = writes(&db).map_err(fail)?;
+    let counted = counters.len();
+    let document = json!({
+        "counters": counters,
+        "writes": { "count": count, "max_id": max_id },
+    });
+    let temporary = format!("{path}.tmp");
+    std::fs::write(&temporary, format!("{document}\n"))
+        .and_then(|()| std::fs::rename(&temporary, path))
+        .map_err(|e| format!("cannot write {path}: {e}"))?;
+    Ok((counted, count))
 }
 
 /// Probes the local server; used as the image's `HEALTHCHECK` (a scratch image has no curl).
