@@ -35,6 +35,7 @@ pub struct RestoreOutcome {
 #[must_use = "the previous data stays on disk until `remove` is called"]
 pub struct PreviousData {
     path: PathBuf,
+    target: PathBuf,
 }
 
 impl PreviousData {
@@ -46,6 +47,18 @@ impl PreviousData {
     /// Deletes the previous data.
     pub fn remove(self) -> Result<(), Error> {
         fs::remove_dir_all(&self.path).map_err(Error::io(&self.path))
+    }
+
+    /// Undoes the restore: puts the previous data back at the restored directory (in one
+    /// atomic exchange where the filesystem allows) and deletes the restored data. For a
+    /// restore whose data the app then refused.
+    pub fn put_back(self) -> Result<(), Error> {
+        let aside = free_name(&self.target, ".undone-restore")?;
+        let restored = crate::swap::swap(&self.path, &self.target, &aside)?;
+        if let Some(restored) = restored {
+            fs::remove_dir_all(&restored).map_err(Error::io(&restored))?;
+        }
+        Ok(())
     }
 }
 
@@ -137,18 +150,26 @@ pub fn restore(
         .and_then(|d| d.sync_all())
         .map_err(Error::io(parent))?;
     Ok(RestoreOutcome {
+        previous: previous.map(|path| PreviousData {
+            path,
+            target: target.clone(),
+        }),
         target,
         summary: manifest.summary(),
-        previous: previous.map(|path| PreviousData { path }),
     })
 }
 
 /// `<target>.pre-restore-YYYYMMDD-HHMMSS`, with `-N` added if taken.
 fn free_aside_name(target: &Path) -> Result<PathBuf, Error> {
+    free_name(target, ".pre-restore")
+}
+
+/// `<target><suffix>-YYYYMMDD-HHMMSS`, with `-N` added if taken.
+fn free_name(target: &Path, suffix: &str) -> Result<PathBuf, Error> {
     let stamp = Timestamp::now().strftime("%Y%m%d-%H%M%S").to_string();
     for n in 0u32.. {
         let mut name = target.as_os_str().to_owned();
-        name.push(format!(".pre-restore-{stamp}"));
+        name.push(format!("{suffix}-{stamp}"));
         if n > 0 {
             name.push(format!("-{n}"));
         }

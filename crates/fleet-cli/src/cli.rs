@@ -69,6 +69,9 @@ pub(crate) enum Command {
     Backups(commands::backup::ListArgs),
     /// Check an archive end to end: an archive file, or an instance's backup.
     Verify(commands::backup::VerifyArgs),
+    /// Put a backup's data in place of an instance's, verified first; the replaced data
+    /// is kept as a backup, so restoring that one undoes it.
+    Restore(commands::restore::Args),
 }
 
 /// Flags of the commands that talk to registries.

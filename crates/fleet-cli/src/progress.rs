@@ -94,6 +94,19 @@ impl ProgressView {
                     None => changed.then_some(text),
                 }
             }
+            Progress::Stopping { instance } => Some(format!("stopping {instance}")),
+            Progress::RunningExec { instance, command } => {
+                Some(format!("running `{command}` in {instance}"))
+            }
+            Progress::Archiving { instance } => Some(format!("archiving {instance}'s data")),
+            Progress::Verifying { archive } => Some(format!("verifying {}", archive.display())),
+            Progress::Restoring { instance, archive } => Some(format!(
+                "restoring {} into {instance}'s data directory",
+                archive.display()
+            )),
+            Progress::RollingBack { instance, reason } => Some(format!(
+                "{reason}; putting {instance}'s previous data back"
+            )),
             _ => None,
         };
         if let Some(line) = line {

@@ -313,6 +313,49 @@ pub enum Error {
         #[source]
         source: fleet_backup::Error,
     },
+    /// The instance's `backup.exec` command failed; no archive was made.
+    #[error("the backup command `{command}` of instance {instance} {reason}")]
+    BackupExec {
+        /// The instance.
+        instance: String,
+        /// The command, joined by spaces.
+        command: String,
+        /// What went wrong (`exited with 3; its output: ...`).
+        reason: String,
+    },
+    /// A recorded archive is not what was recorded: its SHA-256 changed.
+    #[error(
+        "archive {} is not the backup fleet recorded: its SHA-256 is {actual}, not {expected}; it was changed or damaged after it was taken",
+        path.display()
+    )]
+    ArchiveChanged {
+        /// The archive.
+        path: PathBuf,
+        /// The SHA-256 recorded.
+        expected: String,
+        /// The SHA-256 now.
+        actual: String,
+    },
+    /// A restore was refused or failed before the data directory changed: the archive is
+    /// damaged, missing or unsafe, or it could not be extracted. Nothing was changed.
+    #[error("restore of instance {instance} refused; its data and container are untouched")]
+    Restore {
+        /// The instance.
+        instance: String,
+        /// The archiver's error (every problem found, for a damaged archive).
+        #[source]
+        source: fleet_backup::Error,
+    },
+    /// A restore failed after the data was swapped; what the instance runs now is said.
+    #[error("restore of instance {instance} failed: {reason}; {outcome}")]
+    RestoreFailed {
+        /// The instance.
+        instance: String,
+        /// What failed.
+        reason: String,
+        /// Where the data is now (`its previous data is back and it runs as before`).
+        outcome: String,
+    },
     /// A destructive operation needs the caller's explicit confirmation.
     #[error("removing instance {instance} with its data ({path}) needs confirmation")]
     ConfirmationRequired {
@@ -369,6 +412,8 @@ pub enum EngineOperation {
     ListPublishedPorts,
     /// Read how many CPUs the engine's host has.
     ReadCpus,
+    /// Run a command inside a container.
+    Exec,
 }
 
 impl std::fmt::Display for EngineOperation {
@@ -386,6 +431,7 @@ impl std::fmt::Display for EngineOperation {
             Self::ListContainers => "list containers of",
             Self::ListPublishedPorts => "list published ports of",
             Self::ReadCpus => "read the CPUs of",
+            Self::Exec => "run a command in container",
         })
     }
 }

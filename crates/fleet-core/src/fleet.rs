@@ -8,6 +8,8 @@
 //! - `gate.rs`: the health gate (probing, watching for an exit, the app's last output).
 //! - `containers.rs`: containers as fleet makes, finds and removes them.
 //! - `lifecycle.rs`: start, stop, restart, remove (with the purge rule).
+//! - `backup.rs`: backups (consistency hooks, archive, record) and their retention.
+//! - `restore.rs`: restore, verified first and undone when the app does not come back.
 
 mod backup;
 mod builder;
@@ -15,6 +17,7 @@ mod containers;
 mod create;
 mod gate;
 mod lifecycle;
+mod restore;
 
 pub use builder::{FleetBuilder, OpenMode};
 pub use create::CreateOptions;

@@ -70,7 +70,7 @@ pub use registry::RegistryResolver;
 pub use resolve::StaticResolver;
 pub use resolve::{ImageResolver, ResolvedImage};
 pub use spec::{
-    DATA_MOUNT, InstanceSpec, PortSpec, Resources, RestartPolicy, VolumeSpec, default_policy,
+    BackupSettings, DATA_MOUNT, DEFAULT_EXEC_TIMEOUT, InstanceSpec, PortSpec, Resources, RestartPolicy, VolumeSpec, default_policy,
     http_health, parse_memory, read_env_file, tcp_health,
 };
 pub use state::FleetState;
@@ -78,6 +78,7 @@ pub use store::{
     DesiredState, Event, EventKind, InstanceRecord, Lease, PortAllocation, SCHEMA_VERSION,
 };
 pub use view::{
-    Backup, BackupReason, Drift, FailedRepair, FleetStatus, Instance, InstanceOverview,
-    InstanceStatus, PortMapping, Progress, ReconcileReport, Repair, UnknownBackupReason,
+    Backup, BackupReason, BackupRun, Drift, ExecRun, FailedRepair, FleetStatus, Instance, InstanceOverview,
+    InstanceStatus, PortMapping, Progress, ReconcileReport, Repair, RestoreSource, Restored,
+    UnknownBackupReason,
 };

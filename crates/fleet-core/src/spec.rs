@@ -3,9 +3,10 @@
 //!
 //! The parts with rules of their own have their own modules: `env` (env files and the
 //! variables fleet reserves), `resources` (memory sizes and CPU limits), `restart`
-//! (restart policies), `volume` (bind mounts) and `health` (fleet's default probe
-//! policy).
+//! (restart policies), `volume` (bind mounts), `health` (fleet's default probe
+//! policy) and `backup` (consistency hooks and retention).
 
+mod backup;
 mod env;
 mod health;
 mod resources;
@@ -20,6 +21,7 @@ use fleet_health::{HealthSpec, ProbeKind};
 use fleet_registry::ChannelRef;
 use serde::{Deserialize, Serialize};
 
+pub use self::backup::{BackupSettings, DEFAULT_EXEC_TIMEOUT};
 pub use self::env::read_env_file;
 pub use self::health::{default_policy, http_health, tcp_health};
 pub use self::resources::{Resources, parse_memory};
@@ -86,6 +88,9 @@ pub struct InstanceSpec {
     /// A group such as `staging` or `prod`.
     #[serde(default)]
     pub group: Option<String>,
+    /// How the instance is backed up (consistency hook, retention).
+    #[serde(default, skip_serializing_if = "BackupSettings::is_default")]
+    pub backup: BackupSettings,
 }
 
 /// One container port and where it is published on the host.
@@ -134,6 +139,7 @@ impl InstanceSpec {
             user: None,
             labels: BTreeMap::new(),
             group: None,
+            backup: BackupSettings::default(),
         }
     }
 
@@ -164,6 +170,12 @@ impl InstanceSpec {
     /// Sets the group.
     pub fn with_group(mut self, group: &str) -> Self {
         self.group = Some(group.to_owned());
+        self
+    }
+
+    /// Sets the backup settings.
+    pub fn with_backup(mut self, backup: BackupSettings) -> Self {
+        self.backup = backup;
         self
     }
 
@@ -240,6 +252,7 @@ impl InstanceSpec {
             )));
         }
         self.resources.check().map_err(invalid)?;
+        self.backup.check().map_err(invalid)?;
         if let Some(group) = &self.group {
             group.parse::<InstanceName>().map_err(|_| {
                 invalid(format!(
@@ -301,6 +314,7 @@ impl fmt::Debug for InstanceSpec {
             .field("user", &self.user)
             .field("labels", &self.labels)
             .field("group", &self.group)
+            .field("backup", &self.backup)
             .finish()
     }
 }

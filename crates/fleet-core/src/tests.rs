@@ -2,6 +2,8 @@
 //! failed create leaves behind, allocation rules, removal, drift and reconciliation.
 //! The same behaviours are tested against the real Docker Engine in `tests/`.
 
+mod backups;
+
 use std::path::Path;
 use std::sync::Arc;
 

@@ -275,6 +275,42 @@ pub enum Progress {
         /// count: the app is still starting.
         starting: bool,
     },
+    /// Stopping the instance's container.
+    Stopping {
+        /// The instance.
+        instance: String,
+    },
+    /// Running the instance's `backup.exec` command in its container.
+    RunningExec {
+        /// The instance.
+        instance: String,
+        /// The command, joined by spaces.
+        command: String,
+    },
+    /// Archiving the data directory.
+    Archiving {
+        /// The instance.
+        instance: String,
+    },
+    /// Checking an archive end to end before anything changes.
+    Verifying {
+        /// The archive.
+        archive: PathBuf,
+    },
+    /// Putting an archive's data in place of the data directory.
+    Restoring {
+        /// The instance.
+        instance: String,
+        /// The archive.
+        archive: PathBuf,
+    },
+    /// Something failed: putting the previous data back.
+    RollingBack {
+        /// The instance.
+        instance: String,
+        /// What failed.
+        reason: String,
+    },
 }
 
 /// Why a backup was taken.
@@ -330,6 +366,87 @@ impl std::str::FromStr for BackupReason {
             .find(|reason| reason.as_str() == text)
             .ok_or_else(|| UnknownBackupReason(text.to_owned()))
     }
+}
+
+/// A backup just taken, and how its data was made consistent.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct BackupRun {
+    /// The backup, as recorded.
+    #[serde(flatten)]
+    pub backup: Backup,
+    /// The instance's `backup.exec` command, when it ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exec: Option<ExecRun>,
+    /// With `backup.stop`: how long the instance was down (stopped, archived, started
+    /// and healthy again), in milliseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub downtime_ms: Option<u64>,
+    /// How long the whole backup took, in milliseconds.
+    pub duration_ms: u64,
+}
+
+/// A consistency command run inside an instance's container before a backup.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct ExecRun {
+    /// The command.
+    pub command: Vec<String>,
+    /// Its exit code.
+    pub exit_code: Option<i64>,
+    /// Its output (the last 64 KiB), also kept in the archive's metadata.
+    pub output: String,
+    /// How long it ran, in milliseconds.
+    pub duration_ms: u64,
+}
+
+/// What [`Fleet::restore`](crate::Fleet::restore) restores.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RestoreSource {
+    /// The instance's newest backup.
+    Latest,
+    /// One of the instance's backups, by id.
+    Id(i64),
+    /// An archive file anywhere (verified like any other).
+    Path(PathBuf),
+}
+
+impl std::str::FromStr for RestoreSource {
+    type Err = std::convert::Infallible;
+
+    /// `latest`, a backup id (digits), or else a path.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Ok(if text == "latest" {
+            Self::Latest
+        } else if let Ok(id) = text.parse::<i64>() {
+            Self::Id(id)
+        } else {
+            Self::Path(PathBuf::from(text))
+        })
+    }
+}
+
+/// What a restore did.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct Restored {
+    /// The instance.
+    pub instance: InstanceName,
+    /// The archive restored.
+    pub archive: PathBuf,
+    /// The backup restored, when it was one of the instance's.
+    pub backup: Option<Backup>,
+    /// The data that was replaced, kept as a backup (reason `pre-restore`): restoring it
+    /// undoes this restore.
+    pub pre_restore: Backup,
+    /// How many files were restored.
+    pub files: u64,
+    /// Whether the instance was started again (it ran before) and passed its health gate.
+    pub restarted: bool,
+    /// How long the instance was down, in milliseconds (0 when it was not running).
+    pub downtime_ms: u64,
+    /// How long the whole restore took, in milliseconds.
+    pub duration_ms: u64,
 }
 
 /// One archive of an instance's data directory, and what ran when it was taken.

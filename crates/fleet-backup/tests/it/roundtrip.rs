@@ -83,6 +83,36 @@ fn restore_over_existing_data_keeps_the_previous_data_until_removed() {
     assert_eq!(names, ["backups", "live", "src"]);
 }
 
+#[test]
+fn put_back_undoes_a_restore_and_deletes_the_restored_data() {
+    let s = Scratch::new();
+    make_tree(&s.path("src"), 0, 10);
+    let info = backup(&s.path("src"), &s.path("backups"));
+    fs::create_dir(s.path("live")).unwrap();
+    fs::write(s.path("live/newer.txt"), "written after the backup").unwrap();
+
+    let outcome = restore(&info.path, &s.path("live"), &mut |_| {}).unwrap();
+    assert!(!s.path("live/newer.txt").exists());
+    outcome
+        .previous
+        .expect("the old data is kept")
+        .put_back()
+        .unwrap();
+
+    assert_eq!(
+        fs::read_to_string(s.path("live/newer.txt")).unwrap(),
+        "written after the backup"
+    );
+    assert_eq!(fs::read_dir(s.path("live")).unwrap().count(), 1);
+    // Neither the restored data nor the aside directory is left beside the target.
+    let mut names: Vec<_> = fs::read_dir(s.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["backups", "live", "src"]);
+}
+
 /// The skippable frame that reserves room for the manifest must not stop standard tools.
 #[test]
 fn standard_tar_and_zstd_extract_an_archive() {

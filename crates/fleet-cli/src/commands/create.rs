@@ -83,6 +83,26 @@ pub(crate) struct Args {
     #[arg(long = "label", value_name = "K=V")]
     labels: Vec<String>,
 
+    /// A command run inside the container before each backup, for data fleet cannot
+    /// snapshot by itself; split as a shell would: `--backup-exec "sh -c 'pg_dump app >
+    /// /data/dump.sql'"`. A non-zero exit fails the backup.
+    #[arg(long, value_name = "CMD")]
+    backup_exec: Option<String>,
+
+    /// Stop the container for each backup and start it again (the downtime is reported).
+    #[arg(long, conflicts_with = "backup_exec")]
+    backup_stop: bool,
+
+    /// Keep this many backups of this instance [default: keep_last of [backup] in
+    /// config.toml].
+    #[arg(long, value_name = "N")]
+    keep_backups: Option<std::num::NonZeroUsize>,
+
+    /// Delete this instance's backups older than this (`7d`) [default: keep_within of
+    /// [backup] in config.toml].
+    #[arg(long, value_name = "AGE", value_parser = humantime::parse_duration)]
+    keep_backups_within: Option<std::time::Duration>,
+
     /// Create it stopped.
     #[arg(long)]
     no_start: bool,
@@ -144,6 +164,17 @@ fn spec(args: &Args) -> anyhow::Result<InstanceSpec> {
         .transpose()
         .map_err(usage)?;
     spec.resources.cpus = args.cpus;
+    if let Some(command) = &args.backup_exec {
+        let words = shlex::split(command).ok_or_else(|| {
+            usage(std::io::Error::other(format!(
+                "--backup-exec {command:?} has an unclosed quote"
+            )))
+        })?;
+        spec.backup.exec = Some(words);
+    }
+    spec.backup.stop = args.backup_stop;
+    spec.backup.keep_last = args.keep_backups;
+    spec.backup.keep_within = args.keep_backups_within;
     // Health flags without a port make a health check the spec refuses, rather than
     // none at all: the operator asked for one.
     let health_asked = args.health_path.is_some() || args.health_port.is_some();

@@ -10,6 +10,7 @@ pub(crate) mod reconcile;
 pub(crate) mod reference;
 pub(crate) mod remove;
 pub(crate) mod resolve;
+pub(crate) mod restore;
 pub(crate) mod status;
 pub(crate) mod tags;
 
@@ -56,6 +57,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Backup(args) => backup::run(&context, args),
         Command::Backups(args) => backup::list(&context, args),
         Command::Verify(args) => backup::verify(&context, args),
+        Command::Restore(args) => restore::run(&context, args),
     }
 }
 

@@ -27,7 +27,8 @@ use futures::stream::BoxStream;
 use futures::{StreamExt as _, TryStreamExt as _};
 
 use super::{
-    ContainerInfo, ContainerSpec, ContainerState, Engine, EngineEvent, LogLine, LogOptions,
+    ContainerInfo, ContainerSpec, ContainerState, Engine, EngineEvent, ExecOutput, LogLine,
+    LogOptions,
     PublishedPort, PullProgress, RegistryAuth,
 };
 use crate::error::EngineError;
@@ -624,6 +625,45 @@ impl Engine for DockerEngine {
         ports.sort();
         ports.dedup();
         Ok(ports)
+    }
+
+    async fn exec(&self, id: &str, command: &[String]) -> Result<ExecOutput, EngineError> {
+        use bollard::exec::{CreateExecOptions, StartExecResults};
+        let created = self
+            .docker
+            .create_exec(
+                id,
+                CreateExecOptions {
+                    cmd: Some(command.to_vec()),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| self.error(e))?;
+        // The output streams until the command ends: the caller bounds the wait, not the
+        // per-request timeout.
+        let docker = self.docker.clone().with_timeout(Duration::from_secs(u64::from(u32::MAX)));
+        let mut output = String::new();
+        if let StartExecResults::Attached { output: mut stream, .. } = docker
+            .start_exec(&created.id, None)
+            .await
+            .map_err(|e| self.error(e))?
+        {
+            while let Some(chunk) = stream.next().await {
+                output.push_str(&chunk.map_err(|e| self.error(e))?.to_string());
+            }
+        }
+        let inspect = self
+            .docker
+            .inspect_exec(&created.id)
+            .await
+            .map_err(|e| self.error(e))?;
+        Ok(ExecOutput {
+            exit_code: inspect.exit_code,
+            output,
+        })
     }
 
     fn logs(

@@ -10,8 +10,8 @@ use futures::StreamExt as _;
 use futures::stream::BoxStream;
 
 use super::{
-    ContainerInfo, ContainerSpec, ContainerState, Engine, EngineEvent, LogLine, LogOptions,
-    PullProgress, RegistryAuth,
+    ContainerInfo, ContainerSpec, ContainerState, Engine, EngineEvent, ExecOutput, LogLine,
+    LogOptions, PullProgress, RegistryAuth,
 };
 use crate::error::EngineError;
 
@@ -31,6 +31,8 @@ struct Inner {
     foreign_ports: Vec<(u16, String)>,
     failures: HashMap<&'static str, EngineError>,
     next_id: u64,
+    execs: Vec<(String, Vec<String>)>,
+    exec_result: Option<ExecOutput>,
 }
 
 impl FakeEngine {
@@ -68,6 +70,19 @@ impl FakeEngine {
         self.inner()
             .foreign_ports
             .push((port, container.to_owned()));
+    }
+
+    /// What `exec` answers from now on (default: exit 0 and a line naming the command).
+    pub fn set_exec_result(&self, exit_code: i64, output: &str) {
+        self.inner().exec_result = Some(ExecOutput {
+            exit_code: Some(exit_code),
+            output: output.to_owned(),
+        });
+    }
+
+    /// Every command run with `exec`: the container's name and the command.
+    pub fn execs(&self) -> Vec<(String, Vec<String>)> {
+        self.inner().execs.clone()
     }
 
     /// Every container, as the engine sees it.
@@ -274,6 +289,22 @@ impl Engine for FakeEngine {
         }
         ports.sort();
         Ok(ports)
+    }
+
+    async fn exec(&self, id: &str, command: &[String]) -> Result<ExecOutput, EngineError> {
+        self.check("exec")?;
+        let (name, state) = self.with_container(id, |c| (c.name.clone(), c.state))?;
+        if state != ContainerState::Running {
+            return Err(EngineError::Conflict {
+                message: format!("container {name} is not running"),
+            });
+        }
+        let mut inner = self.inner();
+        inner.execs.push((name, command.to_vec()));
+        Ok(inner.exec_result.clone().unwrap_or_else(|| ExecOutput {
+            exit_code: Some(0),
+            output: format!("ran {}\n", command.join(" ")),
+        }))
     }
 
     fn logs(

@@ -182,6 +182,15 @@ pub struct ContainerInfo {
     pub ports: Vec<PublishedPort>,
 }
 
+/// What a command run inside a container did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ExecOutput {
+    /// Its exit code (`None` when the engine did not say).
+    pub exit_code: Option<i64>,
+    /// Its standard output and error, interleaved as they came.
+    pub output: String,
+}
+
 /// Which logs to read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct LogOptions {
@@ -271,6 +280,10 @@ pub trait Engine: Send + Sync + std::fmt::Debug {
 
     /// Every host port published by any container on the engine, with the container's name.
     async fn published_ports(&self) -> Result<Vec<(u16, String)>, EngineError>;
+
+    /// Runs `command` inside the running container `id` and waits for it to end, however
+    /// long it takes (callers bound the wait; the engine cannot kill an exec'd command).
+    async fn exec(&self, id: &str, command: &[String]) -> Result<ExecOutput, EngineError>;
 
     /// A container's output.
     fn logs(

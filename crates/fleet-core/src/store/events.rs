@@ -23,6 +23,10 @@ pub enum EventKind {
     Removed,
     /// Reconciliation repaired something.
     Reconciled,
+    /// A backup was taken.
+    BackedUp,
+    /// Its data was restored from a backup (or a restore was undone).
+    Restored,
     /// An operation on it failed.
     Error,
 }
@@ -36,6 +40,8 @@ impl EventKind {
             Self::HealthChanged => "health_changed",
             Self::Removed => "removed",
             Self::Reconciled => "reconciled",
+            Self::BackedUp => "backed_up",
+            Self::Restored => "restored",
             Self::Error => "error",
         }
     }
@@ -48,6 +54,8 @@ impl EventKind {
             "health_changed" => Self::HealthChanged,
             "removed" => Self::Removed,
             "reconciled" => Self::Reconciled,
+            "backed_up" => Self::BackedUp,
+            "restored" => Self::Restored,
             _ => Self::Error,
         }
     }
