@@ -75,6 +75,14 @@ impl Switch {
         self.previous.as_ref().map(|backend| backend.addr)
     }
 
+    /// What is in flight on the previous backend now (all zeros when nothing changed).
+    pub fn stats(&self) -> BackendStats {
+        self.previous
+            .as_ref()
+            .map(|backend| backend.stats())
+            .unwrap_or_default()
+    }
+
     /// Waits until the previous backend has no request in flight and no upgraded
     /// connection open, or until `timeout`. At the timeout, upgraded connections are
     /// closed (they live until then, as a long-lived WebSocket would otherwise keep
