@@ -10,6 +10,9 @@
 //! - [`docker::TestDocker`]: a connection to the Docker Engine that gives a test its own
 //!   names, labels and networks, and removes every container, network and registry image
 //!   it created when dropped.
+//! - [`s3::TestS3`]: moto's S3-compatible server on `127.0.0.1:<free port>` with a
+//!   bucket and an access key of its own (authentication enforced on request); killed
+//!   on drop.
 //! - [`tools::require`]: finds an external program (`skopeo`, `docker-registry`) or fails
 //!   with a message naming the Debian package to install. Tests never skip themselves.
 //!
@@ -28,6 +31,7 @@ pub mod docker;
 pub mod image;
 pub mod net;
 pub mod registry;
+pub mod s3;
 pub mod testapp;
 pub mod tools;
 

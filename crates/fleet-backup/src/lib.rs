@@ -18,6 +18,8 @@
 //!   [`prune`] applies a [`RetentionPolicy`].
 //! - Long operations report [`Progress`] through a callback.
 //! - Archive names are [`ArchiveName`]s built from a [`BackupName`].
+//! - With the `remote` feature, `remote::RemoteStore` keeps off-host copies in any
+//!   S3-compatible store, each transfer verified by SHA-256.
 //!
 //! The archive layout (a plain tar inside zstd frames, manifest first, readable by
 //! `tar -I zstd -xf`) is described in the `layout` module source.
@@ -81,6 +83,8 @@ mod name;
 mod pipe;
 mod problem;
 mod progress;
+#[cfg(feature = "remote")]
+pub mod remote;
 mod restore;
 mod retention;
 mod scan;
