@@ -238,10 +238,14 @@ impl Drop for TestS3 {
     }
 }
 
-/// Finds `moto_server` on the `PATH`, or fails naming how to install it.
+/// Finds `moto_server` on the `PATH` or in `~/.local/bin` (where `pip install --user`
+/// puts it), or fails naming how to install it.
 fn require_moto() -> anyhow::Result<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
-    for dir in std::env::split_paths(&path) {
+    let user_bin = std::env::var_os("HOME")
+        .filter(|home| !home.is_empty())
+        .map(|home| PathBuf::from(home).join(".local/bin"));
+    for dir in std::env::split_paths(&path).chain(user_bin) {
         let candidate = dir.join("moto_server");
         if candidate.is_file() {
             return Ok(candidate);

@@ -1,10 +1,11 @@
 //! Project automation for fleet, run as `cargo xtask <task>`.
 //!
 //! - `test [ARGS...]`: provisions what the tests need (Debian's `docker-registry`,
-//!   `skopeo` and `zstd`; `cargo-machete` from crates.io), checks that no package declares
-//!   a dependency it does not use (`unused_deps.rs`) and that the Docker Engine answers,
-//!   then runs `cargo test --workspace [ARGS...]` and removes the test app images the run
-//!   built. (The test bed builds the static test app itself.)
+//!   `skopeo` and `zstd`; moto's S3 server from PyPI; `cargo-machete` from crates.io),
+//!   checks that no package declares a dependency it does not use (`unused_deps.rs`) and
+//!   that the Docker Engine answers, then runs `cargo test --workspace [ARGS...]` and
+//!   removes the test app images the run built. (The test bed builds the static test app
+//!   itself.)
 //! - `demo [--keep]`: the main job on a fresh machine: a demo fleet on the local Docker
 //!   Engine, built without pulling anything from the internet.
 //! - `bench <name>`: runs the benchmark of one crate (`registry`, `health`, `backup`,
@@ -112,6 +113,7 @@ fn test(args: &[String]) -> anyhow::Result<ExitCode> {
         ("skopeo", "skopeo"),
         ("zstd", "zstd"),
     ])?;
+    provision::ensure_moto_server()?;
     // First: it takes seconds, and an unused dependency fails the run whatever the tests say.
     unused_deps::check()?;
     provision::ensure_docker()?;

@@ -1,4 +1,5 @@
-//! Provisioning: the Debian packages the tests need, and a Docker Engine that answers.
+//! Provisioning: the Debian packages the tests need, moto's S3 server (PyPI), and a
+//! Docker Engine that answers.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -13,6 +14,72 @@ fn installed(binary: &str) -> bool {
     std::env::split_paths(&path)
         .chain(["/usr/sbin".into(), "/sbin".into()])
         .any(|dir| dir.join(binary).is_file())
+}
+
+/// Where `pip install --user` puts programs: `~/.local/bin`. The test bed looks there too
+/// (`fleet_tests::s3`).
+fn user_bin() -> Option<std::path::PathBuf> {
+    let home = std::env::var_os("HOME").filter(|home| !home.is_empty())?;
+    Some(Path::new(&home).join(".local/bin"))
+}
+
+fn moto_installed() -> bool {
+    installed("moto_server") || user_bin().is_some_and(|dir| dir.join("moto_server").is_file())
+}
+
+/// The S3 tests' server: moto's, from PyPI. Installed with
+/// `python3 -m pip install --quiet 'moto[server]'` when `moto_server` is missing; where
+/// the system Python refuses installs of its own (PEP 668, Debian's
+/// externally-managed-environment), into the user's site (`~/.local`) instead.
+pub(crate) fn ensure_moto_server() -> anyhow::Result<()> {
+    if moto_installed() {
+        return Ok(());
+    }
+    let pip = Command::new("python3")
+        .args(["-m", "pip", "--version"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    if !pip {
+        bail!(
+            "the S3 tests need moto's server (`moto_server`), and pip is missing to install \
+             it: install python3 and pip (`apt-get install python3-pip`), then run \
+             `python3 -m pip install 'moto[server]'`"
+        );
+    }
+    eprintln!("xtask: installing moto[server] from PyPI (the S3 tests' server; once)");
+    let install = |extra: &[&str]| -> anyhow::Result<std::process::Output> {
+        let mut command = Command::new("python3");
+        command
+            .args(["-m", "pip", "install", "--quiet"])
+            .args(extra)
+            .arg("moto[server]");
+        eprintln!("xtask: $ {}", crate::describe(&command));
+        command
+            .output()
+            .with_context(|| format!("cannot run {}", crate::describe(&command)))
+    };
+    let mut output = install(&[])?;
+    if !output.status.success()
+        && String::from_utf8_lossy(&output.stderr).contains("externally-managed-environment")
+    {
+        output = install(&["--user", "--break-system-packages"])?;
+    }
+    if !output.status.success() {
+        bail!(
+            "cannot install moto's server (`python3 -m pip install 'moto[server]'` failed: \
+             {}); install it by hand and run `cargo xtask test` again",
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    if !moto_installed() {
+        bail!(
+            "`moto_server` is still not found after installing moto[server]: add the \
+             directory pip put it in to the PATH"
+        );
+    }
+    Ok(())
 }
 
 fn is_root() -> bool {
