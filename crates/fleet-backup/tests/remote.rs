@@ -73,7 +73,22 @@ async fn upload_list_download_and_delete_round_trip() {
     );
     assert_eq!(uploaded.size, 1000);
     // Without an expected SHA-256 the file is hashed first; the SHA-256 travels with it.
-    let second_copy = remote.upload(&second, None).await.unwrap();
+    let metadata = std::collections::BTreeMap::from([
+        ("reason".to_owned(), "pre-update".to_owned()),
+        ("image".to_owned(), "registry.example/shop".to_owned()),
+    ]);
+    let second_copy = remote
+        .upload_with_metadata(&second, None, &metadata)
+        .await
+        .unwrap();
+    let head = remote.head(&second_copy.key).await.unwrap();
+    assert_eq!(head.metadata, metadata, "metadata travels with the object");
+    assert_eq!(head.size, 2000);
+    let bad = std::collections::BTreeMap::from([("Not OK".to_owned(), "x".to_owned())]);
+    assert!(matches!(
+        remote.upload_with_metadata(&second, None, &bad).await,
+        Err(Error::Settings { .. })
+    ));
     assert_eq!(
         remote.stored_sha256(&uploaded.key).await.unwrap(),
         Some(first_sha)

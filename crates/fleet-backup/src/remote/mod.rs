@@ -43,4 +43,4 @@ mod store;
 pub use credentials::CredentialSource;
 pub use error::Error;
 pub use settings::{RemoteSettings, S3Url};
-pub use store::{MIN_PART_SIZE, RemoteArchive, RemoteStore, SHA256_METADATA};
+pub use store::{MIN_PART_SIZE, RemoteArchive, RemoteObject, RemoteStore, SHA256_METADATA};

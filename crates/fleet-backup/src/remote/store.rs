@@ -1,6 +1,7 @@
 //! [`RemoteStore`]: upload, list, download, delete and prune archives in an
 //! S3-compatible bucket, each transfer verified by SHA-256.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,6 +48,21 @@ pub struct RemoteArchive {
     pub size: u64,
     /// When the store last wrote it.
     pub last_modified: jiff::Timestamp,
+}
+
+/// One object as [`RemoteStore::head`] describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteObject {
+    /// Its key.
+    pub key: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// When the store last wrote it.
+    pub last_modified: jiff::Timestamp,
+    /// The SHA-256 stored with it, if any (and well-formed).
+    pub sha256: Option<Sha256>,
+    /// The rest of its user metadata (`x-amz-meta-*`, without the prefix).
+    pub metadata: BTreeMap<String, String>,
 }
 
 /// A bucket (and prefix) of an S3-compatible store — AWS, MinIO, Backblaze B2, Garage,
@@ -204,6 +220,35 @@ impl RemoteStore {
         path: &Path,
         expected: Option<Sha256>,
     ) -> Result<RemoteArchive, Error> {
+        self.upload_with_metadata(path, expected, &BTreeMap::new())
+            .await
+    }
+
+    /// [`upload`](Self::upload), with `metadata` stored with the object (as
+    /// `x-amz-meta-<key>`; [`head`](Self::head) reads it back). Keys are lowercase
+    /// letters, digits and `-`; values printable ASCII; S3 allows 2 KiB in all.
+    pub async fn upload_with_metadata(
+        &self,
+        path: &Path,
+        expected: Option<Sha256>,
+        metadata: &BTreeMap<String, String>,
+    ) -> Result<RemoteArchive, Error> {
+        for (key, value) in metadata {
+            let key_ok = !key.is_empty()
+                && key != SHA256_METADATA
+                && key
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            let value_ok = value.bytes().all(|b| (b' '..=b'~').contains(&b));
+            if !key_ok || !value_ok {
+                return Err(Error::Settings {
+                    reason: format!(
+                        "object metadata {key:?} = {value:?}: keys are lowercase letters, \
+                         digits and `-` (not {SHA256_METADATA}), values printable ASCII"
+                    ),
+                });
+            }
+        }
         let name = path
             .file_name()
             .and_then(|name| name.to_str())
@@ -230,6 +275,12 @@ impl RemoteStore {
             Attribute::Metadata(SHA256_METADATA.into()),
             sha256.to_string().into(),
         );
+        for (key, value) in metadata {
+            attributes.insert(
+                Attribute::Metadata(key.clone().into()),
+                value.clone().into(),
+            );
+        }
         let location = ObjectPath::from(key.as_str());
         let sent = if size as usize <= self.part_size {
             let mut body = Vec::with_capacity(size as usize);
@@ -422,12 +473,36 @@ impl RemoteStore {
 
     /// The SHA-256 stored with the object under `key` ([`SHA256_METADATA`]), if any.
     pub async fn stored_sha256(&self, key: &str) -> Result<Option<Sha256>, Error> {
+        Ok(self.head(key).await?.sha256)
+    }
+
+    /// What the store says about the object under `key`, without its content.
+    pub async fn head(&self, key: &str) -> Result<RemoteObject, Error> {
         let result = self
             .store
             .get_opts(&ObjectPath::from(key), GetOptions::new().with_head(true))
             .await
             .map_err(|e| self.error("read", key, e))?;
-        Ok(sha256_attribute(&result.attributes))
+        let metadata = result
+            .attributes
+            .iter()
+            .filter_map(|(attribute, value)| match attribute {
+                Attribute::Metadata(name) if name != SHA256_METADATA => {
+                    Some((name.to_string(), value.to_string()))
+                }
+                _ => None,
+            })
+            .collect();
+        Ok(RemoteObject {
+            key: key.to_owned(),
+            size: result.meta.size,
+            last_modified: timestamp(
+                result.meta.last_modified.timestamp(),
+                result.meta.last_modified.timestamp_subsec_nanos(),
+            ),
+            sha256: sha256_attribute(&result.attributes),
+            metadata,
+        })
     }
 
     /// The archives of `name` in the store, oldest first. Objects under the name's prefix
