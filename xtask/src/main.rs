@@ -9,7 +9,7 @@
 //! - `demo [--keep]`: the main job on a fresh machine: a demo fleet on the local Docker
 //!   Engine, built without pulling anything from the internet.
 //! - `bench <name>`: runs the benchmark of one crate (`registry`, `health`, `backup`,
-//!   `core`), which compares fleet against the tool a user would otherwise pick.
+//!   `core`, `proxy`), which compares fleet against the tool a user would otherwise pick.
 //!
 //! xtask depends on `anyhow` and `serde_json` (to read cargo's messages) only: it shells
 //! out to `cargo` (`cargo install` too), `apt-get` and `docker`, and prints what it does.
@@ -38,7 +38,7 @@ tasks:
   test [ARGS...]   provision docker-registry + skopeo, check for unused dependencies and
                    Docker, run cargo test --workspace
   demo [--keep]    run a demo fleet on the local Docker Engine (no internet needed)
-  bench <name>     run a benchmark: registry | health | backup | core";
+  bench <name>     run a benchmark: registry | health | backup | core | proxy";
 
 fn main() -> ExitCode {
     match run() {
@@ -161,7 +161,7 @@ fn demo(args: &[String]) -> anyhow::Result<ExitCode> {
 }
 
 fn bench(args: &[String]) -> anyhow::Result<ExitCode> {
-    const BENCHES: [&str; 4] = ["registry", "health", "backup", "core"];
+    const BENCHES: [&str; 5] = ["registry", "health", "backup", "core", "proxy"];
     let Some(name) = args.first().filter(|name| BENCHES.contains(&name.as_str())) else {
         bail!("which benchmark? one of: {}", BENCHES.join(", "));
     };

@@ -1,3 +1,435 @@
-//! `cargo xtask bench proxy` (written next).
+//! `cargo xtask bench proxy`: fleet-proxy against nginx as a reverse proxy to the same
+//! backend, measured with wrk on loopback, side by side in one run.
+//!
+//! Starts a small hyper backend (`Hello, world!`, keep-alive) on its own thread, then
+//! fleet-proxy on a thread of its own (a current-thread Tokio runtime: one core, as
+//! nginx's one worker), and nginx (`worker_processes 1`, an upstream with `keepalive`,
+//! `proxy_http_version 1.1`, the same `X-Forwarded-*` headers fleet-proxy sets, access
+//! log off), both in front of that backend. Then wrk runs against each in turn, with the
+//! same threads, connections and duration, for several alternating rounds after a
+//! warm-up, and the medians of requests/s and p50/p99 latency are printed with the
+//! ratios fleet-proxy/nginx (goal: ≥ 1.0 on throughput, ≤ 1.0 on p99).
+//!
+//! nginx and wrk are Debian packages; the benchmark installs nothing and fails with a
+//! message naming `apt-get install nginx wrk` when either is missing.
+//!
+//! Options (after `--`): `--duration SECS` (5), `--connections N` (50), `--threads N`
+//! (1, wrk's), `--rounds N` (5), `--fleet-threads N` (1: fleet-proxy's Tokio worker
+//! threads; 1 means a current-thread runtime).
 
-fn main() {}
+// A benchmark reports on stdout and stderr.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::time::Duration;
+
+use bytes::Bytes;
+use fleet_proxy::{Proxy, ProxyConfig, RouteRule};
+use http_body_util::Full;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+
+struct Options {
+    duration: u64,
+    connections: usize,
+    threads: usize,
+    rounds: usize,
+    fleet_threads: usize,
+}
+
+/// What wrk measured in one run.
+#[derive(Clone, Copy)]
+struct Run {
+    requests_per_sec: f64,
+    p50_us: f64,
+    p99_us: f64,
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("bench proxy: error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<(), String> {
+    let options = options()?;
+    for tool in ["nginx", "wrk"] {
+        if !on_path(tool) {
+            return Err(format!(
+                "`{tool}` is not installed; install both with `apt-get install nginx wrk`"
+            ));
+        }
+    }
+    let backend = start_backend();
+    let fleet = start_fleet_proxy(backend, options.fleet_threads);
+    let dir = tempfile::tempdir().map_err(|e| format!("cannot make a temporary directory: {e}"))?;
+    let nginx_port = free_port();
+    let nginx = Nginx::start(dir.path(), backend, nginx_port)?;
+    let nginx_addr = SocketAddr::from(([127, 0, 0, 1], nginx_port));
+    wait_until_serving(fleet)?;
+    wait_until_serving(nginx_addr)?;
+
+    println!(
+        "fleet-proxy vs nginx {}: wrk -t{} -c{} -d{}s, {} alternating rounds after a warm-up; \
+         fleet-proxy on {}, nginx with 1 worker; medians",
+        nginx.version(),
+        options.threads,
+        options.connections,
+        options.duration,
+        options.rounds,
+        if options.fleet_threads == 1 {
+            "a current-thread runtime".to_owned()
+        } else {
+            format!("{} Tokio worker threads", options.fleet_threads)
+        },
+    );
+    println!();
+    for addr in [fleet, nginx_addr] {
+        wrk(addr, &options, 1)?;
+    }
+    let mut fleet_runs = Vec::new();
+    let mut nginx_runs = Vec::new();
+    for round in 0..options.rounds {
+        // Alternate which goes first, so neither always runs on a warmer machine.
+        let order = if round.is_multiple_of(2) {
+            [true, false]
+        } else {
+            [false, true]
+        };
+        for is_fleet in order {
+            let addr = if is_fleet { fleet } else { nginx_addr };
+            let run = wrk(addr, &options, options.duration)?;
+            let name = if is_fleet { "fleet-proxy" } else { "nginx" };
+            println!(
+                "round {}  {name:<11}  {:>9.0} req/s   p50 {:>7.0} us   p99 {:>7.0} us",
+                round + 1,
+                run.requests_per_sec,
+                run.p50_us,
+                run.p99_us
+            );
+            if is_fleet {
+                fleet_runs.push(run);
+            } else {
+                nginx_runs.push(run);
+            }
+        }
+    }
+    drop(nginx);
+
+    let fleet = medians(&fleet_runs);
+    let nginx = medians(&nginx_runs);
+    println!();
+    for (name, run, runs) in [
+        ("fleet-proxy", fleet, &fleet_runs),
+        ("nginx", nginx, &nginx_runs),
+    ] {
+        let (low, high) = spread(runs.iter().map(|run| run.requests_per_sec));
+        println!(
+            "{name:<11}  {:>9.0} req/s (runs {low:.0}-{high:.0})   p50 {:>7.0} us   p99 {:>7.0} us",
+            run.requests_per_sec, run.p50_us, run.p99_us
+        );
+    }
+    println!(
+        "fleet-proxy/nginx: throughput {:.2}x (goal >= 1.0), p50 {:.2}x, p99 {:.2}x (goal <= 1.0)",
+        fleet.requests_per_sec / nginx.requests_per_sec,
+        fleet.p50_us / nginx.p50_us,
+        fleet.p99_us / nginx.p99_us,
+    );
+    Ok(())
+}
+
+fn options() -> Result<Options, String> {
+    let mut options = Options {
+        duration: 5,
+        connections: 50,
+        threads: 1,
+        rounds: 5,
+        fleet_threads: 1,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        // cargo bench passes `--bench`; nothing else is ours.
+        if arg == "--bench" {
+            continue;
+        }
+        let value = args.next().ok_or_else(|| format!("{arg} needs a value"))?;
+        let number = || {
+            value
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| format!("{arg}: not a positive number: {value}"))
+        };
+        match arg.as_str() {
+            "--duration" => options.duration = number()? as u64,
+            "--connections" => options.connections = number()?,
+            "--threads" => options.threads = number()?,
+            "--rounds" => options.rounds = number()?,
+            "--fleet-threads" => options.fleet_threads = number()?,
+            _ => return Err(format!("unknown option {arg}")),
+        }
+    }
+    Ok(options)
+}
+
+fn on_path(tool: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|dir| dir.join(tool).is_file())
+            || Path::new("/usr/sbin").join(tool).is_file()
+    })
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("a free loopback port")
+}
+
+/// The backend both proxies forward to, on a current-thread runtime of its own.
+fn start_backend() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+    let addr = listener.local_addr().expect("the backend's address");
+    listener
+        .set_nonblocking(true)
+        .expect("a non-blocking listener");
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a Tokio runtime");
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).expect("a Tokio listener");
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let _ = stream.set_nodelay(true);
+                tokio::spawn(async move {
+                    let service = service_fn(|_: Request<hyper::body::Incoming>| async {
+                        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(
+                            b"Hello, world!\n",
+                        ))))
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+    });
+    addr
+}
+
+/// fleet-proxy in front of the backend, on a runtime of its own.
+fn start_fleet_proxy(backend: SocketAddr, threads: usize) -> SocketAddr {
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = if threads == 1 {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+        } else {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(threads)
+                .enable_all()
+                .build()
+        }
+        .expect("a Tokio runtime");
+        runtime.block_on(async move {
+            let proxy = Proxy::new(ProxyConfig::default());
+            let listener = proxy
+                .listen("127.0.0.1:0".parse().unwrap())
+                .await
+                .expect("fleet-proxy listens");
+            let addr = listener.local_addr();
+            proxy
+                .routes()
+                .insert(
+                    "bench".parse().unwrap(),
+                    RouteRule::port(addr.port()),
+                    backend,
+                )
+                .expect("a route");
+            sender.send(addr).expect("the main thread waits");
+            std::future::pending::<()>().await;
+        });
+    });
+    receiver.recv().expect("fleet-proxy started")
+}
+
+/// nginx as a reverse proxy, configured as an operator would for keep-alive upstreams.
+struct Nginx {
+    child: Child,
+}
+
+impl Nginx {
+    fn start(dir: &Path, backend: SocketAddr, port: u16) -> Result<Self, String> {
+        let d = dir.display();
+        let config = format!(
+            "worker_processes 1;
+daemon off;
+pid {d}/nginx.pid;
+error_log {d}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {d}/client_body;
+    proxy_temp_path {d}/proxy;
+    fastcgi_temp_path {d}/fastcgi;
+    uwsgi_temp_path {d}/uwsgi;
+    scgi_temp_path {d}/scgi;
+    upstream backend {{
+        server {backend};
+        keepalive 128;
+    }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection \"\";
+            proxy_set_header Host $http_host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_set_header X-Forwarded-Host $http_host;
+        }}
+    }}
+}}
+"
+        );
+        let config_path = dir.join("nginx.conf");
+        std::fs::write(&config_path, config)
+            .map_err(|e| format!("cannot write nginx.conf: {e}"))?;
+        let child = Command::new("nginx")
+            .arg("-p")
+            .arg(dir)
+            .arg("-e")
+            .arg(dir.join("error.log"))
+            .arg("-c")
+            .arg(&config_path)
+            .stdin(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start nginx: {e}"))?;
+        Ok(Self { child })
+    }
+
+    fn version(&self) -> String {
+        Command::new("nginx")
+            .arg("-v")
+            .output()
+            .ok()
+            .map(|output| String::from_utf8_lossy(&output.stderr).trim().to_owned())
+            .and_then(|text| text.rsplit('/').next().map(str::to_owned))
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        // SIGTERM, so the master takes its worker down with it.
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_until_serving(addr: SocketAddr) -> Result<(), String> {
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(addr).is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Err(format!("nothing answers on {addr}"))
+}
+
+fn wrk(addr: SocketAddr, options: &Options, seconds: u64) -> Result<Run, String> {
+    let output = Command::new("wrk")
+        .arg(format!("-t{}", options.threads))
+        .arg(format!("-c{}", options.connections))
+        .arg(format!("-d{seconds}s"))
+        .arg("--latency")
+        .arg(format!("http://{addr}/"))
+        .output()
+        .map_err(|e| format!("cannot run wrk: {e}"))?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        return Err(format!(
+            "wrk failed: {text}{}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    if text.contains("Non-2xx") || text.contains("Socket errors") {
+        return Err(format!("wrk saw errors against {addr}:\n{text}"));
+    }
+    parse_wrk(&text).ok_or_else(|| format!("cannot read wrk's output:\n{text}"))
+}
+
+fn parse_wrk(text: &str) -> Option<Run> {
+    let mut requests_per_sec = None;
+    let mut p50_us = None;
+    let mut p99_us = None;
+    for line in text.lines() {
+        let mut words = line.split_whitespace();
+        match (words.next(), words.next()) {
+            (Some("Requests/sec:"), Some(value)) => requests_per_sec = value.parse().ok(),
+            (Some("50%"), Some(value)) => p50_us = micros(value),
+            (Some("99%"), Some(value)) => p99_us = micros(value),
+            _ => {}
+        }
+    }
+    Some(Run {
+        requests_per_sec: requests_per_sec?,
+        p50_us: p50_us?,
+        p99_us: p99_us?,
+    })
+}
+
+/// wrk's `290.00us`, `1.23ms`, `2.00s` in microseconds.
+fn micros(value: &str) -> Option<f64> {
+    let (number, scale) = if let Some(number) = value.strip_suffix("us") {
+        (number, 1.0)
+    } else if let Some(number) = value.strip_suffix("ms") {
+        (number, 1e3)
+    } else if let Some(number) = value.strip_suffix('s') {
+        (number, 1e6)
+    } else {
+        return None;
+    };
+    number.parse::<f64>().ok().map(|n| n * scale)
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let middle = values.len() / 2;
+    if values.len().is_multiple_of(2) {
+        (values[middle - 1] + values[middle]) / 2.0
+    } else {
+        values[middle]
+    }
+}
+
+fn medians(runs: &[Run]) -> Run {
+    Run {
+        requests_per_sec: median(runs.iter().map(|run| run.requests_per_sec).collect()),
+        p50_us: median(runs.iter().map(|run| run.p50_us).collect()),
+        p99_us: median(runs.iter().map(|run| run.p99_us).collect()),
+    }
+}
+
+fn spread(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    values.fold((f64::MAX, f64::MIN), |(low, high), value| {
+        (low.min(value), high.max(value))
+    })
+}
