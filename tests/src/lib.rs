@@ -13,6 +13,10 @@
 //! - [`s3::TestS3`]: moto's S3-compatible server on `127.0.0.1:<free port>` with a
 //!   bucket and an access key of its own (authentication enforced on request); killed
 //!   on drop.
+//! - [`cli::CliBed`]: a registry, a state directory and an engine scope for tests that
+//!   drive the built `fleet` binary, with helpers to run it and read its JSON.
+//! - [`archive`]: hand-made fleet-backup archives (path traversal, symlink escapes,
+//!   absolute paths) that a restore must refuse.
 //! - [`tools::require`]: finds an external program (`skopeo`, `docker-registry`) or fails
 //!   with a message naming the Debian package to install. Tests never skip themselves.
 //!
@@ -27,6 +31,8 @@
 //! # Ok(()) }
 //! ```
 
+pub mod archive;
+pub mod cli;
 pub mod docker;
 pub mod image;
 pub mod net;

@@ -46,3 +46,19 @@ pub async fn wait_http_ok(url: &str, timeout: Duration) -> anyhow::Result<String
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// `POST url` with an empty body; the answer's body, which must be a success.
+pub async fn post(url: &str) -> anyhow::Result<String> {
+    let response = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()?
+        .post(url)
+        .send()
+        .await?;
+    let status = response.status();
+    let body = response.text().await?;
+    if !status.is_success() {
+        bail!("POST {url} answered {status}: {body}");
+    }
+    Ok(body)
+}

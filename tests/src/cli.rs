@@ -1,0 +1,114 @@
+//! A bed for tests that drive the built `fleet` binary: a registry holding the test
+//! app, a state directory whose `config.toml` gives the test its own port range,
+//! network, container names and labels (so [`TestDocker`] removes what fleet created),
+//! and helpers to run `fleet` and read its JSON.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::docker::TestDocker;
+use crate::image::TestImage;
+use crate::registry::TestRegistry;
+
+/// One test's fleet: its registry (the test app as `app:v1.0.0` and `app:v1`), its
+/// engine resources and its state directory, all removed when dropped.
+pub struct CliBed {
+    /// The `fleet` binary (`env!("CARGO_BIN_EXE_fleet")` in fleet-cli's tests).
+    pub binary: PathBuf,
+    /// The registry.
+    pub registry: TestRegistry,
+    /// The engine, cleaning up after the test.
+    pub docker: TestDocker,
+    /// The state directory.
+    pub state: tempfile::TempDir,
+    /// The first host port of the test's range (20 ports).
+    pub first_port: u16,
+}
+
+impl CliBed {
+    /// A bed whose instances get host ports `first_port..first_port + 20`.
+    pub async fn new(binary: &Path, first_port: u16) -> anyhow::Result<CliBed> {
+        let registry = TestRegistry::start()?;
+        let docker = TestDocker::new().await?;
+        let image = TestImage::new("1.0.0").build(&docker).await?;
+        image
+            .push(&docker, &registry, "app", &["v1.0.0", "v1"])
+            .await?;
+        docker.track_registry(&registry.docker_host());
+        let state = tempfile::tempdir()?;
+        std::fs::write(
+            state.path().join("config.toml"),
+            docker.fleet_config(&docker.name(""), first_port, first_port + 19),
+        )?;
+        Ok(CliBed {
+            binary: binary.to_owned(),
+            registry,
+            docker,
+            state,
+            first_port,
+        })
+    }
+
+    /// The test app's image on the bed's registry, following `channel`.
+    pub fn image(&self, channel: &str) -> String {
+        format!("{}/app:{channel}", self.registry.docker_host())
+    }
+
+    /// Runs `fleet` on the bed's state directory: exit code, stdout, stderr.
+    pub fn run(&self, args: &[&str]) -> (i32, String, String) {
+        let output = Command::new(&self.binary)
+            .args(args)
+            .env("NO_COLOR", "1")
+            .env("FLEET_LOG", "off")
+            .env("FLEET_STATE_DIR", self.state.path())
+            .env("DOCKER_CONFIG", self.state.path().join("docker"))
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", self.binary.display()));
+        (
+            output.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+
+    /// Runs `fleet`, which must succeed, and parses its stdout as one JSON document.
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let (code, stdout, stderr) = self.run(args);
+        assert_eq!(code, 0, "fleet {args:?}: {stderr}");
+        serde_json::from_str(&stdout)
+            .unwrap_or_else(|e| panic!("not one JSON document ({e}): {stdout}"))
+    }
+
+    /// Creates a healthy instance of `app:v1` on container port 8080 with `extra`
+    /// arguments; returns its host port.
+    pub fn create(&self, name: &str, extra: &[&str]) -> u16 {
+        let image = self.image("v1");
+        let mut args = vec![
+            "create",
+            name,
+            "--image",
+            &image,
+            "--port",
+            "8080",
+            "--health-path",
+            "/api/health",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        let created = self.json(&args);
+        let port = created["ports"][0]["host"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no host port in {created:#}"));
+        u16::try_from(port).unwrap_or_else(|_| panic!("{port} is not a port"))
+    }
+
+    /// An instance's data directory (the default location).
+    pub fn data_dir(&self, name: &str) -> PathBuf {
+        self.state.path().join("instances").join(name).join("data")
+    }
+
+    /// Where an instance's backups go.
+    pub fn backups_dir(&self, name: &str) -> PathBuf {
+        self.state.path().join("backups").join(name)
+    }
+}
