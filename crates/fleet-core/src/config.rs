@@ -15,6 +15,12 @@
 //! [labels]                     # added to every container and network fleet creates
 //! "com.example.team" = "web"
 //!
+//! [backup]                    # retention: keep_last = 10, keep_within = "7d"
+//! [backup.remote]             # off-host copies in any S3-compatible store
+//! url = "s3://bucket/fleet"   # bucket and key prefix
+//! endpoint = "http://127.0.0.1:9000"  # MinIO, Backblaze, Garage…; AWS without it
+//! profile = "backups"         # of ~/.aws/credentials; else the environment, AWS_PROFILE
+//!
 //! [ports]
 //! first = 5001
 //! last = 5999
@@ -72,6 +78,10 @@ pub struct BackupRetention {
     /// Also delete backups older than this (`7d`); none by default.
     #[serde(with = "optional_duration", skip_serializing_if = "Option::is_none")]
     pub keep_within: Option<Duration>,
+    /// Where off-host copies of every backup go (`[backup.remote]`): an S3-compatible
+    /// store, pruned by the same retention. None by default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote: Option<fleet_backup::remote::RemoteSettings>,
 }
 
 impl Default for BackupRetention {
@@ -79,6 +89,7 @@ impl Default for BackupRetention {
         Self {
             keep_last: std::num::NonZeroUsize::new(10).expect("10 is not zero"),
             keep_within: None,
+            remote: None,
         }
     }
 }
@@ -411,5 +422,24 @@ mod tests {
         let written = toml::to_string(&config).unwrap();
         assert_eq!(toml::from_str::<FleetConfig>(&written).unwrap(), config);
         assert!(toml::from_str::<FleetConfig>("[backup]\nkeep_last = 0\n").is_err());
+    }
+
+    #[test]
+    fn backup_remote_reads_an_s3_url_and_its_settings() {
+        assert_eq!(FleetConfig::default().backup.remote, None);
+        let config: FleetConfig = toml::from_str(
+            "[backup.remote]\nurl = \"s3://backups/fleet\"\nendpoint = \"http://127.0.0.1:9000\"\nprofile = \"b\"\n",
+        )
+        .unwrap();
+        let remote = config.backup.remote.clone().unwrap();
+        assert_eq!(remote.url.bucket(), "backups");
+        assert_eq!(remote.url.prefix(), "fleet");
+        assert_eq!(remote.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+        assert_eq!(remote.profile.as_deref(), Some("b"));
+        let written = toml::to_string(&config).unwrap();
+        assert_eq!(toml::from_str::<FleetConfig>(&written).unwrap(), config);
+        let error =
+            toml::from_str::<FleetConfig>("[backup.remote]\nurl = \"https://x\"\n").unwrap_err();
+        assert!(error.message().contains("not an s3:// URL"), "{error}");
     }
 }

@@ -313,6 +313,18 @@ pub enum Error {
         #[source]
         source: fleet_backup::Error,
     },
+    /// An off-host copy (`[backup.remote]`) could not be made, listed, fetched or
+    /// pruned; the message says what was wrong with the store and what to do.
+    #[error("off-host backups of instance {instance}: {action}")]
+    Remote {
+        /// The instance.
+        instance: String,
+        /// What fleet was doing and what it means for the local backups.
+        action: String,
+        /// The remote store's error.
+        #[source]
+        source: Box<fleet_backup::remote::Error>,
+    },
     /// The instance's `backup.exec` command failed; no archive was made.
     #[error("the backup command `{command}` of instance {instance} {reason}")]
     BackupExec {

@@ -17,10 +17,12 @@ mod containers;
 mod create;
 mod gate;
 mod lifecycle;
+mod remote;
 mod restore;
 
 pub use builder::{FleetBuilder, OpenMode};
 pub use create::CreateOptions;
+pub use remote::{FetchedArchive, LocalArchive};
 
 use std::collections::BTreeMap;
 

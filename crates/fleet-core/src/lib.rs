@@ -61,7 +61,9 @@ mod view;
 
 pub use config::{BackupRetention, FleetConfig, StateDir, default_state_dir};
 pub use error::{EngineError, EngineOperation, Error, PortHolder};
-pub use fleet::{CreateOptions, Fleet, FleetBuilder, OnProgress, OpenMode};
+pub use fleet::{
+    CreateOptions, FetchedArchive, Fleet, FleetBuilder, LocalArchive, OnProgress, OpenMode,
+};
 pub use health::{Health, UnknownHealth};
 pub use name::InstanceName;
 pub use ports::{PortRange, bindable};

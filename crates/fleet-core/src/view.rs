@@ -479,4 +479,17 @@ pub struct Backup {
     pub generation: u64,
     /// The app's version, when its health answer reported one.
     pub version: Option<String>,
+    /// The object key of its verified off-host copy (`[backup.remote]`), if it has one.
+    /// A backup found only there (taken on another host, or recorded in a state
+    /// directory since lost) has id 0 and an empty `path`: see
+    /// [`is_remote_only`](Self::is_remote_only).
+    pub remote: Option<String>,
+}
+
+impl Backup {
+    /// Whether this backup exists only in the remote store (no local archive or record):
+    /// restoring it downloads it first.
+    pub fn is_remote_only(&self) -> bool {
+        self.id == 0
+    }
 }

@@ -24,8 +24,9 @@ impl Fleet {
     /// (SQLite databases as consistent snapshots while the app writes them), holding the
     /// instance's lease, and records the archive with the image, tag, digest,
     /// generation and app version (when its health answer reports one) of that moment.
-    /// The archive is private to the state directory's owner (0600). Retention is
-    /// applied afterwards.
+    /// The archive is private to the state directory's owner (0600). With
+    /// `[backup.remote]` it is then copied off-host ([`copy_off_host`](Self::copy_off_host)).
+    /// Retention is applied afterwards, here and off-host.
     ///
     /// The instance's `backup` settings run first when it is running: `exec` runs a
     /// command in the container (a non-zero exit fails the backup; the output is kept in
@@ -48,8 +49,12 @@ impl Fleet {
     ) -> Result<BackupRun, Error> {
         self.with_lease(name, "backup", async || {
             let record = self.record(name)?;
-            let run = self.take_backup(&record, reason, progress).await?;
-            self.prune(name, false)?;
+            let mut run = self.take_backup(&record, reason, progress).await?;
+            // Off-host once recorded (`[backup.remote]`); a failed copy fails the command,
+            // and the local backup stays.
+            run.backup = self.copy_recorded_off_host(&run.backup).await?;
+            let pruned = self.prune(name, false)?;
+            self.prune_off_host(name, false, &pruned).await?;
             Ok(run)
         })
         .await
@@ -182,7 +187,10 @@ impl Fleet {
     }
 
     /// The instance's container when it is running.
-    pub(super) async fn running_container(&self, record: &InstanceRecord) -> Result<Option<String>, Error> {
+    pub(super) async fn running_container(
+        &self,
+        record: &InstanceRecord,
+    ) -> Result<Option<String>, Error> {
         let Some(id) = &record.container_id else {
             return Ok(None);
         };
@@ -287,14 +295,23 @@ impl Fleet {
     /// newest `keep_last` (and, with `keep_within`, none older than that; the newest
     /// always), and never the pre-update backup a rollback would restore. Deletes the
     /// other archives and their records. Returns what was (with `dry_run`, what would
-    /// be) deleted, oldest first. Holds the instance's lease.
+    /// be) deleted, oldest first. Holds the instance's lease. With `[backup.remote]`, the
+    /// same retention applies to the off-host copies; expired copies found only there
+    /// come last (id 0).
     pub async fn prune_backups(
         &self,
         name: &InstanceName,
         dry_run: bool,
     ) -> Result<Vec<Backup>, Error> {
-        self.with_lease(name, "prune backups", async || self.prune(name, dry_run))
-            .await
+        self.with_lease(name, "prune backups", async || {
+            // The same retention off-host (`[backup.remote]`): what it expires that is
+            // only there is reported too.
+            let mut pruned = self.prune(name, dry_run)?;
+            let off_host = self.prune_off_host(name, dry_run, &pruned).await?;
+            pruned.extend(off_host);
+            Ok(pruned)
+        })
+        .await
     }
 
     /// [`prune_backups`](Self::prune_backups) under a lease the caller holds.
@@ -344,7 +361,7 @@ impl Fleet {
     }
 
     /// The retention of an instance: its own `backup.keep_*`, else `[backup]`'s.
-    fn retention(&self, record: &InstanceRecord) -> fleet_backup::RetentionPolicy {
+    pub(super) fn retention(&self, record: &InstanceRecord) -> fleet_backup::RetentionPolicy {
         let own = &record.spec.backup;
         let fleet = &self.config.backup;
         let mut policy =
@@ -383,7 +400,7 @@ impl Fleet {
 ///
 /// Deployments are not recorded yet; once they are, this becomes "the pre-update
 /// backups of every deployment rollback can reach".
-fn rollback_reachable(backups: &[Backup]) -> BTreeSet<i64> {
+pub(super) fn rollback_reachable(backups: &[Backup]) -> BTreeSet<i64> {
     backups
         .iter()
         .filter(|backup| backup.reason == BackupReason::PreUpdate)

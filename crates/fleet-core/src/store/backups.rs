@@ -10,7 +10,7 @@ use crate::error::Error;
 use crate::name::InstanceName;
 use crate::view::{Backup, BackupReason};
 
-const COLUMNS: &str = "id, instance, path, created_at, bytes, digest, sha256, files, reason, image, tag, generation, version";
+const COLUMNS: &str = "id, instance, path, created_at, bytes, digest, sha256, files, reason, image, tag, generation, version, remote";
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<Backup> {
     let conversion = |index: usize, e: Box<dyn std::error::Error + Send + Sync>| {
@@ -37,6 +37,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<Backup> {
         tag: row.get(10)?,
         generation: row.get::<_, i64>(11)? as u64,
         version: row.get(12)?,
+        remote: row.get(13)?,
     })
 }
 
@@ -86,6 +87,19 @@ impl Store {
                 [id],
                 from_row,
             )
+        })
+    }
+
+    /// Records that a backup has a verified off-host copy under `key` (or, with `None`,
+    /// no longer has one).
+    pub(crate) fn set_backup_remote(&self, id: i64, key: Option<&str>) -> Result<(), Error> {
+        self.write("record off-host copy", |tx| {
+            tx.execute(
+                "UPDATE backups SET remote = ?2 WHERE id = ?1",
+                params![id, key],
+            )
+            .map_err(|e| self.error("record off-host copy", e))?;
+            Ok(())
         })
     }
 

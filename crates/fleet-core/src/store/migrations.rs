@@ -82,6 +82,8 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE backups ADD COLUMN tag TEXT;
     ALTER TABLE backups ADD COLUMN generation INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE backups ADD COLUMN version TEXT;",
+    // 5: the key of a backup's off-host copy, once it is verified there.
+    "ALTER TABLE backups ADD COLUMN remote TEXT;",
 ];
 
 /// The schema version this build writes.
