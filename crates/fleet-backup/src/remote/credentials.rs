@@ -16,7 +16,8 @@
 //!
 //! `AWS_SHARED_CREDENTIALS_FILE` and `AWS_CONFIG_FILE` move the files; a
 //! `credentials_file` in the settings beats `AWS_SHARED_CREDENTIALS_FILE`. Instance roles
-//! (IMDS), SSO and `credential_process` are not supported: fleet never probes a metadata
+//! (IMDS), assumed roles (`role_arn`), SSO and `credential_process` are not supported:
+//! static keys (with a session token, if any) only, and fleet never probes a metadata
 //! address it was not given.
 
 use std::collections::BTreeMap;
