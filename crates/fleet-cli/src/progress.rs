@@ -104,9 +104,9 @@ impl ProgressView {
                 "restoring {} into {instance}'s data directory",
                 archive.display()
             )),
-            Progress::RollingBack { instance, reason } => Some(format!(
-                "{reason}; putting {instance}'s previous data back"
-            )),
+            Progress::RollingBack { instance, reason } => {
+                Some(format!("{reason}; putting {instance}'s previous data back"))
+            }
             _ => None,
         };
         if let Some(line) = line {

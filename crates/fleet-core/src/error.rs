@@ -368,6 +368,34 @@ pub enum Error {
         /// Where the data is now (`its previous data is back and it runs as before`).
         outcome: String,
     },
+    /// `fleet rollback`: no earlier deployment to go back to.
+    #[error(
+        "instance {instance} has no earlier deployment to roll back to: it runs what it was created with, or what its last rollback restored"
+    )]
+    NoRollbackTarget {
+        /// The instance.
+        instance: String,
+    },
+    /// The update strategy asked for cannot run here.
+    #[error("instance {instance} cannot be updated {strategy}: {reason}")]
+    StrategyUnavailable {
+        /// The instance.
+        instance: String,
+        /// The strategy.
+        strategy: crate::deployment::Strategy,
+        /// Why, and what to do.
+        reason: String,
+    },
+    /// An update target that is neither a tag nor a digest of the instance's image.
+    #[error("{target:?} is not a tag of instance {instance}'s image: {reason}")]
+    InvalidTarget {
+        /// The instance.
+        instance: String,
+        /// The target given.
+        target: String,
+        /// Why.
+        reason: String,
+    },
     /// A destructive operation needs the caller's explicit confirmation.
     #[error("removing instance {instance} with its data ({path}) needs confirmation")]
     ConfirmationRequired {
@@ -392,6 +420,8 @@ impl Error {
                 | Error::InvalidPortRange { .. }
                 | Error::DataDirRefused { .. }
                 | Error::PurgeRefused { .. }
+                | Error::StrategyUnavailable { .. }
+                | Error::InvalidTarget { .. }
         )
     }
 }

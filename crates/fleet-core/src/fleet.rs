@@ -10,6 +10,10 @@
 //! - `lifecycle.rs`: start, stop, restart, remove (with the purge rule).
 //! - `backup.rs`: backups (consistency hooks, archive, record) and their retention.
 //! - `restore.rs`: restore, verified first and undone when the app does not come back.
+//! - `recover.rs`: finishing or undoing a deployment whose process died, from its
+//!   journal (run under every lease).
+//! - `update.rs`: update and rollback, journaled step by step, the old container
+//!   brought back on any failure.
 
 mod backup;
 mod builder;
@@ -17,8 +21,10 @@ mod containers;
 mod create;
 mod gate;
 mod lifecycle;
+mod recover;
 mod remote;
 mod restore;
+mod update;
 
 pub use builder::{FleetBuilder, OpenMode};
 pub use create::CreateOptions;
@@ -187,7 +193,11 @@ impl Fleet {
             .store
             .acquire_lease(name, &self.owner, operation, LEASE_TTL)?;
         let renewer = spawn_renewer(Arc::clone(&self.store), lease.clone());
-        let result = f().await;
+        // A deployment whose process died left its journal: finish or undo it first.
+        let result = match self.recover(name).await {
+            Ok(_) => f().await,
+            Err(error) => Err(error),
+        };
         renewer.abort();
         let released = self.store.release_lease(&lease);
         let value = result?;

@@ -41,6 +41,7 @@
 
 mod config;
 mod data_dir;
+mod deployment;
 pub mod engine;
 mod error;
 mod fleet;
@@ -60,6 +61,10 @@ mod tests;
 mod view;
 
 pub use config::{BackupRetention, FleetConfig, StateDir, default_state_dir};
+pub use deployment::{
+    Deployment, DeploymentKind, Outcome, Release, Step, StepTime, Strategy, UnknownStrategy,
+    UpdateOptions, UpdateReport, UpdateTarget,
+};
 pub use error::{EngineError, EngineOperation, Error, PortHolder};
 pub use fleet::{
     CreateOptions, FetchedArchive, Fleet, FleetBuilder, LocalArchive, OnProgress, OpenMode,
@@ -72,15 +77,16 @@ pub use registry::RegistryResolver;
 pub use resolve::StaticResolver;
 pub use resolve::{ImageResolver, ResolvedImage};
 pub use spec::{
-    BackupSettings, DATA_MOUNT, DEFAULT_EXEC_TIMEOUT, InstanceSpec, PortSpec, Resources, RestartPolicy, VolumeSpec, default_policy,
-    http_health, parse_memory, read_env_file, tcp_health,
+    BackupSettings, DATA_MOUNT, DEFAULT_EXEC_TIMEOUT, InstanceSpec, PortSpec, Resources,
+    RestartPolicy, VolumeSpec, default_policy, http_health, parse_memory, read_env_file,
+    tcp_health,
 };
 pub use state::FleetState;
 pub use store::{
     DesiredState, Event, EventKind, InstanceRecord, Lease, PortAllocation, SCHEMA_VERSION,
 };
 pub use view::{
-    Backup, BackupReason, BackupRun, Drift, ExecRun, FailedRepair, FleetStatus, Instance, InstanceOverview,
-    InstanceStatus, PortMapping, Progress, ReconcileReport, Repair, RestoreSource, Restored,
-    UnknownBackupReason,
+    Backup, BackupReason, BackupRun, Drift, ExecRun, FailedRepair, FleetStatus, Instance,
+    InstanceOverview, InstanceStatus, PortMapping, Progress, ReconcileReport, Repair,
+    RestoreSource, Restored, UnknownBackupReason,
 };

@@ -3,6 +3,7 @@
 //! The same behaviours are tested against the real Docker Engine in `tests/`.
 
 mod backups;
+mod updates;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -42,10 +42,7 @@ pub(crate) fn run(context: &Context, args: &Args) -> anyhow::Result<ExitCode> {
         Some(backup) => format!("backup {} ({})", backup.id, backup.created_at),
         None => restored.archive.display().to_string(),
     };
-    let mut lines = vec![format!(
-        "{name}: restored {from}, {} files",
-        restored.files
-    )];
+    let mut lines = vec![format!("{name}: restored {from}, {} files", restored.files)];
     if restored.restarted {
         lines.push(format!(
             "{name} is running and healthy again after {:.1}s down",

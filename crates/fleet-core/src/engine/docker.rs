@@ -28,8 +28,7 @@ use futures::{StreamExt as _, TryStreamExt as _};
 
 use super::{
     ContainerInfo, ContainerSpec, ContainerState, Engine, EngineEvent, ExecOutput, LogLine,
-    LogOptions,
-    PublishedPort, PullProgress, RegistryAuth,
+    LogOptions, PublishedPort, PullProgress, RegistryAuth,
 };
 use crate::error::EngineError;
 use crate::spec::RestartPolicy;
@@ -644,9 +643,14 @@ impl Engine for DockerEngine {
             .map_err(|e| self.error(e))?;
         // The output streams until the command ends: the caller bounds the wait, not the
         // per-request timeout.
-        let docker = self.docker.clone().with_timeout(Duration::from_secs(u64::from(u32::MAX)));
+        let docker = self
+            .docker
+            .clone()
+            .with_timeout(Duration::from_secs(u64::from(u32::MAX)));
         let mut output = String::new();
-        if let StartExecResults::Attached { output: mut stream, .. } = docker
+        if let StartExecResults::Attached {
+            output: mut stream, ..
+        } = docker
             .start_exec(&created.id, None)
             .await
             .map_err(|e| self.error(e))?

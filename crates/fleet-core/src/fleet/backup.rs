@@ -315,7 +315,7 @@ impl Fleet {
     }
 
     /// [`prune_backups`](Self::prune_backups) under a lease the caller holds.
-    fn prune(&self, name: &InstanceName, dry_run: bool) -> Result<Vec<Backup>, Error> {
+    pub(super) fn prune(&self, name: &InstanceName, dry_run: bool) -> Result<Vec<Backup>, Error> {
         let record = self.record(name)?;
         let policy = self.retention(&record);
         // fleet-backup decides by the time in each archive's name, as its own prune does.
@@ -381,7 +381,7 @@ impl Fleet {
     }
 
     /// The version the instance's health answer reports now, if it runs and says.
-    async fn running_version(&self, record: &InstanceRecord) -> Option<String> {
+    pub(super) async fn running_version(&self, record: &InstanceRecord) -> Option<String> {
         let health = record.spec.health.as_ref()?;
         let info = self.inspect(record.container_id.as_deref()?).await.ok()??;
         if info.state != ContainerState::Running {

@@ -27,6 +27,20 @@ impl Fleet {
         wait: bool,
         progress: &OnProgress<'_>,
     ) -> Result<(), Error> {
+        self.start_recorded(spec, container, progress).await?;
+        if wait {
+            self.gate(spec, container, progress).await?;
+        }
+        Ok(())
+    }
+
+    /// Starts the container and records it.
+    pub(super) async fn start_recorded(
+        &self,
+        spec: &InstanceSpec,
+        container: &str,
+        progress: &OnProgress<'_>,
+    ) -> Result<(), Error> {
         progress(Progress::Starting {
             instance: spec.name.to_string(),
         });
@@ -39,38 +53,86 @@ impl Fleet {
             EventKind::Started,
             "container started",
         )?;
-        if wait && spec.health.is_some() {
-            // The gate ends early if the container exits: a crash on start need not wait
-            // for the deadline.
-            let failure = tokio::select! {
-                report = self.wait_healthy(spec, container, progress) => match report {
-                    Ok(report) => (report.verdict != Verdict::Healthy).then(|| {
-                        format!(
-                            "{} after {:.1}s and {} probes; last: {}",
-                            report.verdict,
-                            report.elapsed.as_secs_f64(),
-                            report.attempts.len(),
-                            report.last_reason().unwrap_or("no answer")
-                        )
-                    }),
-                    // It exited before the first probe: keep its output in the error too.
-                    Err(Error::Unhealthy { reason, .. }) => Some(reason),
-                    Err(error) => return Err(error),
-                },
-                exit = self.watch_exit(container) => Some(exit?),
-            };
-            if let Some(reason) = failure {
-                // The container is about to be removed: keep what it said in the error.
-                let output = self.last_output(container, 10).await;
-                return Err(Error::Unhealthy {
-                    instance: spec.name.to_string(),
-                    reason: format!("{reason}{output}"),
-                    undone: false,
-                });
-            }
-            self.store.set_health(&spec.name, Health::Healthy)?;
-        }
         Ok(())
+    }
+
+    /// Waits until the started container is healthy as the spec's policy says (nothing
+    /// to wait for without a health check), and, when its image has a Docker
+    /// `HEALTHCHECK`, until Docker says healthy too. Ends early when it exits; the error
+    /// carries its last output.
+    pub(super) async fn gate(
+        &self,
+        spec: &InstanceSpec,
+        container: &str,
+        progress: &OnProgress<'_>,
+    ) -> Result<(), Error> {
+        let Some(health) = &spec.health else {
+            return Ok(());
+        };
+        let deadline = tokio::time::Instant::now() + health.policy.deadline;
+        // The gate ends early if the container exits: a crash on start need not wait
+        // for the deadline.
+        let failure = tokio::select! {
+            report = self.wait_healthy(spec, container, progress) => match report {
+                Ok(report) if report.verdict == Verdict::Healthy => {
+                    tokio::select! {
+                        docker = self.wait_docker_healthy(container, deadline) => docker?,
+                        exit = self.watch_exit(container) => Some(exit?),
+                    }
+                }
+                Ok(report) => Some(format!(
+                    "{} after {:.1}s and {} probes; last: {}",
+                    report.verdict,
+                    report.elapsed.as_secs_f64(),
+                    report.attempts.len(),
+                    report.last_reason().unwrap_or("no answer")
+                )),
+                // It exited before the first probe: keep its output in the error too.
+                Err(Error::Unhealthy { reason, .. }) => Some(reason),
+                Err(error) => return Err(error),
+            },
+            exit = self.watch_exit(container) => Some(exit?),
+        };
+        if let Some(reason) = failure {
+            // The container is about to be removed: keep what it said in the error.
+            let output = self.last_output(container, 10).await;
+            return Err(Error::Unhealthy {
+                instance: spec.name.to_string(),
+                reason: format!("{reason}{output}"),
+                undone: false,
+            });
+        }
+        self.store.set_health(&spec.name, Health::Healthy)?;
+        Ok(())
+    }
+
+    /// Waits until Docker's own `HEALTHCHECK` (when the container has one) says healthy;
+    /// `Some(reason)` when it says unhealthy or does not say healthy by `deadline`.
+    async fn wait_docker_healthy(
+        &self,
+        container: &str,
+        deadline: tokio::time::Instant,
+    ) -> Result<Option<String>, Error> {
+        loop {
+            let Some(info) = self.inspect(container).await? else {
+                return Ok(Some(format!("its container {container} vanished")));
+            };
+            match info.docker_health.as_deref() {
+                None | Some("healthy") => return Ok(None),
+                Some("unhealthy") => {
+                    return Ok(Some(
+                        "fleet's probe passed, but Docker's HEALTHCHECK says unhealthy".into(),
+                    ));
+                }
+                Some(_) if tokio::time::Instant::now() >= deadline => {
+                    return Ok(Some(
+                        "fleet's probe passed, but Docker's HEALTHCHECK did not say healthy before the deadline"
+                            .into(),
+                    ));
+                }
+                Some(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+            }
+        }
     }
 
     /// Resolves when the container has exited (or is restarting after an exit), with a

@@ -56,9 +56,7 @@ impl Fleet {
                     .map_err(engine_error(EngineOperation::StopContainer, container))?;
             }
             // From here on, a failure starts the instance again as it was.
-            let swapped = self
-                .swap_in(&record, &archive, progress)
-                .await;
+            let swapped = self.swap_in(&record, &archive, progress).await;
             let (pre_restore, files, previous) = match swapped {
                 Ok(swapped) => swapped,
                 Err(error) => {

@@ -54,7 +54,10 @@ impl BackupSettings {
     /// Why these settings cannot work, if they cannot.
     pub(super) fn check(&self) -> Result<(), String> {
         if let Some(command) = &self.exec {
-            if command.first().is_none_or(|program| program.trim().is_empty()) {
+            if command
+                .first()
+                .is_none_or(|program| program.trim().is_empty())
+            {
                 return Err("backup.exec is empty; give the command and its arguments, \
                             like [\"sh\", \"-c\", \"pg_dump app > /data/dump.sql\"]"
                     .into());
@@ -63,9 +66,11 @@ impl BackupSettings {
                 return Err("backup.exec contains a NUL byte".into());
             }
             if self.stop {
-                return Err("backup.exec runs inside the running container and backup.stop \
+                return Err(
+                    "backup.exec runs inside the running container and backup.stop \
                             stops it: choose one"
-                    .into());
+                        .into(),
+                );
             }
         }
         if self.exec_timeout == Some(Duration::ZERO) {

@@ -25,6 +25,8 @@ pub enum EventKind {
     Reconciled,
     /// A backup was taken.
     BackedUp,
+    /// A new version was deployed (an update or a rollback).
+    Deployed,
     /// Its data was restored from a backup (or a restore was undone).
     Restored,
     /// An operation on it failed.
@@ -41,6 +43,7 @@ impl EventKind {
             Self::Removed => "removed",
             Self::Reconciled => "reconciled",
             Self::BackedUp => "backed_up",
+            Self::Deployed => "deployed",
             Self::Restored => "restored",
             Self::Error => "error",
         }
@@ -55,6 +58,7 @@ impl EventKind {
             "removed" => Self::Removed,
             "reconciled" => Self::Reconciled,
             "backed_up" => Self::BackedUp,
+            "deployed" => Self::Deployed,
             "restored" => Self::Restored,
             _ => Self::Error,
         }

@@ -84,6 +84,33 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE backups ADD COLUMN version TEXT;",
     // 5: the key of a backup's off-host copy, once it is verified there.
     "ALTER TABLE backups ADD COLUMN remote TEXT;",
+    // 6: deployments as updates journal them. Version 2's table was never written.
+    "DROP TABLE deployments;
+    CREATE TABLE deployments (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        instance TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        strategy TEXT NOT NULL,
+        started_at INTEGER NOT NULL,
+        finished_at INTEGER,
+        step TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        reason TEXT,
+        from_tag TEXT,
+        from_digest TEXT,
+        from_version TEXT,
+        from_generation INTEGER NOT NULL,
+        from_container TEXT,
+        to_tag TEXT,
+        to_digest TEXT NOT NULL,
+        to_version TEXT,
+        to_generation INTEGER NOT NULL,
+        to_container TEXT,
+        backup_id INTEGER,
+        downtime_ms INTEGER,
+        steps TEXT NOT NULL DEFAULT '[]'
+    );
+    CREATE INDEX deployments_by_instance ON deployments (instance, id);",
 ];
 
 /// The schema version this build writes.

@@ -10,6 +10,7 @@
 //! that only read open it with [`Store::open_read_only`], which writes nothing.
 
 mod backups;
+mod deployments;
 mod events;
 mod instances;
 mod leases;
@@ -25,6 +26,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
 pub(crate) use backups::NewBackup;
+pub(crate) use deployments::{DeploymentRecord, Finished, NewDeployment};
 pub use events::{Event, EventKind};
 pub(crate) use instances::HealthRecorded;
 pub use instances::{DesiredState, InstanceRecord};

@@ -63,7 +63,8 @@ async fn a_failing_backup_exec_fails_the_backup_and_leaves_nothing() {
     create(&bed, with_backup(|b| b.exec = Some(vec!["dump".into()])))
         .await
         .unwrap();
-    bed.engine.set_exec_result(3, "pg_dump: connection refused\n");
+    bed.engine
+        .set_exec_result(3, "pg_dump: connection refused\n");
 
     let error = bed
         .fleet
@@ -198,7 +199,12 @@ async fn restore_swaps_the_data_in_and_keeps_the_replaced_data_as_a_backup() {
     let steps = steps.into_inner().unwrap();
     let names: Vec<String> = steps
         .iter()
-        .map(|s| serde_json::to_value(s).unwrap()["step"].as_str().unwrap().to_owned())
+        .map(|s| {
+            serde_json::to_value(s).unwrap()["step"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
         .collect();
     let at = |step: &str| names.iter().position(|n| n == step).unwrap_or(usize::MAX);
     assert!(at("verifying") < at("stopping"), "{names:?}");

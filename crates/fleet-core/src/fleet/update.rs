@@ -1,0 +1,624 @@
+//! `Fleet::update` and `Fleet::rollback`: resolve → backup → pull → candidate → health
+//! gate → (switch) → retire the old container → record; any failure brings the old
+//! container back. Every step is journaled in the store before it runs.
+
+use std::time::Instant;
+
+use super::{Fleet, OnProgress};
+use crate::deployment::{
+    Deployment, DeploymentKind, Outcome, Release, Step, StepTime, Strategy, UpdateOptions,
+    UpdateReport, UpdateTarget,
+};
+use crate::engine::ContainerState;
+use crate::error::{EngineError, EngineOperation, Error, engine_error, error_chain};
+use crate::name::InstanceName;
+use crate::resolve::ResolvedImage;
+use crate::store::{EventKind, Finished, InstanceRecord, NewDeployment};
+use crate::view::{BackupReason, Progress};
+
+/// The journal of one deployment: each step recorded before it runs, with the time the
+/// previous one took.
+struct Journal<'a> {
+    fleet: &'a Fleet,
+    id: i64,
+    step: Step,
+    since: Instant,
+    times: Vec<StepTime>,
+}
+
+impl Journal<'_> {
+    /// Records that `step` is about to run.
+    fn step(&mut self, step: Step) -> Result<(), Error> {
+        self.close();
+        self.step = step;
+        self.fleet
+            .store
+            .set_deployment_step(self.id, step, &self.times)?;
+        crash_point(step);
+        Ok(())
+    }
+
+    /// Records the time the current step took.
+    fn close(&mut self) {
+        self.times.push(StepTime {
+            step: self.step,
+            ms: super::backup::millis(self.since.elapsed()),
+        });
+        self.since = Instant::now();
+    }
+
+    fn finish(&mut self, finished: &Finished<'_>) -> Result<(), Error> {
+        self.close();
+        self.fleet
+            .store
+            .finish_deployment(self.id, finished, &self.times)
+    }
+}
+
+/// Fault injection for the crash-recovery tests: with the `test-util` feature, a process
+/// whose `FLEET_TEST_CRASH_AT` names a step dies (SIGKILL-like, no clean-up) right after
+/// journaling it.
+fn crash_point(step: Step) {
+    #[cfg(feature = "test-util")]
+    if std::env::var("FLEET_TEST_CRASH_AT").is_ok_and(|at| at == step.as_str()) {
+        std::process::abort();
+    }
+    let _ = step;
+}
+
+/// What a deployment deploys, and how.
+struct Plan {
+    kind: DeploymentKind,
+    strategy: Strategy,
+    resolved: ResolvedImage,
+    backup_first: bool,
+}
+
+impl Fleet {
+    /// Updates an instance to `options.target` (default: what its channel resolves to
+    /// now), holding its lease: back up the data, pull by digest, start a candidate
+    /// container (new generation), health-gate it, retire the old one. Nothing is done
+    /// when the instance already runs the target digest.
+    ///
+    /// A failure at any step brings the old container back: the report's outcome is
+    /// [`Outcome::RolledBack`], with the step that failed and why (the candidate's last
+    /// output included). [`Outcome::Failed`] means the old container could not be
+    /// brought back either; the reason says what runs. Errors are for what stops an
+    /// update before anything changes (an unknown instance, a busy one, a target that
+    /// cannot be resolved, an unavailable strategy).
+    ///
+    /// Strategy `recreate` (the default until fleet's proxy runs) stops the old
+    /// container before starting the candidate on the same host ports; the downtime is
+    /// measured and reported. `blue-green` needs the proxy (`fleet serve`).
+    pub async fn update(
+        &self,
+        name: &InstanceName,
+        options: &UpdateOptions,
+        progress: &OnProgress<'_>,
+    ) -> Result<UpdateReport, Error> {
+        self.with_lease(name, "update", async || {
+            let started = Instant::now();
+            let record = self.record(name)?;
+            let resolved = self
+                .resolve_target(&record, &options.target, progress)
+                .await?;
+            let strategy = self.strategy(name, options.strategy)?;
+            if record.digest.as_ref() == Some(&resolved.digest) {
+                let release = Release {
+                    tag: record.tag.clone(),
+                    digest: record.digest.clone(),
+                    version: self.running_version(&record).await,
+                };
+                return Ok(UpdateReport {
+                    instance: name.clone(),
+                    from: release.clone(),
+                    to: release,
+                    outcome: Outcome::Unchanged,
+                    step: None,
+                    reason: None,
+                    backup: None,
+                    downtime_ms: None,
+                    duration_ms: super::backup::millis(started.elapsed()),
+                    deployment: None,
+                });
+            }
+            let plan = Plan {
+                kind: DeploymentKind::Update,
+                strategy,
+                resolved,
+                backup_first: !options.no_backup,
+            };
+            self.deploy(&record, &plan, started, progress).await
+        })
+        .await
+    }
+
+    /// What [`update`](Self::update) would deploy: what runs now and the target, without
+    /// changing anything (`fleet update --dry-run`).
+    pub async fn plan_update(
+        &self,
+        name: &InstanceName,
+        target: &UpdateTarget,
+    ) -> Result<(Release, Release), Error> {
+        let record = self.record(name)?;
+        let resolved = self.resolve_target(&record, target, &|_| {}).await?;
+        Ok((
+            Release {
+                tag: record.tag.clone(),
+                digest: record.digest.clone(),
+                version: None,
+            },
+            Release {
+                tag: resolved.tag,
+                digest: Some(resolved.digest),
+                version: None,
+            },
+        ))
+    }
+
+    /// Rolls an instance back to what it ran before its current deployment, through the
+    /// same safe path as an update (backup, candidate, health gate, old container back
+    /// if the candidate fails). Rolling back twice returns to where it started.
+    pub async fn rollback(
+        &self,
+        name: &InstanceName,
+        strategy: Option<Strategy>,
+        progress: &OnProgress<'_>,
+    ) -> Result<UpdateReport, Error> {
+        self.with_lease(name, "rollback", async || {
+            let started = Instant::now();
+            let record = self.record(name)?;
+            let previous = self
+                .store
+                .deployments(name)?
+                .into_iter()
+                .map(|r| r.deployment)
+                .find(|d| d.outcome == Outcome::Updated && d.to.digest == record.digest)
+                .and_then(|d| Some((d.from.tag, d.from.digest?)))
+                .ok_or_else(|| Error::NoRollbackTarget {
+                    instance: name.to_string(),
+                })?;
+            let (tag, digest) = previous;
+            let resolved = ResolvedImage {
+                reference: format!("{}@{digest}", record.spec.image.image().name()),
+                tag,
+                digest,
+            };
+            let plan = Plan {
+                kind: DeploymentKind::Rollback,
+                strategy: self.strategy(name, strategy)?,
+                resolved,
+                backup_first: true,
+            };
+            self.deploy(&record, &plan, started, progress).await
+        })
+        .await
+    }
+
+    /// The instance's deployments, newest first.
+    pub fn history(&self, name: &InstanceName) -> Result<Vec<Deployment>, Error> {
+        self.record(name)?;
+        Ok(self
+            .store
+            .deployments(name)?
+            .into_iter()
+            .map(|record| record.deployment)
+            .collect())
+    }
+
+    /// The strategy to use: the one asked for, if it can run here.
+    fn strategy(&self, name: &InstanceName, asked: Option<Strategy>) -> Result<Strategy, Error> {
+        match asked.unwrap_or(Strategy::Recreate) {
+            Strategy::BlueGreen => Err(Error::StrategyUnavailable {
+                instance: name.to_string(),
+                strategy: Strategy::BlueGreen,
+                reason: "it needs fleet's proxy, and `fleet serve` does not run on this state directory; start it, or use --strategy recreate".into(),
+            }),
+            strategy => Ok(strategy),
+        }
+    }
+
+    /// The digest (and tag) `target` means for this instance.
+    async fn resolve_target(
+        &self,
+        record: &InstanceRecord,
+        target: &UpdateTarget,
+        progress: &OnProgress<'_>,
+    ) -> Result<ResolvedImage, Error> {
+        let spec = &record.spec;
+        let image = spec.image.image().name();
+        progress(Progress::Resolving {
+            image: spec.image.to_string(),
+        });
+        let resolved = match target {
+            UpdateTarget::Channel => self.resolve(spec).await?,
+            UpdateTarget::Tag(tag) => {
+                let channel: fleet_registry::ChannelRef = format!("{image}:{tag}")
+                    .parse()
+                    .map_err(|source| Error::InvalidTarget {
+                        instance: spec.name.to_string(),
+                        target: tag.clone(),
+                        reason: error_chain(&source),
+                    })?;
+                self.resolver
+                    .resolve(&channel)
+                    .await
+                    .map_err(|source| Error::Registry {
+                        image: channel.to_string(),
+                        source,
+                    })?
+            }
+            UpdateTarget::Digest(digest) => ResolvedImage {
+                tag: None,
+                digest: digest.clone(),
+                reference: format!("{image}@{digest}"),
+            },
+        };
+        progress(Progress::Resolved {
+            tag: resolved.tag.clone(),
+            digest: resolved.digest.clone(),
+        });
+        Ok(resolved)
+    }
+
+    /// Runs a deployment under the lease the caller holds.
+    async fn deploy(
+        &self,
+        record: &InstanceRecord,
+        plan: &Plan,
+        started: Instant,
+        progress: &OnProgress<'_>,
+    ) -> Result<UpdateReport, Error> {
+        let name = &record.spec.name;
+        let from = Release {
+            tag: record.tag.clone(),
+            digest: record.digest.clone(),
+            version: self.running_version(record).await,
+        };
+        let mut to = Release {
+            tag: plan.resolved.tag.clone(),
+            digest: Some(plan.resolved.digest.clone()),
+            version: None,
+        };
+        let generation = record.generation + 1;
+        let first = if plan.backup_first {
+            Step::Backup
+        } else {
+            Step::Pull
+        };
+        let id = self.store.insert_deployment(
+            &NewDeployment {
+                instance: name,
+                kind: plan.kind,
+                strategy: plan.strategy,
+                from: &from,
+                from_generation: record.generation,
+                from_container: record.container_id.as_deref(),
+                to: &to,
+                to_generation: generation,
+            },
+            first,
+        )?;
+        crash_point(first);
+        let mut journal = Journal {
+            fleet: self,
+            id,
+            step: first,
+            since: Instant::now(),
+            times: Vec::new(),
+        };
+        let mut report = UpdateReport {
+            instance: name.clone(),
+            from,
+            to: to.clone(),
+            outcome: Outcome::InProgress,
+            step: None,
+            reason: None,
+            backup: None,
+            downtime_ms: None,
+            duration_ms: 0,
+            deployment: Some(id),
+        };
+        let result = self
+            .recreate_steps(
+                record,
+                plan,
+                generation,
+                &mut journal,
+                &mut report,
+                progress,
+            )
+            .await;
+        let (outcome, reason) = match result {
+            Ok(version) => {
+                to.version = version;
+                (Outcome::Updated, None)
+            }
+            Err(failure) => {
+                report.step = Some(journal.step);
+                (failure.outcome, Some(failure.reason))
+            }
+        };
+        journal.finish(&Finished {
+            outcome,
+            reason: reason.as_deref(),
+            to_version: to.version.as_deref(),
+            downtime_ms: report.downtime_ms,
+        })?;
+        let what = match outcome {
+            Outcome::Updated => format!(
+                "{} to {}",
+                plan.kind
+                    .as_str()
+                    .replace("update", "updated")
+                    .replace("rollback", "rolled back"),
+                describe(&to)
+            ),
+            _ => format!(
+                "{} to {} {}: {}",
+                plan.kind.as_str(),
+                describe(&to),
+                outcome,
+                reason.as_deref().unwrap_or_default()
+            ),
+        };
+        self.store.record_event(
+            Some(name.as_str()),
+            if outcome == Outcome::Updated {
+                EventKind::Deployed
+            } else {
+                EventKind::Error
+            },
+            &what,
+        )?;
+        report.to = to;
+        report.outcome = outcome;
+        report.reason = reason;
+        report.duration_ms = super::backup::millis(started.elapsed());
+        Ok(report)
+    }
+
+    /// The recreate strategy: stop the old container, start the candidate on the same
+    /// host ports, gate it; on failure remove the candidate and start the old one again.
+    /// Returns the candidate's app version.
+    async fn recreate_steps(
+        &self,
+        record: &InstanceRecord,
+        plan: &Plan,
+        generation: u64,
+        journal: &mut Journal<'_>,
+        report: &mut UpdateReport,
+        progress: &OnProgress<'_>,
+    ) -> Result<Option<String>, Failure> {
+        let spec = &record.spec;
+        let name = &spec.name;
+        if plan.backup_first {
+            let run = self
+                .take_backup(record, BackupReason::PreUpdate, progress)
+                .await
+                .map_err(Failure::before_change)?;
+            report.backup = Some(run.backup.id);
+            self.store
+                .set_deployment_backup(journal.id, run.backup.id)
+                .map_err(Failure::before_change)?;
+            self.prune(name, false).map_err(Failure::before_change)?;
+        }
+        journal.step(Step::Pull).map_err(Failure::before_change)?;
+        self.pull(spec, &plan.resolved, progress)
+            .await
+            .map_err(Failure::before_change)?;
+
+        // A candidate of this generation left by an interrupted deployment is an orphan.
+        let candidate_name = self.container_name(name, generation);
+        self.remove_container(&candidate_name)
+            .await
+            .map_err(Failure::before_change)?;
+
+        journal
+            .step(Step::StopOld)
+            .map_err(Failure::before_change)?;
+        let old = match &record.container_id {
+            Some(id) => self.inspect(id).await.map_err(Failure::before_change)?,
+            None => None,
+        };
+        let old_running = old
+            .as_ref()
+            .is_some_and(|info| info.state == ContainerState::Running);
+        let down = Instant::now();
+        if let Some(old) = old.as_ref().filter(|_| old_running) {
+            progress(Progress::Stopping {
+                instance: name.to_string(),
+            });
+            match self
+                .engine
+                .stop_container(&old.id, self.config.stop_grace)
+                .await
+            {
+                Ok(()) | Err(EngineError::NotFound { .. }) => {}
+                Err(source) => {
+                    return Err(Failure::before_change(engine_error(
+                        EngineOperation::StopContainer,
+                        &old.id,
+                    )(source)));
+                }
+            }
+        }
+        let candidate = self
+            .start_candidate(spec, plan, generation, journal, progress)
+            .await;
+        let candidate = match candidate {
+            Ok(candidate) => candidate,
+            Err((error, candidate)) => {
+                return Err(self
+                    .bring_back(
+                        spec,
+                        old.as_ref().map(|o| o.id.as_str()),
+                        old_running,
+                        candidate,
+                        &error,
+                        down,
+                        report,
+                        progress,
+                    )
+                    .await);
+            }
+        };
+        report.downtime_ms = old_running.then(|| super::backup::millis(down.elapsed()));
+        let version = self.version_of(spec, &candidate).await;
+
+        journal.step(Step::Retire).map_err(Failure::after_switch)?;
+        if let Some(old) = &old {
+            self.remove_container(&old.id)
+                .await
+                .map_err(Failure::after_switch)?;
+        }
+        self.store
+            .set_deployed(
+                name,
+                generation,
+                plan.resolved.tag.as_deref(),
+                &plan.resolved.digest,
+                &candidate,
+            )
+            .map_err(Failure::after_switch)?;
+        self.store
+            .set_health(name, crate::health::Health::Healthy)
+            .map_err(Failure::after_switch)?;
+        journal.step(Step::Record).map_err(Failure::after_switch)?;
+        Ok(version)
+    }
+
+    /// Creates, starts and gates the candidate; on failure, the error and the candidate
+    /// (when it was created).
+    async fn start_candidate(
+        &self,
+        spec: &crate::spec::InstanceSpec,
+        plan: &Plan,
+        generation: u64,
+        journal: &mut Journal<'_>,
+        progress: &OnProgress<'_>,
+    ) -> Result<String, (Error, Option<String>)> {
+        journal.step(Step::Start).map_err(|e| (e, None))?;
+        let candidate = self
+            .create_container(spec, &plan.resolved, generation, progress)
+            .await
+            .map_err(|e| (e, None))?;
+        let with = |e: Error| (e, Some(candidate.clone()));
+        self.store
+            .set_deployment_candidate(journal.id, &candidate)
+            .map_err(with)?;
+        self.start_recorded(spec, &candidate, progress)
+            .await
+            .map_err(with)?;
+        journal.step(Step::Gate).map_err(with)?;
+        self.gate(spec, &candidate, progress).await.map_err(with)?;
+        Ok(candidate)
+    }
+
+    /// The candidate failed: remove it and start the old container again (gated).
+    #[allow(clippy::too_many_arguments)]
+    async fn bring_back(
+        &self,
+        spec: &crate::spec::InstanceSpec,
+        old: Option<&str>,
+        old_running: bool,
+        candidate: Option<String>,
+        error: &Error,
+        down: Instant,
+        report: &mut UpdateReport,
+        progress: &OnProgress<'_>,
+    ) -> Failure {
+        let reason = error_chain(error);
+        progress(Progress::RollingBack {
+            instance: spec.name.to_string(),
+            reason: "the new version failed".into(),
+        });
+        if let Some(candidate) = &candidate
+            && let Err(remove) = self.remove_container(candidate).await
+        {
+            return Failure {
+                outcome: Outcome::Failed,
+                reason: format!(
+                    "{reason}; the candidate {candidate} could not be removed ({}); the old container is stopped",
+                    error_chain(&remove)
+                ),
+            };
+        }
+        let Some(old) = old.filter(|_| old_running) else {
+            return Failure {
+                outcome: Outcome::RolledBack,
+                reason,
+            };
+        };
+        let restarted = self.start_and_gate(spec, old, true, progress).await;
+        report.downtime_ms = Some(super::backup::millis(down.elapsed()));
+        match restarted {
+            Ok(()) => Failure {
+                outcome: Outcome::RolledBack,
+                reason: format!("{reason}; the old version runs again"),
+            },
+            Err(again) => Failure {
+                outcome: Outcome::Failed,
+                reason: format!(
+                    "{reason}; the old version did not come back either: {}",
+                    error_chain(&again)
+                ),
+            },
+        }
+    }
+
+    /// The version a container's health answer reports, if it says.
+    async fn version_of(
+        &self,
+        spec: &crate::spec::InstanceSpec,
+        container: &str,
+    ) -> Option<String> {
+        let health = spec.health.as_ref()?;
+        let info = self.inspect(container).await.ok()??;
+        let target = self.health_target(spec, &info).ok()?;
+        self.prober
+            .probe(&target, health.policy.timeout)
+            .await
+            .version
+    }
+}
+
+/// Why a deployment did not complete, and where the instance stands.
+struct Failure {
+    outcome: Outcome,
+    reason: String,
+}
+
+impl Failure {
+    /// A failure before the old container was touched: it still serves.
+    fn before_change(error: Error) -> Failure {
+        Failure {
+            outcome: Outcome::RolledBack,
+            reason: format!("{}; the old version still serves", error_chain(&error)),
+        }
+    }
+
+    /// A failure after the candidate took over (recording it): the candidate serves.
+    fn after_switch(error: Error) -> Failure {
+        Failure {
+            outcome: Outcome::Failed,
+            reason: format!(
+                "{}; the new version serves, but the deployment is not fully recorded (fleet reconcile repairs it)",
+                error_chain(&error)
+            ),
+        }
+    }
+}
+
+/// `v1.1.0 (sha256:1a2b3c4d5e6f)`.
+fn describe(release: &Release) -> String {
+    let digest = release
+        .digest
+        .as_ref()
+        .map(|d| d.as_str().chars().take(19).collect::<String>())
+        .unwrap_or_default();
+    match &release.tag {
+        Some(tag) => format!("{tag} ({digest})"),
+        None => digest,
+    }
+}
