@@ -69,7 +69,7 @@ fn run() -> Result<(), String> {
         }
     }
     let backend = start_backend();
-    let fleet = start_fleet_proxy(backend, options.fleet_threads);
+    let (fleet, proxy) = start_fleet_proxy(backend, options.fleet_threads);
     let dir = tempfile::tempdir().map_err(|e| format!("cannot make a temporary directory: {e}"))?;
     let nginx_port = free_port();
     let nginx = Nginx::start(dir.path(), backend, nginx_port)?;
@@ -123,6 +123,11 @@ fn run() -> Result<(), String> {
         }
     }
     drop(nginx);
+    let pooled = proxy
+        .routes()
+        .list()
+        .first()
+        .map_or(0, |route| route.stats.connections);
 
     let fleet = medians(&fleet_runs);
     let nginx = medians(&nginx_runs);
@@ -137,6 +142,10 @@ fn run() -> Result<(), String> {
             run.requests_per_sec, run.p50_us, run.p99_us
         );
     }
+    println!(
+        "fleet-proxy's upstream connections open at the end: {pooled} (wrk has {})",
+        options.connections
+    );
     println!(
         "fleet-proxy/nginx: throughput {:.2}x (goal >= 1.0), p50 {:.2}x, p99 {:.2}x (goal <= 1.0)",
         fleet.requests_per_sec / nginx.requests_per_sec,
@@ -230,9 +239,9 @@ fn start_backend() -> SocketAddr {
 }
 
 /// fleet-proxy in front of the backend, on a runtime of its own.
-fn start_fleet_proxy(backend: SocketAddr, threads: usize) -> SocketAddr {
+fn start_fleet_proxy(backend: SocketAddr, threads: usize) -> (SocketAddr, Proxy) {
     let (sender, receiver) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
+    spawn_named("fleet-proxy", move || {
         let runtime = if threads == 1 {
             tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -259,11 +268,21 @@ fn start_fleet_proxy(backend: SocketAddr, threads: usize) -> SocketAddr {
                     backend,
                 )
                 .expect("a route");
-            sender.send(addr).expect("the main thread waits");
+            sender
+                .send((addr, proxy.clone()))
+                .expect("the main thread waits");
             std::future::pending::<()>().await;
         });
     });
     receiver.recv().expect("fleet-proxy started")
+}
+
+/// A thread named for what it runs, so a profiler can tell them apart.
+fn spawn_named(name: &str, run: impl FnOnce() + Send + 'static) {
+    std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(run)
+        .expect("a thread");
 }
 
 /// nginx as a reverse proxy, configured as an operator would for keep-alive upstreams.

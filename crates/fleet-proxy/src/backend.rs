@@ -8,8 +8,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
-use http::uri::Authority;
 use tokio::sync::{Notify, watch};
+
+use crate::pool::{Pool, PoolSettings};
 
 /// What is in flight on one backend at one moment.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -26,13 +27,11 @@ pub struct BackendStats {
 
 pub(crate) struct Backend {
     pub(crate) addr: SocketAddr,
-    /// `addr` as the authority of upstream request targets, made once.
-    pub(crate) authority: Authority,
+    /// Idle keep-alive connections to `addr`.
+    pub(crate) pool: Pool,
     requests: AtomicUsize,
     upgraded: AtomicUsize,
     served: AtomicU64,
-    /// Open upstream connections to `addr`, shared by every backend at that address.
-    connections: Arc<AtomicUsize>,
     retired: AtomicBool,
     /// Woken when a retired backend's count goes down.
     idle: Notify,
@@ -41,18 +40,17 @@ pub(crate) struct Backend {
 }
 
 impl Backend {
-    pub(crate) fn new(addr: SocketAddr, connections: Arc<AtomicUsize>) -> Self {
-        let authority = addr
-            .to_string()
-            .parse()
-            .expect("a socket address is a valid authority");
+    pub(crate) fn new(
+        addr: SocketAddr,
+        settings: Arc<PoolSettings>,
+        connections: Arc<AtomicUsize>,
+    ) -> Self {
         Self {
             addr,
-            authority,
+            pool: Pool::new(addr, settings, connections),
             requests: AtomicUsize::new(0),
             upgraded: AtomicUsize::new(0),
             served: AtomicU64::new(0),
-            connections,
             retired: AtomicBool::new(false),
             idle: Notify::new(),
             close_upgraded: watch::Sender::new(false),
@@ -92,7 +90,7 @@ impl Backend {
         BackendStats {
             requests: self.requests.load(Ordering::SeqCst),
             upgraded: self.upgraded.load(Ordering::SeqCst),
-            connections: self.connections.load(Ordering::Relaxed),
+            connections: self.pool.open_connections().load(Ordering::Relaxed),
             served: self.served.load(Ordering::Relaxed),
         }
     }

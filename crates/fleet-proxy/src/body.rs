@@ -9,6 +9,7 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 
 use crate::backend::InFlight;
 use crate::limits::BodyTooLarge;
+use crate::pool::Conn;
 
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -24,15 +25,6 @@ impl RequestBody {
         Self {
             inner: Some(incoming),
             limit: limit.unwrap_or(u64::MAX),
-            read: 0,
-        }
-    }
-
-    /// No body, for a request sent again after the first attempt was refused.
-    pub(crate) fn empty() -> Self {
-        Self {
-            inner: None,
-            limit: u64::MAX,
             read: 0,
         }
     }
@@ -79,19 +71,40 @@ impl Body for RequestBody {
 /// A response body on its way to the client: the backend's, streamed while the request
 /// counts as in flight on it, or a page of the proxy's own.
 pub(crate) enum ResponseBody {
-    Upstream {
-        body: Incoming,
-        in_flight: Option<InFlight>,
-    },
+    Upstream(UpstreamBody),
     Page(Full<Bytes>),
 }
 
-impl ResponseBody {
-    pub(crate) fn upstream(body: Incoming, in_flight: InFlight) -> Self {
-        Self::Upstream {
-            body,
-            in_flight: Some(in_flight),
+/// The backend's response body, and what the exchange holds until its end: the request's
+/// place in the backend's count and the connection, which goes back to the pool when the
+/// body was read to its end (and is closed otherwise).
+pub(crate) struct UpstreamBody {
+    body: Incoming,
+    exchange: Option<(InFlight, Conn)>,
+}
+
+impl UpstreamBody {
+    fn finish(&mut self) {
+        if let Some((in_flight, conn)) = self.exchange.take()
+            && self.body.is_end_stream()
+        {
+            in_flight.backend().pool.checkin(conn);
         }
+    }
+}
+
+impl Drop for UpstreamBody {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+impl ResponseBody {
+    pub(crate) fn upstream(body: Incoming, in_flight: InFlight, conn: Conn) -> Self {
+        Self::Upstream(UpstreamBody {
+            body,
+            exchange: Some((in_flight, conn)),
+        })
     }
 
     pub(crate) fn empty() -> Self {
@@ -108,11 +121,14 @@ impl Body for ResponseBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.get_mut() {
-            Self::Upstream { body, in_flight } => {
-                let frame = ready!(Pin::new(body).poll_frame(cx));
-                if !matches!(frame, Some(Ok(_))) {
-                    // The exchange is over: the request leaves the backend's count now.
-                    in_flight.take();
+            Self::Upstream(upstream) => {
+                let frame = ready!(Pin::new(&mut upstream.body).poll_frame(cx));
+                match &frame {
+                    // The exchange is over: the request leaves the backend's count now,
+                    // not when hyper gets round to dropping the body.
+                    Some(Ok(_)) if upstream.body.is_end_stream() => upstream.finish(),
+                    Some(Ok(_)) => {}
+                    Some(Err(_)) | None => upstream.finish(),
                 }
                 Poll::Ready(frame.map(|frame| frame.map_err(Into::into)))
             }
@@ -124,14 +140,14 @@ impl Body for ResponseBody {
 
     fn is_end_stream(&self) -> bool {
         match self {
-            Self::Upstream { body, .. } => body.is_end_stream(),
+            Self::Upstream(upstream) => upstream.body.is_end_stream(),
             Self::Page(page) => page.is_end_stream(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
-            Self::Upstream { body, .. } => body.size_hint(),
+            Self::Upstream(upstream) => upstream.body.size_hint(),
             Self::Page(page) => page.size_hint(),
         }
     }

@@ -26,7 +26,8 @@ pub struct ProxyConfig {
     /// the connection. The retry looks the route up again, so a route switched in the
     /// meantime sends it to the new backend.
     pub retry_delay: Duration,
-    /// How long an idle pooled connection to a backend is kept.
+    /// How long an idle pooled connection to a backend is kept (checked when the pool
+    /// is next used; a backend's pool closes with it after a switch's drain).
     pub upstream_idle_timeout: Duration,
     /// The most idle pooled connections kept per backend.
     pub max_idle_per_backend: usize,

@@ -1,7 +1,6 @@
 //! Connecting to backends: plain TCP to a socket address, counted per address.
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -10,8 +9,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use http::Uri;
-use hyper_util::client::legacy::connect::{Connected, Connection};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
@@ -26,50 +23,21 @@ impl ConnectionCounts {
     }
 }
 
-/// The upstream pool's connector. Backends are socket addresses, so there is no name
-/// to resolve: the target's authority is parsed and connected to directly.
-#[derive(Clone)]
-pub(crate) struct Connector {
+/// Connects to a backend within `timeout`; the connection counts in `count` while open.
+pub(crate) async fn connect(
+    addr: SocketAddr,
     timeout: Duration,
-    counts: ConnectionCounts,
-}
-
-impl Connector {
-    pub(crate) fn new(timeout: Duration, counts: ConnectionCounts) -> Self {
-        Self { timeout, counts }
-    }
-}
-
-impl tower_service::Service<Uri> for Connector {
-    type Response = UpstreamIo;
-    type Error = io::Error;
-    type Future = Pin<Box<dyn Future<Output = io::Result<UpstreamIo>> + Send>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, uri: Uri) -> Self::Future {
-        let this = self.clone();
-        Box::pin(async move {
-            let addr: SocketAddr = uri
-                .authority()
-                .and_then(|authority| authority.as_str().parse().ok())
-                .ok_or_else(|| {
-                    io::Error::new(io::ErrorKind::InvalidInput, "not a socket address")
-                })?;
-            let stream = tokio::time::timeout(this.timeout, TcpStream::connect(addr))
-                .await
-                .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
-            stream.set_nodelay(true)?;
-            let count = this.counts.for_addr(addr);
-            count.fetch_add(1, Ordering::Relaxed);
-            Ok(UpstreamIo {
-                io: TokioIo::new(stream),
-                count,
-            })
-        })
-    }
+    count: Arc<AtomicUsize>,
+) -> io::Result<UpstreamIo> {
+    let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connecting timed out"))??;
+    stream.set_nodelay(true)?;
+    count.fetch_add(1, Ordering::Relaxed);
+    Ok(UpstreamIo {
+        io: TokioIo::new(stream),
+        count,
+    })
 }
 
 /// A connection to a backend, counted while open.
@@ -81,12 +49,6 @@ pub(crate) struct UpstreamIo {
 impl Drop for UpstreamIo {
     fn drop(&mut self) {
         self.count.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-impl Connection for UpstreamIo {
-    fn connected(&self) -> Connected {
-        Connected::new()
     }
 }
 

@@ -6,19 +6,17 @@ use std::io;
 use std::sync::Arc;
 
 use http::header::HOST;
-use http::uri::{PathAndQuery, Scheme};
-use http::{
-    Extensions, HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, Version,
-};
+use http::uri::PathAndQuery;
+use http::{Extensions, HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
 use hyper::body::{Body, Incoming};
 use hyper::upgrade::OnUpgrade;
-use hyper_util::client::legacy;
 
 use crate::backend::{Backend, InFlight};
 use crate::body::{RequestBody, ResponseBody};
 use crate::headers::{is_upgrade, set_forwarded, strip_hop_by_hop};
 use crate::limits::{declared_too_large, is_body_too_large};
 use crate::pages::Page;
+use crate::pool::{Conn, ConnectError};
 use crate::proxy::Shared;
 use crate::routes::Route;
 use crate::server::ListenerState;
@@ -37,15 +35,12 @@ pub(crate) struct ClientConn {
 
 /// Why the backend gave no response.
 enum Failure {
-    Upstream(legacy::Error),
+    /// No connection: the request was not sent and comes back (boxed: this is the
+    /// rare path).
+    Connect(ConnectError, Box<Request<RequestBody>>),
+    /// The exchange failed once the request was handed to a connection.
+    Exchange(hyper::Error),
     Timeout,
-}
-
-/// The request as it goes upstream, without its body.
-struct Head {
-    method: Method,
-    path: PathAndQuery,
-    headers: HeaderMap,
 }
 
 pub(crate) async fn forward(
@@ -57,70 +52,52 @@ pub(crate) async fn forward(
     if limit.is_some_and(|limit| declared_too_large(request.headers(), limit)) {
         return Page::BodyTooLarge.response();
     }
-    let host = host(&request);
-    let Some((route, in_flight)) = shared
-        .routes
-        .enter(conn.port, host.as_ref().map(HeaderValue::as_bytes))
-    else {
+    let host = request
+        .headers()
+        .get(HOST)
+        .cloned()
+        .or_else(|| absolute_host(request.uri()));
+    let lookup_host = host.as_ref().map(HeaderValue::as_bytes);
+    let Some((mut route, mut in_flight)) = shared.routes.enter(conn.port, lookup_host) else {
         return Page::NoRoute.response();
     };
     let upgrade = is_upgrade(request.headers());
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
-    let (parts, body) = request.into_parts();
-    let mut head = Head {
-        method: parts.method,
-        path: parts
-            .uri
-            .path_and_query()
-            .cloned()
-            .unwrap_or_else(|| PathAndQuery::from_static("/")),
-        headers: parts.headers,
-    };
-    strip_hop_by_hop(&mut head.headers, upgrade);
-    set_forwarded(&mut head.headers, &conn.client_ip, &PROTO_HTTP);
     // Only a request that can be sent again whole is retried: idempotent, no body.
-    let retry = (!upgrade && is_idempotent(&head.method) && body.is_end_stream()).then(|| Head {
-        method: head.method.clone(),
-        path: head.path.clone(),
-        headers: head.headers.clone(),
-    });
-    let body = RequestBody::new(body, limit);
-    let mut sent = send(shared, upstream_request(head, body, in_flight.backend())).await;
-    let (mut route, mut in_flight) = (route, in_flight);
-    if let (Err(Failure::Upstream(error)), Some(head)) = (&sent, retry)
-        && is_refused(error)
-    {
+    let retry = !upgrade && is_idempotent(request.method()) && request.body().is_end_stream();
+    let upstream = upstream_request(request, conn, host.as_ref(), limit, &route.backend);
+
+    let mut sent = exchange(shared, in_flight.backend(), upstream).await;
+    if retry && let Err(Failure::Connect(error, request)) = sent {
+        if !is_refused(&error) {
+            return failed(&route, &Failure::Connect(error, request));
+        }
         tracing::info!(route = %route.name, backend = %route.backend.addr, "connection refused; retrying once");
         drop(in_flight);
         tokio::time::sleep(shared.config.retry_delay).await;
         // Look again: the route may have been switched to a backend that is up.
-        let Some(again) = shared
-            .routes
-            .enter(conn.port, host.as_ref().map(HeaderValue::as_bytes))
-        else {
+        let Some(again) = shared.routes.enter(conn.port, lookup_host) else {
             return Page::NoRoute.response();
         };
         (route, in_flight) = again;
-        sent = send(
-            shared,
-            upstream_request(head, RequestBody::empty(), in_flight.backend()),
-        )
-        .await;
+        sent = exchange(shared, in_flight.backend(), *request).await;
     }
     match sent {
-        Ok(response) => respond(conn, &route, response, in_flight, client_upgrade),
+        Ok((response, upstream_conn)) => respond(
+            conn,
+            &route,
+            response,
+            in_flight,
+            upstream_conn,
+            client_upgrade,
+        ),
         Err(failure) => failed(&route, &failure),
     }
 }
 
-/// The host name the request is for: its `Host` header, or the authority of an
-/// absolute-form target.
-fn host(request: &Request<Incoming>) -> Option<HeaderValue> {
-    if let Some(host) = request.headers().get(HOST) {
-        return Some(host.clone());
-    }
-    let authority = request.uri().authority()?;
-    HeaderValue::from_str(authority.as_str()).ok()
+/// The authority of an absolute-form target (`GET http://host/ HTTP/1.1`).
+fn absolute_host(uri: &Uri) -> Option<HeaderValue> {
+    HeaderValue::from_str(uri.authority()?.as_str()).ok()
 }
 
 fn is_idempotent(method: &Method) -> bool {
@@ -130,33 +107,76 @@ fn is_idempotent(method: &Method) -> bool {
     )
 }
 
-fn upstream_request(head: Head, body: RequestBody, backend: &Backend) -> Request<RequestBody> {
-    let mut uri = Uri::builder()
-        .scheme(Scheme::HTTP)
-        .authority(backend.authority.clone())
-        .path_and_query(head.path)
-        .build()
-        .expect("a scheme, an authority and a path make a URI");
-    let mut request = Request::new(body);
-    std::mem::swap(request.uri_mut(), &mut uri);
-    *request.method_mut() = head.method;
-    *request.version_mut() = Version::HTTP_11;
-    *request.headers_mut() = head.headers;
-    request
+/// The client's request as it goes to the backend: origin-form target, HTTP/1.1,
+/// hop-by-hop headers out, `X-Forwarded-*` in, the body streamed under the limit.
+fn upstream_request(
+    request: Request<Incoming>,
+    conn: &ClientConn,
+    host: Option<&HeaderValue>,
+    limit: Option<u64>,
+    backend: &Backend,
+) -> Request<RequestBody> {
+    let upgrade = is_upgrade(request.headers());
+    let (mut parts, body) = request.into_parts();
+    if parts.uri.scheme().is_some() || parts.uri.authority().is_some() {
+        let path = parts
+            .uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        parts.uri = Uri::from(path);
+    }
+    parts.version = Version::HTTP_11;
+    parts.extensions = Extensions::new();
+    strip_hop_by_hop(&mut parts.headers, upgrade);
+    if !parts.headers.contains_key(HOST) {
+        // HTTP/1.1 needs a `Host`: the absolute-form target's, or, from an HTTP/1.0
+        // client that sent none, the backend's address.
+        let host = host.cloned().unwrap_or_else(|| {
+            HeaderValue::from_str(&backend.addr.to_string())
+                .expect("a socket address is a valid header value")
+        });
+        parts.headers.insert(HOST, host);
+    }
+    set_forwarded(&mut parts.headers, &conn.client_ip, &PROTO_HTTP);
+    Request::from_parts(parts, RequestBody::new(body, limit))
 }
 
-async fn send(
+/// Sends the request on a pooled connection, or a new one, and waits for the response
+/// head up to the response timeout.
+async fn exchange(
     shared: &Shared,
+    backend: &Backend,
     request: Request<RequestBody>,
-) -> Result<Response<Incoming>, Failure> {
-    match tokio::time::timeout(
-        shared.config.response_timeout,
-        shared.client.request(request),
-    )
-    .await
-    {
-        Ok(Ok(response)) => Ok(response),
-        Ok(Err(error)) => Err(Failure::Upstream(error)),
+) -> Result<(Response<Incoming>, Conn), Failure> {
+    let exchange = async {
+        let mut request = request;
+        while let Some(mut conn) = backend.pool.checkout() {
+            // Between exchanges, the connection's task may not have taken note yet
+            // that the last one ended.
+            if !conn.is_ready() && conn.ready().await.is_err() {
+                continue;
+            }
+            match conn.try_send_request(request).await {
+                Ok(response) => return Ok((response, conn)),
+                // Not sent (the connection closed between exchanges): try another.
+                Err(mut error) => match error.take_message() {
+                    Some(unsent) => request = unsent,
+                    None => return Err(Failure::Exchange(error.into_error())),
+                },
+            }
+        }
+        let mut conn = match backend.pool.open().await {
+            Ok(conn) => conn,
+            Err(error) => return Err(Failure::Connect(error, Box::new(request))),
+        };
+        match conn.try_send_request(request).await {
+            Ok(response) => Ok((response, conn)),
+            Err(error) => Err(Failure::Exchange(error.into_error())),
+        }
+    };
+    match tokio::time::timeout(shared.config.response_timeout, exchange).await {
+        Ok(result) => result,
         Err(_) => Err(Failure::Timeout),
     }
 }
@@ -166,6 +186,7 @@ fn respond(
     route: &Route,
     mut response: Response<Incoming>,
     in_flight: InFlight,
+    upstream_conn: Conn,
     client_upgrade: Option<OnUpgrade>,
 ) -> Response<ResponseBody> {
     if response.status() == StatusCode::SWITCHING_PROTOCOLS {
@@ -193,54 +214,47 @@ fn respond(
     let (mut parts, body) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers, false);
     parts.extensions = Extensions::new();
-    Response::from_parts(parts, ResponseBody::upstream(body, in_flight))
+    Response::from_parts(
+        parts,
+        ResponseBody::upstream(body, in_flight, upstream_conn),
+    )
 }
 
 fn failed(route: &Route, failure: &Failure) -> Response<ResponseBody> {
     let backend = route.backend.addr;
-    match failure {
+    let reason = match failure {
         Failure::Timeout => {
             tracing::warn!(route = %route.name, %backend, "the backend did not answer in time");
-            Page::GatewayTimeout { route: &route.name }.response()
+            return Page::GatewayTimeout { route: &route.name }.response();
         }
-        Failure::Upstream(error) if is_body_too_large(error) => Page::BodyTooLarge.response(),
-        Failure::Upstream(error) => {
-            let reason = reason(error);
-            tracing::warn!(route = %route.name, %backend, error = %chain(error), "bad gateway");
-            Page::BadGateway {
-                route: &route.name,
-                reason,
+        Failure::Exchange(error) if is_body_too_large(error) => {
+            return Page::BodyTooLarge.response();
+        }
+        Failure::Connect(ConnectError::Io(error), _) => {
+            tracing::warn!(route = %route.name, %backend, %error, "cannot connect to the backend");
+            match error.kind() {
+                io::ErrorKind::ConnectionRefused => "connection refused",
+                io::ErrorKind::TimedOut => "connecting timed out",
+                _ => "cannot connect",
             }
-            .response()
         }
-    }
-}
-
-fn io_kind(error: &legacy::Error) -> Option<io::ErrorKind> {
-    let mut cause = error.source();
-    while let Some(error) = cause {
-        if let Some(io) = error.downcast_ref::<io::Error>() {
-            return Some(io.kind());
+        Failure::Connect(ConnectError::Handshake(error), _) | Failure::Exchange(error) => {
+            tracing::warn!(route = %route.name, %backend, error = %chain(error), "the exchange with the backend failed");
+            "the connection failed"
         }
-        cause = error.source();
+    };
+    Page::BadGateway {
+        route: &route.name,
+        reason,
     }
-    None
+    .response()
 }
 
-fn is_refused(error: &legacy::Error) -> bool {
-    error.is_connect() && io_kind(error) == Some(io::ErrorKind::ConnectionRefused)
+fn is_refused(error: &ConnectError) -> bool {
+    matches!(error, ConnectError::Io(error) if error.kind() == io::ErrorKind::ConnectionRefused)
 }
 
-fn reason(error: &legacy::Error) -> &'static str {
-    match (error.is_connect(), io_kind(error)) {
-        (true, Some(io::ErrorKind::ConnectionRefused)) => "connection refused",
-        (true, Some(io::ErrorKind::TimedOut)) => "connecting timed out",
-        (true, _) => "cannot connect",
-        (false, _) => "the connection failed",
-    }
-}
-
-fn chain(error: &legacy::Error) -> String {
+fn chain(error: &hyper::Error) -> String {
     let mut text = error.to_string();
     let mut cause = error.source();
     while let Some(error) = cause {

@@ -74,6 +74,7 @@ mod headers;
 mod limits;
 mod names;
 mod pages;
+mod pool;
 mod proxy;
 mod routes;
 mod server;

@@ -5,12 +5,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use hyper::server::conn::http1;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::rt::TokioTimer;
 use tokio::net::TcpListener;
 
-use crate::body::RequestBody;
-use crate::connect::{ConnectionCounts, Connector};
+use crate::connect::ConnectionCounts;
+use crate::pool::PoolSettings;
 use crate::server::{self, Listener, ListenerState, ShutdownReport};
 use crate::{Error, ProxyConfig, Routes};
 
@@ -27,7 +26,6 @@ pub struct Proxy {
 pub(crate) struct Shared {
     pub(crate) config: ProxyConfig,
     pub(crate) routes: Routes,
-    pub(crate) client: Client<Connector, RequestBody>,
     pub(crate) http: http1::Builder,
     pub(crate) listeners: Mutex<Vec<Arc<ListenerState>>>,
 }
@@ -45,13 +43,11 @@ impl std::fmt::Debug for Proxy {
 impl Proxy {
     /// A proxy with no route and no listener yet.
     pub fn new(config: ProxyConfig) -> Self {
-        let counts = ConnectionCounts::default();
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(config.upstream_idle_timeout)
-            .pool_max_idle_per_host(config.max_idle_per_backend)
-            .retry_canceled_requests(true)
-            .build(Connector::new(config.connect_timeout, counts.clone()));
+        let pool = PoolSettings {
+            connect_timeout: config.connect_timeout,
+            idle_timeout: config.upstream_idle_timeout,
+            max_idle: config.max_idle_per_backend,
+        };
         let mut http = http1::Builder::new();
         http.timer(TokioTimer::new())
             .header_read_timeout(config.header_read_timeout)
@@ -60,8 +56,7 @@ impl Proxy {
             .keep_alive(true);
         Self {
             shared: Arc::new(Shared {
-                routes: Routes::new(counts),
-                client,
+                routes: Routes::new(ConnectionCounts::default(), pool),
                 http,
                 listeners: Mutex::new(Vec::new()),
                 config,

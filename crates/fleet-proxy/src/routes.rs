@@ -15,6 +15,7 @@ use crate::backend::{Backend, BackendStats, InFlight};
 use crate::connect::ConnectionCounts;
 use crate::drain::Switch;
 use crate::names::request_host;
+use crate::pool::PoolSettings;
 use crate::{Error, HostName, RouteName};
 
 /// Where a route answers: requests arriving on a listener's port, optionally only
@@ -159,6 +160,7 @@ struct Shared {
     /// Serialises changes, so none is lost between reading and swapping the table.
     write: Mutex<()>,
     connections: ConnectionCounts,
+    pool: Arc<PoolSettings>,
 }
 
 impl fmt::Debug for Routes {
@@ -168,12 +170,13 @@ impl fmt::Debug for Routes {
 }
 
 impl Routes {
-    pub(crate) fn new(connections: ConnectionCounts) -> Self {
+    pub(crate) fn new(connections: ConnectionCounts, pool: PoolSettings) -> Self {
         Self {
             shared: Arc::new(Shared {
                 table: ArcSwap::from_pointee(Table::default()),
                 write: Mutex::new(()),
                 connections,
+                pool: Arc::new(pool),
             }),
         }
     }
@@ -297,7 +300,11 @@ impl Routes {
     }
 
     fn backend(&self, addr: SocketAddr) -> Arc<Backend> {
-        Arc::new(Backend::new(addr, self.shared.connections.for_addr(addr)))
+        Arc::new(Backend::new(
+            addr,
+            Arc::clone(&self.shared.pool),
+            self.shared.connections.for_addr(addr),
+        ))
     }
 
     fn change<T>(&self, change: impl FnOnce(&mut Table) -> Result<T, Error>) -> Result<T, Error> {
@@ -324,7 +331,12 @@ mod tests {
     use super::*;
 
     fn routes() -> Routes {
-        Routes::new(ConnectionCounts::default())
+        let pool = PoolSettings {
+            connect_timeout: std::time::Duration::from_secs(1),
+            idle_timeout: std::time::Duration::from_secs(1),
+            max_idle: 1,
+        };
+        Routes::new(ConnectionCounts::default(), pool)
     }
 
     fn name(name: &str) -> RouteName {

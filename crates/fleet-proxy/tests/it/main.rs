@@ -6,6 +6,7 @@ mod errors;
 mod headers;
 mod hosts;
 mod limits;
+mod pool;
 mod shutdown;
 mod streaming;
 mod support;

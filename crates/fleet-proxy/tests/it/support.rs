@@ -32,12 +32,24 @@ pub(crate) fn full(text: impl Into<Bytes>) -> Body {
 pub(crate) struct Backend {
     pub(crate) addr: SocketAddr,
     pub(crate) hits: Arc<AtomicUsize>,
+    open: Arc<AtomicUsize>,
+    accepted: Arc<AtomicUsize>,
     accept: JoinHandle<()>,
 }
 
 impl Backend {
     pub(crate) fn hits(&self) -> usize {
         self.hits.load(Ordering::SeqCst)
+    }
+
+    /// Connections open to this backend now.
+    pub(crate) fn open(&self) -> usize {
+        self.open.load(Ordering::SeqCst)
+    }
+
+    /// Connections this backend accepted so far.
+    pub(crate) fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
     }
 }
 
@@ -63,7 +75,10 @@ where
 {
     let addr = listener.local_addr().unwrap();
     let hits = Arc::new(AtomicUsize::new(0));
-    let counted = Arc::clone(&hits);
+    let open = Arc::new(AtomicUsize::new(0));
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let (counted, open_count, accepted_count) =
+        (Arc::clone(&hits), Arc::clone(&open), Arc::clone(&accepted));
     let accept = tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
@@ -71,6 +86,9 @@ where
             };
             let handler = handler.clone();
             let hits = Arc::clone(&counted);
+            let open = Arc::clone(&open_count);
+            open.fetch_add(1, Ordering::SeqCst);
+            accepted_count.fetch_add(1, Ordering::SeqCst);
             tokio::spawn(async move {
                 let service = service_fn(move |request| {
                     hits.fetch_add(1, Ordering::SeqCst);
@@ -81,10 +99,17 @@ where
                     .serve_connection(TokioIo::new(stream), service)
                     .with_upgrades()
                     .await;
+                open.fetch_sub(1, Ordering::SeqCst);
             });
         }
     });
-    Backend { addr, hits, accept }
+    Backend {
+        addr,
+        hits,
+        open,
+        accepted,
+        accept,
+    }
 }
 
 /// A backend answering every request with its name.
