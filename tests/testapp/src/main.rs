@@ -305,6 +305,7 @@ fn query_param<'q>(query: &'q str, name: &str) -> Option<&'q str> {
 }
 
 fn handle_connection(app: &App, stream: TcpStream) -> std::io::Result<()> {
+    stream.set_nodelay(true)?;
     let mut writer = stream.try_clone()?;
     let mut reader = BufReader::new(stream);
     while let Some(request) = read_request(&mut reader) {
@@ -318,13 +319,14 @@ fn handle_connection(app: &App, stream: TcpStream) -> std::io::Result<()> {
         };
         let body = body.to_string();
         let connection = if request.close { "close" } else { "keep-alive" };
-        write!(
-            writer,
+        // One write per answer: written in pieces, Nagle's algorithm would hold the last
+        // piece back until the client's delayed ACK, 40 ms later.
+        let answer = format!(
             "HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: {connection}\r\nx-testapp-version: {}\r\n\r\n{body}",
             body.len(),
             app.version
-        )?;
-        writer.flush()?;
+        );
+        writer.write_all(answer.as_bytes())?;
         if request.close {
             break;
         }
