@@ -49,6 +49,24 @@ impl CliBed {
         })
     }
 
+    /// Builds the test app at `version` behaving as `behaviour` and pushes it to the
+    /// bed's registry as `app:<tag>` for each of `tags`.
+    pub async fn push(
+        &self,
+        version: &str,
+        behaviour: crate::image::Behaviour,
+        tags: &[&str],
+    ) -> anyhow::Result<()> {
+        let image = TestImage::new(version)
+            .behaviour(behaviour)
+            .build(&self.docker)
+            .await?;
+        image
+            .push(&self.docker, &self.registry, "app", tags)
+            .await?;
+        Ok(())
+    }
+
     /// The test app's image on the bed's registry, following `channel`.
     pub fn image(&self, channel: &str) -> String {
         format!("{}/app:{channel}", self.registry.docker_host())
@@ -56,8 +74,14 @@ impl CliBed {
 
     /// Runs `fleet` on the bed's state directory: exit code, stdout, stderr.
     pub fn run(&self, args: &[&str]) -> (i32, String, String) {
+        self.run_with(args, &[])
+    }
+
+    /// Runs `fleet` with extra environment variables.
+    pub fn run_with(&self, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
         let output = Command::new(&self.binary)
             .args(args)
+            .envs(env.iter().copied())
             .env("NO_COLOR", "1")
             .env("FLEET_LOG", "off")
             .env("FLEET_STATE_DIR", self.state.path())
@@ -82,7 +106,12 @@ impl CliBed {
     /// Creates a healthy instance of `app:v1` on container port 8080 with `extra`
     /// arguments; returns its host port.
     pub fn create(&self, name: &str, extra: &[&str]) -> u16 {
-        let image = self.image("v1");
+        self.create_on(name, "v1", extra)
+    }
+
+    /// [`create`](Self::create) following `channel` (`v1.0`, `latest`).
+    pub fn create_on(&self, name: &str, channel: &str, extra: &[&str]) -> u16 {
+        let image = self.image(channel);
         let mut args = vec![
             "create",
             name,

@@ -15,6 +15,8 @@
 //!   on drop.
 //! - [`cli::CliBed`]: a registry, a state directory and an engine scope for tests that
 //!   drive the built `fleet` binary, with helpers to run it and read its JSON.
+//! - [`load::Load`]: requests to one URL back to back (keep-alive and new connections),
+//!   every answer and failure counted, for updates under load.
 //! - [`archive`]: hand-made fleet-backup archives (path traversal, symlink escapes,
 //!   absolute paths) that a restore must refuse.
 //! - [`tools::require`]: finds an external program (`skopeo`, `docker-registry`) or fails
@@ -35,6 +37,7 @@ pub mod archive;
 pub mod cli;
 pub mod docker;
 pub mod image;
+pub mod load;
 pub mod net;
 pub mod registry;
 pub mod s3;

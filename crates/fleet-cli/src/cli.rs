@@ -72,6 +72,15 @@ pub(crate) enum Command {
     /// Put a backup's data in place of an instance's, verified first; the replaced data
     /// is kept as a backup, so restoring that one undoes it.
     Restore(commands::restore::Args),
+    /// Update instances to what their channel resolves to (or --to): backup, candidate,
+    /// health gate, and the old version back on any failure.
+    Update(commands::update::Args),
+    /// Go back to what an instance ran before its last deployment, the same safe way.
+    Rollback(commands::update::RollbackArgs),
+    /// An instance's deployments, newest first.
+    History(commands::update::HistoryArgs),
+    /// Deploy to one group exactly the digest another group runs.
+    Promote(commands::update::PromoteArgs),
 }
 
 /// Flags of the commands that talk to registries.

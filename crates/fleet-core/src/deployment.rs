@@ -142,21 +142,29 @@ pub enum Outcome {
     Updated,
     /// The instance already ran the target: nothing was done.
     Unchanged,
-    /// The candidate failed; the old container runs as before.
+    /// The deployment started and was undone: the old version serves.
     RolledBack,
-    /// The update failed and the old version could not be brought back either (the
-    /// reason says what runs).
+    /// The update could not start (the instance was busy, the target did not resolve:
+    /// nothing changed), or it could not be undone; the reason says which, and what runs.
     Failed,
+    /// Not attempted: the canary failed first.
+    Skipped,
 }
 
 impl Outcome {
-    const ALL: [Outcome; 5] = [
+    const ALL: [Outcome; 6] = [
         Outcome::InProgress,
         Outcome::Updated,
         Outcome::Unchanged,
         Outcome::RolledBack,
         Outcome::Failed,
+        Outcome::Skipped,
     ];
+
+    /// Whether the instance ended on its target (updated, or already there).
+    pub fn is_success(self) -> bool {
+        matches!(self, Outcome::Updated | Outcome::Unchanged)
+    }
 
     /// The outcome's name (`rolled_back`), as stored and shown.
     pub fn as_str(self) -> &'static str {
@@ -166,6 +174,7 @@ impl Outcome {
             Outcome::Unchanged => "unchanged",
             Outcome::RolledBack => "rolled_back",
             Outcome::Failed => "failed",
+            Outcome::Skipped => "skipped",
         }
     }
 }

@@ -376,11 +376,15 @@ pub enum Error {
         /// The instance.
         instance: String,
     },
+    /// `fleet promote` cannot tell what to deploy, or where.
+    #[error("cannot promote: {reason}")]
+    Promote {
+        /// Why.
+        reason: String,
+    },
     /// The update strategy asked for cannot run here.
-    #[error("instance {instance} cannot be updated {strategy}: {reason}")]
+    #[error("the {strategy} strategy cannot run: {reason}")]
     StrategyUnavailable {
-        /// The instance.
-        instance: String,
         /// The strategy.
         strategy: crate::deployment::Strategy,
         /// Why, and what to do.

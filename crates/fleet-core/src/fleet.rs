@@ -12,6 +12,7 @@
 //! - `restore.rs`: restore, verified first and undone when the app does not come back.
 //! - `recover.rs`: finishing or undoing a deployment whose process died, from its
 //!   journal (run under every lease).
+//! - `update_many.rs`: many instances in parallel with a canary; promote.
 //! - `update.rs`: update and rollback, journaled step by step, the old container
 //!   brought back on any failure.
 
@@ -25,10 +26,12 @@ mod recover;
 mod remote;
 mod restore;
 mod update;
+mod update_many;
 
 pub use builder::{FleetBuilder, OpenMode};
 pub use create::CreateOptions;
 pub use remote::{FetchedArchive, LocalArchive};
+pub use update_many::OnInstanceProgress;
 
 use std::collections::BTreeMap;
 

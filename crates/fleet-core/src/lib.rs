@@ -67,7 +67,8 @@ pub use deployment::{
 };
 pub use error::{EngineError, EngineOperation, Error, PortHolder};
 pub use fleet::{
-    CreateOptions, FetchedArchive, Fleet, FleetBuilder, LocalArchive, OnProgress, OpenMode,
+    CreateOptions, FetchedArchive, Fleet, FleetBuilder, LocalArchive, OnInstanceProgress,
+    OnProgress, OpenMode,
 };
 pub use health::{Health, UnknownHealth};
 pub use name::InstanceName;

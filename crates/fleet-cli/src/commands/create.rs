@@ -55,6 +55,18 @@ pub(crate) struct Args {
     #[arg(long, conflicts_with_all = ["health_path", "health_port"])]
     no_health: bool,
 
+    /// Failed probes do not count while the app starts, for this long [default: 60s].
+    #[arg(long, value_name = "DUR", value_parser = humantime::parse_duration, conflicts_with = "no_health")]
+    health_start_period: Option<std::time::Duration>,
+
+    /// Time between probes once started [default: 2s].
+    #[arg(long, value_name = "DUR", value_parser = humantime::parse_duration, conflicts_with = "no_health")]
+    health_interval: Option<std::time::Duration>,
+
+    /// Give up waiting for healthy after this long [default: 90s].
+    #[arg(long, value_name = "DUR", value_parser = humantime::parse_duration, conflicts_with = "no_health")]
+    health_deadline: Option<std::time::Duration>,
+
     /// The host directory mounted at /data [default: STATE_DIR/instances/NAME/data].
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
@@ -184,6 +196,15 @@ fn spec(args: &Args) -> anyhow::Result<InstanceSpec> {
             None => tcp_health(),
         };
         health.port = args.health_port;
+        if let Some(start_period) = args.health_start_period {
+            health.policy.start_period = start_period;
+        }
+        if let Some(interval) = args.health_interval {
+            health.policy.interval = interval;
+        }
+        if let Some(deadline) = args.health_deadline {
+            health.policy.deadline = deadline;
+        }
         spec.health = Some(health);
     }
     if let Err(error) = spec.validate() {

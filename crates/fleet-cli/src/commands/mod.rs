@@ -13,6 +13,7 @@ pub(crate) mod resolve;
 pub(crate) mod restore;
 pub(crate) mod status;
 pub(crate) mod tags;
+pub(crate) mod update;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -58,6 +59,10 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Backups(args) => backup::list(&context, args),
         Command::Verify(args) => backup::verify(&context, args),
         Command::Restore(args) => restore::run(&context, args),
+        Command::Update(args) => update::run(&context, args),
+        Command::Rollback(args) => update::rollback(&context, args),
+        Command::History(args) => update::history(&context, args),
+        Command::Promote(args) => update::promote(&context, args),
     }
 }
 

@@ -102,7 +102,7 @@ impl Fleet {
             let resolved = self
                 .resolve_target(&record, &options.target, progress)
                 .await?;
-            let strategy = self.strategy(name, options.strategy)?;
+            let strategy = self.strategy(options.strategy)?;
             if record.digest.as_ref() == Some(&resolved.digest) {
                 let release = Release {
                     tag: record.tag.clone(),
@@ -186,7 +186,7 @@ impl Fleet {
             };
             let plan = Plan {
                 kind: DeploymentKind::Rollback,
-                strategy: self.strategy(name, strategy)?,
+                strategy: self.strategy(strategy)?,
                 resolved,
                 backup_first: true,
             };
@@ -206,11 +206,11 @@ impl Fleet {
             .collect())
     }
 
-    /// The strategy to use: the one asked for, if it can run here.
-    fn strategy(&self, name: &InstanceName, asked: Option<Strategy>) -> Result<Strategy, Error> {
+    /// The strategy an update uses: the one asked for if it can run here, else the
+    /// default. Blue-green needs fleet's proxy (`fleet serve`).
+    pub fn strategy(&self, asked: Option<Strategy>) -> Result<Strategy, Error> {
         match asked.unwrap_or(Strategy::Recreate) {
             Strategy::BlueGreen => Err(Error::StrategyUnavailable {
-                instance: name.to_string(),
                 strategy: Strategy::BlueGreen,
                 reason: "it needs fleet's proxy, and `fleet serve` does not run on this state directory; start it, or use --strategy recreate".into(),
             }),

@@ -310,3 +310,138 @@ async fn the_next_command_finishes_a_deployment_killed_after_its_gate_passed() {
         assert_eq!(deployment.outcome, Outcome::Updated, "{step}");
     }
 }
+
+#[tokio::test]
+async fn many_instances_update_in_parallel_after_their_canary() {
+    let bed = bed().await;
+    let names: Vec<crate::InstanceName> = (0..6).map(|i| name(&format!("i{i}"))).collect();
+    for name in &names {
+        create(&bed, spec(name.as_str())).await.unwrap();
+    }
+    bed.resolver
+        .set(IMAGE, Some("v1.1.0"), &DIGEST_2.parse().unwrap());
+    let parallel = std::num::NonZeroUsize::new(4).unwrap();
+
+    // A canary that fails: nothing else is touched.
+    bed.engine
+        .fail("start_container", "the canary's candidate crashed");
+    let reports = bed
+        .fleet
+        .update_many(
+            &names,
+            &UpdateOptions::default(),
+            parallel,
+            Some(&names[2]),
+            &|_, _| {},
+        )
+        .await;
+    let outcomes: Vec<Outcome> = reports.iter().map(|r| r.outcome).collect();
+    assert_eq!(
+        outcomes,
+        [
+            Outcome::Skipped,
+            Outcome::Skipped,
+            Outcome::RolledBack,
+            Outcome::Skipped,
+            Outcome::Skipped,
+            Outcome::Skipped
+        ]
+    );
+    assert!(
+        reports[0]
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("the canary i2 did not update"),
+        "{:?}",
+        reports[0].reason
+    );
+    for name in &names {
+        assert_eq!(bed.fleet.get(name).unwrap().generation, 1, "{name}");
+    }
+
+    // A canary that passes: every instance is updated, reported in the order given.
+    let reports = bed
+        .fleet
+        .update_many(
+            &names,
+            &UpdateOptions::default(),
+            parallel,
+            Some(&names[2]),
+            &|_, _| {},
+        )
+        .await;
+    let order: Vec<&str> = reports.iter().map(|r| r.instance.as_str()).collect();
+    assert_eq!(order, ["i0", "i1", "i2", "i3", "i4", "i5"]);
+    assert!(
+        reports.iter().all(|r| r.outcome == Outcome::Updated),
+        "{reports:?}"
+    );
+    for name in &names {
+        assert_eq!(
+            bed.fleet.get(name).unwrap().digest.unwrap().as_str(),
+            DIGEST_2
+        );
+    }
+}
+
+#[tokio::test]
+async fn promote_deploys_exactly_the_digest_the_other_group_runs() {
+    let bed = bed().await;
+    create(&bed, spec("s1").with_group("staging"))
+        .await
+        .unwrap();
+    create(&bed, spec("p1").with_group("prod")).await.unwrap();
+    create(&bed, spec("p2").with_group("prod")).await.unwrap();
+    bed.resolver
+        .set(IMAGE, Some("v1.1.0"), &DIGEST_2.parse().unwrap());
+    update_named(&bed, "s1").await;
+    // The channel moves on; promote deploys what staging runs, not the channel's newest.
+    let newest = format!("sha256:{}", "4".repeat(64));
+    bed.resolver
+        .set(IMAGE, Some("v1.2.0"), &newest.parse().unwrap());
+
+    let reports = bed
+        .fleet
+        .promote(
+            "staging",
+            "prod",
+            &UpdateOptions::default(),
+            std::num::NonZeroUsize::new(2).unwrap(),
+            &|_, _| {},
+        )
+        .await
+        .unwrap();
+    assert_eq!(reports.len(), 2);
+    for name in ["p1", "p2"] {
+        assert_eq!(
+            bed.fleet
+                .get(&super::name(name))
+                .unwrap()
+                .digest
+                .unwrap()
+                .as_str(),
+            DIGEST_2,
+            "{name}"
+        );
+    }
+    let error = bed
+        .fleet
+        .promote(
+            "nobody",
+            "prod",
+            &UpdateOptions::default(),
+            std::num::NonZeroUsize::MIN,
+            &|_, _| {},
+        )
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("group nobody"), "{error}");
+}
+
+async fn update_named(bed: &super::Bed, instance: &str) -> crate::UpdateReport {
+    bed.fleet
+        .update(&name(instance), &UpdateOptions::default(), &|_| {})
+        .await
+        .unwrap()
+}
