@@ -45,6 +45,9 @@ struct Options {
 #[derive(Clone, Copy)]
 struct Run {
     requests_per_sec: f64,
+    requests: f64,
+    /// CPU time (user + system) the proxy spent per request, in microseconds.
+    cpu_us_per_request: f64,
     p50_us: f64,
     p99_us: f64,
 }
@@ -106,14 +109,19 @@ fn run() -> Result<(), String> {
         };
         for is_fleet in order {
             let addr = if is_fleet { fleet } else { nginx_addr };
-            let run = wrk(addr, &options, options.duration)?;
+            let cpu_before = if is_fleet { fleet_cpu() } else { nginx.cpu() };
+            let mut run = wrk(addr, &options, options.duration)?;
+            let cpu = if is_fleet { fleet_cpu() } else { nginx.cpu() } - cpu_before;
+            run.cpu_us_per_request = cpu.as_secs_f64() * 1e6 / run.requests;
             let name = if is_fleet { "fleet-proxy" } else { "nginx" };
             println!(
-                "round {}  {name:<11}  {:>9.0} req/s   p50 {:>7.0} us   p99 {:>7.0} us",
+                "round {}  {name:<11}  {:>9.0} req/s   p50 {:>7.0} us   p99 {:>7.0} us   \
+                 cpu {:>5.1} us/req",
                 round + 1,
                 run.requests_per_sec,
                 run.p50_us,
-                run.p99_us
+                run.p99_us,
+                run.cpu_us_per_request,
             );
             if is_fleet {
                 fleet_runs.push(run);
@@ -138,8 +146,9 @@ fn run() -> Result<(), String> {
     ] {
         let (low, high) = spread(runs.iter().map(|run| run.requests_per_sec));
         println!(
-            "{name:<11}  {:>9.0} req/s (runs {low:.0}-{high:.0})   p50 {:>7.0} us   p99 {:>7.0} us",
-            run.requests_per_sec, run.p50_us, run.p99_us
+            "{name:<11}  {:>9.0} req/s (runs {low:.0}-{high:.0})   p50 {:>7.0} us   p99 {:>7.0} us   \
+             cpu {:>5.1} us/req",
+            run.requests_per_sec, run.p50_us, run.p99_us, run.cpu_us_per_request
         );
     }
     println!(
@@ -151,6 +160,10 @@ fn run() -> Result<(), String> {
         fleet.requests_per_sec / nginx.requests_per_sec,
         fleet.p50_us / nginx.p50_us,
         fleet.p99_us / nginx.p99_us,
+    );
+    println!(
+        "fleet-proxy/nginx: CPU per request {:.2}x",
+        fleet.cpu_us_per_request / nginx.cpu_us_per_request
     );
     Ok(())
 }
@@ -249,6 +262,7 @@ fn start_fleet_proxy(backend: SocketAddr, threads: usize) -> (SocketAddr, Proxy)
         } else {
             tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(threads)
+                .thread_name("fleet-proxy")
                 .enable_all()
                 .build()
         }
@@ -341,6 +355,17 @@ http {{
         Ok(Self { child })
     }
 
+    /// The CPU time nginx's processes (master and worker) have used.
+    fn cpu(&self) -> Duration {
+        let master = self.child.id();
+        let children = std::fs::read_to_string(format!("/proc/{master}/task/{master}/children"))
+            .unwrap_or_default();
+        std::iter::once(master.to_string())
+            .chain(children.split_whitespace().map(str::to_owned))
+            .map(|pid| cpu_time(&format!("/proc/{pid}/stat")))
+            .sum()
+    }
+
     fn version(&self) -> String {
         Command::new("nginx")
             .arg("-v")
@@ -361,6 +386,39 @@ impl Drop for Nginx {
             .status();
         let _ = self.child.wait();
     }
+}
+
+/// The CPU time the threads of this process running fleet-proxy have used.
+fn fleet_cpu() -> Duration {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Duration::ZERO;
+    };
+    tasks
+        .filter_map(Result::ok)
+        .filter(|task| {
+            std::fs::read_to_string(task.path().join("comm"))
+                .is_ok_and(|comm| comm.trim() == "fleet-proxy")
+        })
+        .map(|task| cpu_time(&task.path().join("stat").to_string_lossy()))
+        .sum()
+}
+
+/// User plus system time from a `/proc/.../stat` file (fields 14 and 15, in clock ticks
+/// of 1/100 s, the `USER_HZ` of Linux on every architecture it runs on here).
+fn cpu_time(stat: &str) -> Duration {
+    let Ok(text) = std::fs::read_to_string(stat) else {
+        return Duration::ZERO;
+    };
+    // The command name, in parentheses, may hold spaces: count fields after it.
+    let Some((_, rest)) = text.rsplit_once(')') else {
+        return Duration::ZERO;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i).and_then(|field| field.parse::<u64>().ok()))
+        .sum();
+    Duration::from_millis(ticks * 10)
 }
 
 fn wait_until_serving(addr: SocketAddr) -> Result<(), String> {
@@ -397,6 +455,7 @@ fn wrk(addr: SocketAddr, options: &Options, seconds: u64) -> Result<Run, String>
 
 fn parse_wrk(text: &str) -> Option<Run> {
     let mut requests_per_sec = None;
+    let mut requests = None;
     let mut p50_us = None;
     let mut p99_us = None;
     for line in text.lines() {
@@ -405,11 +464,14 @@ fn parse_wrk(text: &str) -> Option<Run> {
             (Some("Requests/sec:"), Some(value)) => requests_per_sec = value.parse().ok(),
             (Some("50%"), Some(value)) => p50_us = micros(value),
             (Some("99%"), Some(value)) => p99_us = micros(value),
+            (Some(count), Some("requests")) => requests = count.parse().ok(),
             _ => {}
         }
     }
     Some(Run {
         requests_per_sec: requests_per_sec?,
+        requests: requests?,
+        cpu_us_per_request: 0.0,
         p50_us: p50_us?,
         p99_us: p99_us?,
     })
@@ -444,6 +506,8 @@ fn medians(runs: &[Run]) -> Run {
         requests_per_sec: median(runs.iter().map(|run| run.requests_per_sec).collect()),
         p50_us: median(runs.iter().map(|run| run.p50_us).collect()),
         p99_us: median(runs.iter().map(|run| run.p99_us).collect()),
+        requests: median(runs.iter().map(|run| run.requests).collect()),
+        cpu_us_per_request: median(runs.iter().map(|run| run.cpu_us_per_request).collect()),
     }
 }
 

@@ -65,7 +65,7 @@ pub(crate) async fn forward(
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
     // Only a request that can be sent again whole is retried: idempotent, no body.
     let retry = !upgrade && is_idempotent(request.method()) && request.body().is_end_stream();
-    let upstream = upstream_request(request, conn, host.as_ref(), limit, &route.backend);
+    let upstream = upstream_request(request, upgrade, conn, host.as_ref(), limit, &route.backend);
 
     let mut sent = exchange(shared, in_flight.backend(), upstream).await;
     if retry && let Err(Failure::Connect(error, request)) = sent {
@@ -111,12 +111,12 @@ fn is_idempotent(method: &Method) -> bool {
 /// hop-by-hop headers out, `X-Forwarded-*` in, the body streamed under the limit.
 fn upstream_request(
     request: Request<Incoming>,
+    upgrade: bool,
     conn: &ClientConn,
     host: Option<&HeaderValue>,
     limit: Option<u64>,
     backend: &Backend,
 ) -> Request<RequestBody> {
-    let upgrade = is_upgrade(request.headers());
     let (mut parts, body) = request.into_parts();
     if parts.uri.scheme().is_some() || parts.uri.authority().is_some() {
         let path = parts

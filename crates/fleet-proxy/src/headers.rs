@@ -39,9 +39,19 @@ fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
         .filter(|token| !token.is_empty())
 }
 
+/// Whether a header is hop-by-hop whatever `Connection` says.
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    let name = name.as_str();
+    hop_by_hop().iter().any(|hop| hop.as_str() == name) || name.starts_with("proxy")
+}
+
 /// Removes hop-by-hop headers. With `upgrade`, the protocol switch itself is kept
 /// (`Connection: upgrade` and `Upgrade`), as the next hop must see it to agree.
 pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
+    // Most messages carry none: one look at each name, and nothing else to do.
+    if !headers.keys().any(is_hop_by_hop) {
+        return;
+    }
     let kept_upgrade = if upgrade {
         headers.get(header::UPGRADE).cloned()
     } else {
@@ -76,9 +86,9 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
 /// `X-Forwarded-For`, `X-Forwarded-Proto` and `X-Forwarded-Host` set (the latter from
 /// the request's `Host`; both replace what the client sent).
 pub(crate) fn set_forwarded(headers: &mut HeaderMap, client_ip: &HeaderValue, proto: &HeaderValue) {
-    let forwarded_for = match headers.get_all(&X_FORWARDED_FOR).iter().count() {
-        0 => client_ip.clone(),
-        _ => {
+    let forwarded_for = match headers.get(&X_FORWARDED_FOR) {
+        None => client_ip.clone(),
+        Some(_) => {
             let mut chain = Vec::new();
             for value in headers.get_all(&X_FORWARDED_FOR) {
                 chain.extend_from_slice(value.as_bytes());

@@ -90,6 +90,8 @@ impl Pool {
         .await
         .map_err(ConnectError::Io)?;
         let (conn, connection) = http1::Builder::new()
+            // As on client connections (see `Proxy::new`): one buffer per write.
+            .writev(false)
             .handshake(io)
             .await
             .map_err(ConnectError::Handshake)?;

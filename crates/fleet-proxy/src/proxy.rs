@@ -53,7 +53,11 @@ impl Proxy {
             .header_read_timeout(config.header_read_timeout)
             .max_buf_size(config.max_header_bytes.max(MIN_HEADER_BYTES))
             .max_headers(config.max_headers)
-            .keep_alive(true);
+            .keep_alive(true)
+            // One buffer per write: for the small responses most requests get, copying
+            // the body behind the head costs less than a vectored write (measured with
+            // `cargo xtask bench proxy`: about 10% less CPU per request).
+            .writev(false);
         Self {
             shared: Arc::new(Shared {
                 routes: Routes::new(ConnectionCounts::default(), pool),
