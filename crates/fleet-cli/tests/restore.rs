@@ -275,3 +275,82 @@ async fn backup_exec_runs_in_the_container_and_backup_stop_reports_its_downtime(
             .is_empty()
     );
 }
+
+/// `[backup.remote]`: each backup is copied off-host; an instance whose local archive is
+/// lost is restored from the copy (downloaded and verified); a store that refuses the
+/// credentials fails the backup with exit 1, naming what was wrong, and keeps the
+/// local archive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backups_are_copied_off_host_and_restored_from_there() {
+    let bed = bed().await;
+    let s3 = fleet_tests::s3::TestS3::start().await.unwrap();
+    let credentials = s3
+        .write_credentials_file(bed.state.path(), "fleet")
+        .unwrap();
+    let config = bed.state.path().join("config.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!(
+        "\n[backup.remote]\nurl = \"{}\"\nendpoint = \"{}\"\nregion = \"us-east-1\"\nprofile = \"fleet\"\ncredentials_file = \"{}\"\n",
+        s3.url("fleet"),
+        s3.endpoint(),
+        credentials.display()
+    ));
+    std::fs::write(&config, text).unwrap();
+    let port = bed.create("alice", &[]);
+    bump(port, 2).await;
+
+    let (code, stdout, stderr) = bed.run(&["backup", "alice"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("copied off-host to fleet/alice/"),
+        "{stdout}"
+    );
+    let backup = &bed.json(&["backups", "alice", "--json"])[0];
+    let key = backup["remote"].as_str().unwrap().to_owned();
+    assert!(key.starts_with("fleet/alice/alice-"), "{key}");
+    bump(port, 5).await;
+
+    // The local archive is lost: the restore fetches the copy and verifies it.
+    std::fs::remove_file(backup["path"].as_str().unwrap()).unwrap();
+    let (code, stdout, stderr) = bed.run(&["restore", "alice", "latest"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("restored backup"), "{stdout}");
+    assert_eq!(counter(port).await, 2, "the off-host copy's data serves");
+    // The downloaded copy is not left behind.
+    let tmp = bed.state.path().join("tmp");
+    let left: Vec<_> = std::fs::read_dir(&tmp)
+        .map(|d| d.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?}");
+
+    // Credentials the store refuses (a store that checks them): exit 1, the reason
+    // named, the local archive kept.
+    let strict = fleet_tests::s3::TestS3::start_enforcing_auth()
+        .await
+        .unwrap();
+    let wrong = strict
+        .write_credentials_with(bed.state.path(), "wrong", "AKIAWRONG", "wrong-secret")
+        .unwrap();
+    let text = std::fs::read_to_string(&config).unwrap();
+    let text = text[..text.find("[backup.remote]").unwrap()].to_owned()
+        + &format!(
+            "[backup.remote]\nurl = \"{}\"\nendpoint = \"{}\"\nregion = \"us-east-1\"\nprofile = \"wrong\"\ncredentials_file = \"{}\"\n",
+            strict.url("fleet"),
+            strict.endpoint(),
+            wrong.display()
+        );
+    std::fs::write(&config, text).unwrap();
+    let (code, _, stderr) = bed.run(&["backup", "alice"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains(strict.bucket()), "{stderr}");
+    assert!(stderr.contains("InvalidAccessKeyId"), "{stderr}");
+    let listed = bed.json(&["backups", "alice", "--json"]);
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|b| b["remote"].is_null() && b["reason"] == "manual"),
+        "the local backup is kept: {listed:#}"
+    );
+}

@@ -48,9 +48,9 @@ pub enum Error {
         /// The store's error code (`InvalidAccessKeyId`, `SignatureDoesNotMatch`,
         /// `AccessDenied`), or the HTTP status.
         code: String,
-        /// The request's error.
-        #[source]
-        source: Box<object_store::Error>,
+        /// The request's error. Not a `source`: its text repeats the store's whole XML
+        /// answer, of which `code` is the part that says what is wrong.
+        request: Box<object_store::Error>,
     },
     /// Nothing answers at the endpoint.
     #[error(
@@ -72,9 +72,8 @@ pub enum Error {
         bucket: String,
         /// The endpoint.
         endpoint: String,
-        /// The request's error.
-        #[source]
-        source: Box<object_store::Error>,
+        /// The request's error (not a `source`: see [`Error::Refused`]).
+        request: Box<object_store::Error>,
     },
     /// No object under this key.
     #[error("{target} has no object {key}")]

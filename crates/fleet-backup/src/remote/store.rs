@@ -648,14 +648,14 @@ impl RemoteStore {
                 target: self.target(),
                 credentials: self.credentials.to_string(),
                 code: code.unwrap_or_else(|| "HTTP 403".to_owned()),
-                source: Box::new(error),
+                request: Box::new(error),
             };
         }
         if code.as_deref() == Some("NoSuchBucket") {
             return Error::NoSuchBucket {
                 bucket: self.url.bucket().to_owned(),
                 endpoint: self.endpoint.clone(),
-                source: Box::new(error),
+                request: Box::new(error),
             };
         }
         if matches!(error, object_store::Error::NotFound { .. })

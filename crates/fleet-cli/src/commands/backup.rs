@@ -64,28 +64,12 @@ pub(crate) struct ListArgs {
     registry: RegistryArgs,
 }
 
-/// One backup in `--json` output: the contract of `docs/cli.md` (`fleet backup`).
-#[derive(serde::Serialize)]
-struct BackupJson<'a> {
-    #[serde(flatten)]
-    backup: &'a Backup,
-    /// Where an off-host copy lives (none yet: backups are local).
-    remote: Option<String>,
-}
-
-fn json(backup: &Backup) -> BackupJson<'_> {
-    BackupJson {
-        backup,
-        remote: None,
-    }
-}
-
 /// A backup just taken in `--json` output: the backup's fields, plus how its data was
 /// made consistent (`exec`, `downtime_ms`) and `duration_ms`.
 #[derive(serde::Serialize)]
 struct RunJson<'a> {
     #[serde(flatten)]
-    backup: BackupJson<'a>,
+    backup: &'a Backup,
     #[serde(skip_serializing_if = "Option::is_none")]
     exec: Option<&'a fleet_core::ExecRun>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -95,7 +79,7 @@ struct RunJson<'a> {
 
 fn run_json(run: &BackupRun) -> RunJson<'_> {
     RunJson {
-        backup: json(&run.backup),
+        backup: &run.backup,
         exec: run.exec.as_ref(),
         downtime_ms: run.downtime_ms,
         duration_ms: run.duration_ms,
@@ -125,6 +109,9 @@ fn run_line(run: &BackupRun) -> String {
             "; stopped for the copy: down {:.1}s",
             downtime as f64 / 1000.0
         ));
+    }
+    if let Some(key) = &backup.remote {
+        line.push_str(&format!("; copied off-host to {key}"));
     }
     line
 }
@@ -175,18 +162,32 @@ pub(crate) fn list(context: &Context, args: &ListArgs) -> anyhow::Result<ExitCod
     let name: InstanceName = args.name.parse().map_err(usage)?;
     let backups = runtime()?.block_on(async {
         let fleet = open_existing_fleet(context, &args.registry).await?;
-        anyhow::Ok(fleet.backups(&name)?)
+        match fleet.all_backups(&name).await {
+            Ok(backups) => anyhow::Ok(backups),
+            // The store off-host is unreachable or refuses: show what this host has.
+            Err(error @ fleet_core::Error::Remote { .. }) => {
+                context.out.note(&format!(
+                    "off-host copies not listed: {:#}",
+                    anyhow::Error::from(error)
+                ));
+                anyhow::Ok(fleet.backups(&name)?)
+            }
+            Err(error) => Err(error.into()),
+        }
     })?;
     if context.out.is_json() {
-        let entries: Vec<_> = backups.iter().map(json).collect();
-        context.out.json(&entries)?;
+        context.out.json(&backups)?;
         return Ok(ExitCode::SUCCESS);
     }
     let rows = backups
         .iter()
         .map(|b| {
             vec![
-                b.id.to_string(),
+                if b.is_remote_only() {
+                    "-".to_owned()
+                } else {
+                    b.id.to_string()
+                },
                 b.created_at.to_string(),
                 b.reason.to_string(),
                 indicatif::HumanBytes(b.size).to_string(),
@@ -196,7 +197,11 @@ pub(crate) fn list(context: &Context, args: &ListArgs) -> anyhow::Result<ExitCod
                     .as_ref()
                     .map_or_else(|| "-".to_owned(), |d| short_digest(d.as_str()).to_owned()),
                 b.version.clone().unwrap_or_else(|| "-".into()),
-                b.path.display().to_string(),
+                match (&b.remote, b.is_remote_only()) {
+                    (Some(key), true) => format!("remote only: {key}"),
+                    (Some(_), false) => format!("{} (+ off-host)", b.path.display()),
+                    _ => b.path.display().to_string(),
+                },
             ]
         })
         .collect();
@@ -228,8 +233,7 @@ fn prune(context: &Context, args: &PruneArgs) -> anyhow::Result<ExitCode> {
         anyhow::Ok(deleted)
     })?;
     if context.out.is_json() {
-        let entries: Vec<_> = deleted.iter().map(json).collect();
-        context.out.json(&entries)?;
+        context.out.json(&deleted)?;
         return Ok(ExitCode::SUCCESS);
     }
     let verb = if args.dry_run {

@@ -257,6 +257,26 @@ impl Fleet {
             instance: name.to_string(),
             source,
         })?;
+        // A recorded backup whose archive is gone from this host (kept off-host) still
+        // holds its name: take the next free one.
+        let mut archive = archive;
+        let recorded_paths: BTreeSet<std::path::PathBuf> = self
+            .store
+            .backups(name)?
+            .into_iter()
+            .map(|b| b.path)
+            .collect();
+        if recorded_paths.contains(&archive.path) {
+            let renamed = unrecorded_name(&archive.path, &recorded_paths);
+            if let Err(source) = std::fs::rename(&archive.path, &renamed) {
+                let _ = std::fs::remove_file(&archive.path);
+                return Err(Error::Io {
+                    path: renamed,
+                    source,
+                });
+            }
+            archive.path = renamed;
+        }
         let recorded = sha256
             .map_err(|source| Error::Backup {
                 instance: name.to_string(),
@@ -408,6 +428,24 @@ pub(super) fn rollback_reachable(backups: &[Backup]) -> BTreeSet<i64> {
         .map(|backup| backup.id)
         .into_iter()
         .collect()
+}
+
+/// `alice-20261130-081500_N.tar.zst` for the first `N` that is neither recorded nor on
+/// disk.
+fn unrecorded_name(path: &Path, recorded: &BTreeSet<std::path::PathBuf>) -> std::path::PathBuf {
+    let file = path
+        .file_name()
+        .and_then(|f| f.to_str())
+        .unwrap_or_default();
+    let stem = file.strip_suffix(".tar.zst").unwrap_or(file);
+    let stem = match stem.rsplit_once('_') {
+        Some((base, n)) if n.bytes().all(|b| b.is_ascii_digit()) => base,
+        _ => stem,
+    };
+    (1u32..)
+        .map(|n| path.with_file_name(format!("{stem}_{n}.tar.zst")))
+        .find(|candidate| !recorded.contains(candidate) && !candidate.exists())
+        .unwrap_or_else(|| path.to_owned())
 }
 
 /// The end of `text`, at most `limit` bytes, cut at a character boundary.

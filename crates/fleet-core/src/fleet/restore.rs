@@ -38,7 +38,14 @@ impl Fleet {
         self.with_lease(name, "restore", async || {
             let started = Instant::now();
             let record = self.record(name)?;
-            let (archive, backup) = self.restore_source(name, source)?;
+            let (archive, backup) = self.restore_source(name, source).await?;
+            // A backup whose archive is not on this host comes from its off-host copy,
+            // downloaded and verified (deleted again when the restore ends).
+            let local = match &backup {
+                Some(backup) => Some(self.local_archive(backup).await?),
+                None => None,
+            };
+            let archive = local.as_ref().map_or(archive, |l| l.path().to_owned());
             progress(Progress::Verifying {
                 archive: archive.clone(),
             });
@@ -115,16 +122,31 @@ impl Fleet {
         .await
     }
 
-    /// The archive a source names, and the backup record when it is one.
-    fn restore_source(
+    /// The archive a source names, and the backup when it is one of the instance's
+    /// (here or, with `[backup.remote]`, only off-host: `latest` may be one, and a
+    /// remote-only backup is named by its archive's file name).
+    async fn restore_source(
         &self,
         name: &InstanceName,
         source: &RestoreSource,
     ) -> Result<(PathBuf, Option<Backup>), Error> {
-        let backups = self.store.backups(name)?;
+        let backups = self.all_backups(name).await?;
         let backup = match source {
             RestoreSource::Latest => backups.into_iter().next(),
-            RestoreSource::Id(id) => backups.into_iter().find(|backup| backup.id == *id),
+            RestoreSource::Id(id) => backups
+                .into_iter()
+                .find(|backup| backup.id == *id && !backup.is_remote_only()),
+            RestoreSource::Path(path) if !path.exists() && path.components().count() == 1 => {
+                let wanted = path.as_os_str();
+                backups.into_iter().find(|backup| {
+                    backup.path.file_name() == Some(wanted)
+                        || backup
+                            .remote
+                            .as_deref()
+                            .and_then(|key| key.rsplit('/').next())
+                            .is_some_and(|file| std::ffi::OsStr::new(file) == wanted)
+                })
+            }
             RestoreSource::Path(path) => {
                 let path = std::path::absolute(path).map_err(|source| Error::Io {
                     path: path.clone(),
