@@ -103,12 +103,14 @@ mod tests {
             "README lists as coming what docs/cli.md documents as built: {built:?}; move it \
              to `## What works today`"
         );
-        for issue in 10..=13 {
+        // Every item links the issue that tracks it.
+        let items: Vec<&str> = coming.split("\n- ").skip(1).collect();
+        assert!(!items.is_empty(), "`## Coming next` lists nothing: {coming}");
+        for item in items {
             assert!(
-                coming.contains(&format!("issues/{issue})")),
-                "README's `## Coming next` links no issue #{issue}"
+                item.contains("/issues/"),
+                "README's `## Coming next` item links no issue: {item}"
             );
         }
-        assert!(commands(coming).contains("update"), "{coming}");
     }
 }
