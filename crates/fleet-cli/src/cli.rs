@@ -81,6 +81,9 @@ pub(crate) enum Command {
     History(commands::update::HistoryArgs),
     /// Deploy to one group exactly the digest another group runs.
     Promote(commands::update::PromoteArgs),
+    /// Run fleet's proxy for this state directory in the foreground: instances are
+    /// reached through it, and updates switch it with zero downtime. SIGTERM drains.
+    Serve(commands::serve::Args),
 }
 
 /// Flags of the commands that talk to registries.

@@ -7,6 +7,7 @@
 //! network = "fleet"            # the user-defined bridge instances join
 //! container_prefix = "fleet-"  # containers are named <prefix><instance>.<generation>
 //! stop_grace = "10s"           # SIGTERM, then SIGKILL after this long
+//! drain_timeout = "30s"        # fleet serve: requests in flight on the old container
 //!
 //! [engine]                     # how long fleet waits for the Docker Engine
 //! connect_timeout = "5s"
@@ -58,6 +59,11 @@ pub struct FleetConfig {
     /// How long a container gets to stop before it is killed.
     #[serde(with = "fleet_health::human_duration")]
     pub stop_grace: Duration,
+    /// With `fleet serve`: how long the proxy waits for requests in flight on the old
+    /// container after a switch (upgraded connections are closed then) before fleet
+    /// stops it.
+    #[serde(with = "fleet_health::human_duration")]
+    pub drain_timeout: Duration,
     /// Labels added to every container and network fleet creates (to find them with
     /// other tools, or to tell several fleets apart).
     pub labels: BTreeMap<String, String>,
@@ -125,6 +131,7 @@ impl Default for FleetConfig {
             network: "fleet".into(),
             container_prefix: "fleet-".into(),
             stop_grace: Duration::from_secs(10),
+            drain_timeout: Duration::from_secs(30),
             labels: BTreeMap::new(),
             engine: EngineTimeouts::default(),
             backup: BackupRetention::default(),

@@ -376,6 +376,14 @@ pub enum Error {
         /// The instance.
         instance: String,
     },
+    /// `fleet serve`, or the control socket to it, failed.
+    #[error("fleet serve at {}: {reason}", path.display())]
+    Serve {
+        /// The control socket.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
     /// `fleet promote` cannot tell what to deploy, or where.
     #[error("cannot promote: {reason}")]
     Promote {

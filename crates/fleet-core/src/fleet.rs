@@ -9,6 +9,8 @@
 //! - `containers.rs`: containers as fleet makes, finds and removes them.
 //! - `lifecycle.rs`: start, stop, restart, remove (with the purge rule).
 //! - `backup.rs`: backups (consistency hooks, archive, record) and their retention.
+//! - `routing.rs`: instances behind `fleet serve`'s proxy: their routes, switched
+//!   through its control socket.
 //! - `restore.rs`: restore, verified first and undone when the app does not come back.
 //! - `recover.rs`: finishing or undoing a deployment whose process died, from its
 //!   journal (run under every lease).
@@ -25,6 +27,7 @@ mod lifecycle;
 mod recover;
 mod remote;
 mod restore;
+mod routing;
 mod update;
 mod update_many;
 

@@ -51,6 +51,7 @@ mod ports;
 mod reconcile;
 mod registry;
 mod resolve;
+pub mod serve;
 mod spec;
 mod state;
 mod store;

@@ -67,6 +67,11 @@ impl FleetState {
         self.store.instances()
     }
 
+    /// How many routes `fleet serve`'s proxy has (instances reached through it).
+    pub fn routes(&self) -> Result<usize, Error> {
+        Ok(self.store.routes()?.len())
+    }
+
     /// Every port allocation, with the instance holding it.
     pub fn ports(&self) -> Result<Vec<PortAllocation>, Error> {
         self.store.ports()

@@ -11,6 +11,7 @@ pub(crate) mod reference;
 pub(crate) mod remove;
 pub(crate) mod resolve;
 pub(crate) mod restore;
+pub(crate) mod serve;
 pub(crate) mod status;
 pub(crate) mod tags;
 pub(crate) mod update;
@@ -63,6 +64,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Rollback(args) => update::rollback(&context, args),
         Command::History(args) => update::history(&context, args),
         Command::Promote(args) => update::promote(&context, args),
+        Command::Serve(args) => serve::run(&context, args),
     }
 }
 

@@ -137,7 +137,7 @@ pub(crate) fn run(context: &Context, args: &Args) -> anyhow::Result<ExitCode> {
     }
     let reports = runtime()?.block_on(async {
         let fleet = open_existing_fleet(context, &args.registry).await?;
-        fleet.strategy(options.strategy)?;
+        fleet.strategy(options.strategy).await?;
         let names = if args.all {
             fleet.list()?.into_iter().map(|i| i.name).collect()
         } else if let Some(group) = &args.group {

@@ -18,12 +18,14 @@ use crate::store::InstanceRecord;
 use crate::view::Progress;
 
 impl Fleet {
-    /// Creates (does not start) the container of `generation`, publishing the allocated ports.
+    /// Creates (does not start) the container of `generation`, publishing the allocated
+    /// ports when `publish` (not when the instance is reached through `fleet serve`).
     pub(crate) async fn create_container(
         &self,
         spec: &InstanceSpec,
         resolved: &ResolvedImage,
         generation: u64,
+        publish: bool,
         progress: &OnProgress<'_>,
     ) -> Result<String, Error> {
         let name = self.container_name(&spec.name, generation);
@@ -51,6 +53,7 @@ impl Fleet {
                 host_ip: self.config.bind_address,
                 host: p.host,
             })
+            .filter(|_| publish)
             .collect();
         let mut binds = vec![Bind {
             host: self.data_dir(spec),
@@ -158,8 +161,9 @@ impl Fleet {
             self.remove_container(old).await?;
         }
         let generation = record.generation + 1;
+        let publish = !self.behind_proxy(&spec.name)?;
         let container = self
-            .create_container(spec, &resolved, generation, progress)
+            .create_container(spec, &resolved, generation, publish, progress)
             .await?;
         self.store.set_deployed(
             &spec.name,

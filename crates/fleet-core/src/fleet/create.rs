@@ -176,13 +176,17 @@ impl Fleet {
         }
 
         let generation = 1;
+        // With `fleet serve` running, a started instance is reached through its proxy:
+        // the container publishes nothing. (One created stopped publishes its ports
+        // itself, and moves behind the proxy at its next update.)
+        let behind_proxy = options.start && self.serve_client().await.is_some();
         // Another fleet on this engine (an overlapping port range) may take an allocated
         // port between allocation and start: Docker then refuses to start. An allocated
         // port is then given up for the next free one; a fixed one is the operator's.
         let mut taken = BTreeSet::new();
         loop {
             let container = self
-                .create_container(spec, &resolved, generation, progress)
+                .create_container(spec, &resolved, generation, !behind_proxy, progress)
                 .await?;
             undo.container = Some((container.clone(), self.container_name(name, generation)));
             self.store.set_deployed(
@@ -225,6 +229,11 @@ impl Fleet {
                         EventKind::Created,
                         &format!("host port {port} was taken before the container started; allocated another"),
                     )?;
+                }
+                Ok(()) if behind_proxy => {
+                    undo.routed = true;
+                    self.route_to(spec, &container, true).await?;
+                    return Ok(());
                 }
                 result => return result,
             }
@@ -300,6 +309,8 @@ impl Fleet {
 #[derive(Debug, Default)]
 struct Undo {
     instance: Option<InstanceName>,
+    /// Routes were (perhaps) given to `fleet serve`.
+    routed: bool,
     /// The container's id and name.
     container: Option<(String, String)>,
     data_dir: Option<PathBuf>,
@@ -310,6 +321,15 @@ impl Undo {
     /// each (empty when everything was).
     async fn run(self, fleet: &Fleet) -> Vec<String> {
         let mut left = Vec::new();
+        if self.routed
+            && let Some(name) = &self.instance
+            && let Err(error) = fleet.unroute(name).await
+        {
+            left.push(format!(
+                "the routes of {name} are left in fleet serve: {}",
+                error_chain(&error)
+            ));
+        }
         let mut remove =
             async |id: &str, container: &str| match fleet.engine.remove_container(id).await {
                 Ok(()) | Err(EngineError::NotFound { .. }) => {}

@@ -31,6 +31,9 @@ impl Fleet {
         if wait {
             self.gate(spec, container, progress).await?;
         }
+        // Behind the proxy, the route follows the container (its address may change
+        // when it starts again).
+        self.route_to(spec, container, false).await?;
         Ok(())
     }
 
@@ -248,6 +251,25 @@ impl Fleet {
                 }
                 return Err(invalid(&format!(
                     "its container {} has no address on the network {}",
+                    container.name, self.config.network
+                )));
+            };
+            return health.target(ip, port).map_err(health_error);
+        }
+        // A container behind fleet's proxy (or a candidate not yet switched to)
+        // publishes nothing: probe it on its address, as the proxy reaches it.
+        let published = container.ports.iter().any(|p| p.container == port);
+        if !published {
+            let Some(ip) = container.ips.get(&self.config.network) else {
+                if container.state != ContainerState::Running {
+                    return Err(Error::Unhealthy {
+                        instance: spec.name.to_string(),
+                        reason: exit_reason(&container.name, container),
+                        undone: false,
+                    });
+                }
+                return Err(invalid(&format!(
+                    "its container {} publishes no port and has no address on the network {}",
                     container.name, self.config.network
                 )));
             };

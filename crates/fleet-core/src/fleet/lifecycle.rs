@@ -95,6 +95,8 @@ impl Fleet {
                 }
                 _ => false,
             };
+            // Out of the proxy first: its requests drain before the container goes.
+            self.unroute(name).await?;
             for container in self.instance_containers(name).await? {
                 self.remove_container(&container.id).await?;
             }

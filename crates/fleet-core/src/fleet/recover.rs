@@ -5,7 +5,7 @@
 //! updated or rolled back.
 
 use super::Fleet;
-use crate::deployment::{Outcome, Step};
+use crate::deployment::{Outcome, Step, Strategy};
 use crate::engine::ContainerState;
 use crate::error::{Error, error_chain};
 use crate::name::InstanceName;
@@ -83,11 +83,16 @@ impl Fleet {
             reason: format!("interrupted at step {step}; {reason}"),
         };
         // Past the gate, the candidate was healthy: finish what the process began.
-        if step >= Step::Retire
+        let blue_green = deployment.strategy == Strategy::BlueGreen;
+        let past_gate = step >= Step::Retire || (blue_green && step == Step::Switch);
+        if past_gate
             && let Some(candidate) = candidate
                 .as_ref()
                 .filter(|c| c.state == ContainerState::Running)
         {
+            let instance = self.record(name)?;
+            self.route_to(&instance.spec, &candidate.id, blue_green)
+                .await?;
             if let Some(old) = &record.from_container
                 && *old != candidate.id
             {
@@ -164,6 +169,8 @@ impl Fleet {
                 "the candidate was removed and the old version started again".into(),
             ));
         }
+        // Behind the proxy, the routes may point at the candidate that is gone.
+        self.route_to(&instance.spec, old, false).await?;
         Ok(recovered(
             Outcome::RolledBack,
             "the candidate was removed; the old version serves".into(),

@@ -102,7 +102,7 @@ impl Fleet {
             let resolved = self
                 .resolve_target(&record, &options.target, progress)
                 .await?;
-            let strategy = self.strategy(options.strategy)?;
+            let strategy = self.strategy(options.strategy).await?;
             if record.digest.as_ref() == Some(&resolved.digest) {
                 let release = Release {
                     tag: record.tag.clone(),
@@ -186,7 +186,7 @@ impl Fleet {
             };
             let plan = Plan {
                 kind: DeploymentKind::Rollback,
-                strategy: self.strategy(strategy)?,
+                strategy: self.strategy(strategy).await?,
                 resolved,
                 backup_first: true,
             };
@@ -206,15 +206,18 @@ impl Fleet {
             .collect())
     }
 
-    /// The strategy an update uses: the one asked for if it can run here, else the
-    /// default. Blue-green needs fleet's proxy (`fleet serve`).
-    pub fn strategy(&self, asked: Option<Strategy>) -> Result<Strategy, Error> {
-        match asked.unwrap_or(Strategy::Recreate) {
-            Strategy::BlueGreen => Err(Error::StrategyUnavailable {
+    /// The strategy an update uses: the one asked for if it can run here, else
+    /// blue-green when `fleet serve` runs on this state directory, recreate otherwise.
+    pub async fn strategy(&self, asked: Option<Strategy>) -> Result<Strategy, Error> {
+        let serving = self.serve_client().await.is_some();
+        match asked {
+            Some(Strategy::BlueGreen) if !serving => Err(Error::StrategyUnavailable {
                 strategy: Strategy::BlueGreen,
                 reason: "it needs fleet's proxy, and `fleet serve` does not run on this state directory; start it, or use --strategy recreate".into(),
             }),
-            strategy => Ok(strategy),
+            Some(strategy) => Ok(strategy),
+            None if serving => Ok(Strategy::BlueGreen),
+            None => Ok(Strategy::Recreate),
         }
     }
 
@@ -319,16 +322,30 @@ impl Fleet {
             duration_ms: 0,
             deployment: Some(id),
         };
-        let result = self
-            .recreate_steps(
-                record,
-                plan,
-                generation,
-                &mut journal,
-                &mut report,
-                progress,
-            )
-            .await;
+        let result = match plan.strategy {
+            Strategy::BlueGreen => {
+                self.blue_green_steps(
+                    record,
+                    plan,
+                    generation,
+                    &mut journal,
+                    &mut report,
+                    progress,
+                )
+                .await
+            }
+            _ => {
+                self.recreate_steps(
+                    record,
+                    plan,
+                    generation,
+                    &mut journal,
+                    &mut report,
+                    progress,
+                )
+                .await
+            }
+        };
         let (outcome, reason) = match result {
             Ok(version) => {
                 to.version = version;
@@ -392,28 +409,8 @@ impl Fleet {
     ) -> Result<Option<String>, Failure> {
         let spec = &record.spec;
         let name = &spec.name;
-        if plan.backup_first {
-            let run = self
-                .take_backup(record, BackupReason::PreUpdate, progress)
-                .await
-                .map_err(Failure::before_change)?;
-            report.backup = Some(run.backup.id);
-            self.store
-                .set_deployment_backup(journal.id, run.backup.id)
-                .map_err(Failure::before_change)?;
-            self.prune(name, false).map_err(Failure::before_change)?;
-        }
-        journal.step(Step::Pull).map_err(Failure::before_change)?;
-        self.pull(spec, &plan.resolved, progress)
-            .await
-            .map_err(Failure::before_change)?;
-
-        // A candidate of this generation left by an interrupted deployment is an orphan.
-        let candidate_name = self.container_name(name, generation);
-        self.remove_container(&candidate_name)
-            .await
-            .map_err(Failure::before_change)?;
-
+        self.prepare(record, plan, generation, journal, report, progress)
+            .await?;
         journal
             .step(Step::StopOld)
             .map_err(Failure::before_change)?;
@@ -443,8 +440,11 @@ impl Fleet {
                 }
             }
         }
+        // Behind the proxy (recreate asked for explicitly), the candidate is reached
+        // through it too.
+        let publish = !self.behind_proxy(name).map_err(Failure::before_change)?;
         let candidate = self
-            .start_candidate(spec, plan, generation, journal, progress)
+            .start_candidate(spec, plan, generation, publish, journal, progress)
             .await;
         let candidate = match candidate {
             Ok(candidate) => candidate,
@@ -463,12 +463,191 @@ impl Fleet {
                     .await);
             }
         };
+        if !publish {
+            self.route_to(spec, &candidate, false)
+                .await
+                .map_err(Failure::after_switch)?;
+        }
         report.downtime_ms = old_running.then(|| super::backup::millis(down.elapsed()));
         let version = self.version_of(spec, &candidate).await;
+        self.retire(
+            record,
+            plan,
+            generation,
+            old.as_ref().map(|o| o.id.as_str()),
+            &candidate,
+            journal,
+        )
+        .await?;
+        Ok(version)
+    }
 
+    /// Backup (unless skipped), pull, and the removal of a candidate an interrupted
+    /// deployment left: nothing that touches the running container.
+    async fn prepare(
+        &self,
+        record: &InstanceRecord,
+        plan: &Plan,
+        generation: u64,
+        journal: &mut Journal<'_>,
+        report: &mut UpdateReport,
+        progress: &OnProgress<'_>,
+    ) -> Result<(), Failure> {
+        let spec = &record.spec;
+        let name = &spec.name;
+        if plan.backup_first {
+            let run = self
+                .take_backup(record, BackupReason::PreUpdate, progress)
+                .await
+                .map_err(Failure::before_change)?;
+            report.backup = Some(run.backup.id);
+            self.store
+                .set_deployment_backup(journal.id, run.backup.id)
+                .map_err(Failure::before_change)?;
+            self.prune(name, false).map_err(Failure::before_change)?;
+        }
+        journal.step(Step::Pull).map_err(Failure::before_change)?;
+        self.pull(spec, &plan.resolved, progress)
+            .await
+            .map_err(Failure::before_change)?;
+        // A candidate of this generation left by an interrupted deployment is an orphan.
+        let candidate_name = self.container_name(name, generation);
+        self.remove_container(&candidate_name)
+            .await
+            .map_err(Failure::before_change)
+    }
+
+    /// The blue-green strategy: the candidate starts beside the old container, publishing
+    /// nothing, and is gated on its own address; the proxy's routes switch to it, the old
+    /// container drains and is retired. Until the switch, a failure only removes the
+    /// candidate: the old container never stopped serving.
+    ///
+    /// An instance that still publishes its ports itself (created before `fleet serve`
+    /// ran) moves behind the proxy here: the old container stops (freeing the ports)
+    /// right before the proxy takes them; that gap is the downtime reported.
+    async fn blue_green_steps(
+        &self,
+        record: &InstanceRecord,
+        plan: &Plan,
+        generation: u64,
+        journal: &mut Journal<'_>,
+        report: &mut UpdateReport,
+        progress: &OnProgress<'_>,
+    ) -> Result<Option<String>, Failure> {
+        let spec = &record.spec;
+        let name = &spec.name;
+        self.prepare(record, plan, generation, journal, report, progress)
+            .await?;
+        let old = match &record.container_id {
+            Some(id) => self.inspect(id).await.map_err(Failure::before_change)?,
+            None => None,
+        };
+        let old_running = old
+            .as_ref()
+            .is_some_and(|info| info.state == ContainerState::Running);
+        let candidate = match self
+            .start_candidate(spec, plan, generation, false, journal, progress)
+            .await
+        {
+            Ok(candidate) => candidate,
+            Err((error, candidate)) => {
+                if let Some(candidate) = &candidate {
+                    let _ = self.remove_container(candidate).await;
+                }
+                return Err(Failure {
+                    outcome: Outcome::RolledBack,
+                    reason: format!(
+                        "{}; the old version never stopped serving",
+                        error_chain(&error)
+                    ),
+                });
+            }
+        };
+
+        journal.step(Step::Switch).map_err(Failure::before_change)?;
+        let moving_in = !self.behind_proxy(name).map_err(Failure::before_change)?;
+        let gap = Instant::now();
+        if moving_in && let Some(old) = old.as_ref().filter(|_| old_running) {
+            progress(Progress::Stopping {
+                instance: name.to_string(),
+            });
+            if let Err(source) = self
+                .engine
+                .stop_container(&old.id, self.config.stop_grace)
+                .await
+            {
+                let _ = self.remove_container(&candidate).await;
+                return Err(Failure::before_change(engine_error(
+                    EngineOperation::StopContainer,
+                    &old.id,
+                )(source)));
+            }
+        }
+        if let Err(error) = self.route_to(spec, &candidate, true).await {
+            // Back to the old container: its routes, or its own published ports.
+            let back = match old.as_ref().filter(|_| old_running) {
+                Some(old) if moving_in => {
+                    let _ = self.unroute(name).await;
+                    self.start_and_gate(spec, &old.id, true, progress).await
+                }
+                Some(old) => self.route_to(spec, &old.id, false).await.map(drop),
+                None => Ok(()),
+            };
+            let _ = self.remove_container(&candidate).await;
+            return Err(match back {
+                Ok(()) => Failure {
+                    outcome: Outcome::RolledBack,
+                    reason: format!("{}; the old version serves again", error_chain(&error)),
+                },
+                Err(again) => Failure {
+                    outcome: Outcome::Failed,
+                    reason: format!(
+                        "{}; the old version did not come back either: {}",
+                        error_chain(&error),
+                        error_chain(&again)
+                    ),
+                },
+            });
+        }
+        report.downtime_ms = Some(if moving_in && old_running {
+            super::backup::millis(gap.elapsed())
+        } else {
+            0
+        });
+        let version = self.version_of(spec, &candidate).await;
+        if let Some(old) = old.as_ref().filter(|_| old_running && !moving_in) {
+            // Drained by the switch: stop it gracefully before it is removed.
+            let _ = self
+                .engine
+                .stop_container(&old.id, self.config.stop_grace)
+                .await;
+        }
+        self.retire(
+            record,
+            plan,
+            generation,
+            old.as_ref().map(|o| o.id.as_str()),
+            &candidate,
+            journal,
+        )
+        .await?;
+        Ok(version)
+    }
+
+    /// The candidate serves: remove the old container and record the deployment.
+    async fn retire(
+        &self,
+        record: &InstanceRecord,
+        plan: &Plan,
+        generation: u64,
+        old: Option<&str>,
+        candidate: &str,
+        journal: &mut Journal<'_>,
+    ) -> Result<(), Failure> {
+        let name = &record.spec.name;
         journal.step(Step::Retire).map_err(Failure::after_switch)?;
-        if let Some(old) = &old {
-            self.remove_container(&old.id)
+        if let Some(old) = old {
+            self.remove_container(old)
                 .await
                 .map_err(Failure::after_switch)?;
         }
@@ -478,14 +657,13 @@ impl Fleet {
                 generation,
                 plan.resolved.tag.as_deref(),
                 &plan.resolved.digest,
-                &candidate,
+                candidate,
             )
             .map_err(Failure::after_switch)?;
         self.store
             .set_health(name, crate::health::Health::Healthy)
             .map_err(Failure::after_switch)?;
-        journal.step(Step::Record).map_err(Failure::after_switch)?;
-        Ok(version)
+        journal.step(Step::Record).map_err(Failure::after_switch)
     }
 
     /// Creates, starts and gates the candidate; on failure, the error and the candidate
@@ -495,12 +673,13 @@ impl Fleet {
         spec: &crate::spec::InstanceSpec,
         plan: &Plan,
         generation: u64,
+        publish: bool,
         journal: &mut Journal<'_>,
         progress: &OnProgress<'_>,
     ) -> Result<String, (Error, Option<String>)> {
         journal.step(Step::Start).map_err(|e| (e, None))?;
         let candidate = self
-            .create_container(spec, &plan.resolved, generation, progress)
+            .create_container(spec, &plan.resolved, generation, publish, progress)
             .await
             .map_err(|e| (e, None))?;
         let with = |e: Error| (e, Some(candidate.clone()));

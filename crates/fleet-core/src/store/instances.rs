@@ -248,6 +248,7 @@ impl Store {
             };
             run("DELETE FROM ports WHERE instance = ?1")?;
             run("DELETE FROM leases WHERE instance = ?1")?;
+            run("DELETE FROM routes WHERE instance = ?1")?;
             if run("DELETE FROM instances WHERE name = ?1")? == 0 {
                 return Err(Error::NoSuchInstance {
                     name: name.to_string(),

@@ -111,6 +111,16 @@ const MIGRATIONS: &[&str] = &[
         steps TEXT NOT NULL DEFAULT '[]'
     );
     CREATE INDEX deployments_by_instance ON deployments (instance, id);",
+    // 7: the routes of `fleet serve`'s proxy: a host port to the serving container.
+    "CREATE TABLE routes (
+        name TEXT PRIMARY KEY,
+        instance TEXT NOT NULL,
+        host_port INTEGER NOT NULL UNIQUE,
+        container_port INTEGER NOT NULL,
+        backend TEXT NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    CREATE INDEX routes_by_instance ON routes (instance);",
 ];
 
 /// The schema version this build writes.

@@ -18,6 +18,7 @@ mod migrations;
 mod open;
 mod ports;
 pub(crate) mod private;
+mod routes;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -33,6 +34,7 @@ pub use instances::{DesiredState, InstanceRecord};
 pub use leases::Lease;
 pub use migrations::SCHEMA_VERSION;
 pub use ports::PortAllocation;
+pub(crate) use routes::RouteRecord;
 
 use crate::error::Error;
 

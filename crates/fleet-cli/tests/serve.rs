@@ -1,0 +1,281 @@
+//! `fleet serve` and blue-green updates through the built `fleet` binary, on the real
+//! Docker Engine with test app images in a real registry (issue 11): under continuous
+//! load (keep-alive and new connections), an update, a version that never becomes
+//! healthy, one that crashes and a rollback lose no request; a restarted `fleet serve`
+//! serves the same routes at once; an instance created before it moves behind it at
+//! its next update, the gap measured.
+//!
+//! Each test has its own state directory, registry, port range (39000 + 20 * k, used by
+//! no other test file), network and container names, and its own `fleet serve` process,
+//! all removed when it ends.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::{Duration, Instant};
+
+use fleet_tests::cli::CliBed;
+use fleet_tests::image::Behaviour;
+use fleet_tests::load::Load;
+
+/// A fast probe policy, so a version that never becomes healthy fails in seconds.
+const FAST_HEALTH: [&str; 6] = [
+    "--health-start-period",
+    "3s",
+    "--health-interval",
+    "500ms",
+    "--health-deadline",
+    "20s",
+];
+
+async fn bed() -> CliBed {
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let first_port = 39000 + NEXT.fetch_add(1, Ordering::SeqCst) * 20;
+    let bed = CliBed::new(Path::new(env!("CARGO_BIN_EXE_fleet")), first_port)
+        .await
+        .unwrap();
+    bed.push("1.1.0", Behaviour::Healthy, &["v1.1.0"])
+        .await
+        .unwrap();
+    bed.push("2.0.0", Behaviour::NeverHealthy, &["v2.0.0"])
+        .await
+        .unwrap();
+    bed.push("3.0.0", Behaviour::Crash, &["v3.0.0"])
+        .await
+        .unwrap();
+    bed
+}
+
+/// A `fleet serve` process on the bed's state directory, stopped (SIGTERM, then
+/// SIGKILL) when dropped.
+struct Serve {
+    child: Option<Child>,
+}
+
+impl Serve {
+    fn start(bed: &CliBed) -> Serve {
+        let socket = bed.state.path().join("serve.sock");
+        let child = Command::new(&bed.binary)
+            .arg("serve")
+            .env("FLEET_STATE_DIR", bed.state.path())
+            .env("DOCKER_CONFIG", bed.state.path().join("docker"))
+            .env("FLEET_LOG", "off")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !socket.exists() {
+            assert!(Instant::now() < deadline, "fleet serve did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Serve { child: Some(child) }
+    }
+
+    /// SIGTERM, and the exit status and stderr once it drained.
+    fn stop(mut self) -> (i32, String) {
+        let mut child = self.child.take().unwrap();
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        wait_with_timeout(&mut child, Duration::from_secs(60))
+    }
+}
+
+fn wait_with_timeout(child: &mut Child, timeout: Duration) -> (i32, String) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut stderr = String::new();
+            if let Some(mut pipe) = child.stderr.take() {
+                use std::io::Read as _;
+                let _ = pipe.read_to_string(&mut stderr);
+            }
+            return (status.code().unwrap_or(-1), stderr);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("fleet serve did not stop within {timeout:?} of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+async fn get(port: u16, path: &str) -> serde_json::Value {
+    let url = format!("http://127.0.0.1:{port}{path}");
+    let body = fleet_tests::net::wait_http_ok(&url, Duration::from_secs(20))
+        .await
+        .unwrap();
+    serde_json::from_str(&body).unwrap()
+}
+
+async fn version(port: u16) -> String {
+    get(port, "/api/version").await["version"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// `fleet update ARGS --json` for one instance: its report and the exit code.
+fn update(bed: &CliBed, args: &[&str]) -> (i32, serde_json::Value) {
+    let mut all = vec!["update"];
+    all.extend_from_slice(args);
+    all.push("--json");
+    let (code, stdout, stderr) = bed.run(&all);
+    let reports: serde_json::Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}\n{stderr}"));
+    (code, reports[0].clone())
+}
+
+/// The host ports a container publishes itself.
+async fn published(bed: &CliBed, name: &str) -> usize {
+    let state = fleet_core::FleetState::open(bed.state.path()).unwrap();
+    let id = state
+        .instance(&name.parse().unwrap())
+        .unwrap()
+        .and_then(|i| i.container_id)
+        .unwrap();
+    let inspect = bed
+        .docker
+        .docker()
+        .inspect_container(&id, None)
+        .await
+        .unwrap();
+    inspect
+        .network_settings
+        .and_then(|n| n.ports)
+        .unwrap_or_default()
+        .values()
+        .filter(|bindings| bindings.as_ref().is_some_and(|b| !b.is_empty()))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blue_green_updates_under_load_lose_no_request() {
+    let bed = bed().await;
+    let _serve = Serve::start(&bed);
+    let port = bed.create_on("alice", "v1.0", &FAST_HEALTH);
+    assert_eq!(published(&bed, "alice").await, 0, "the proxy publishes it");
+    for _ in 0..3 {
+        fleet_tests::net::post(&format!("http://127.0.0.1:{port}/api/counter"))
+            .await
+            .unwrap();
+    }
+    let load = Load::start(&format!("http://127.0.0.1:{port}/api/version"), 4);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let (code, report) = update(&bed, &["alice", "--to", "v1.1.0"]);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(report["outcome"], "updated", "{report:#}");
+    assert_eq!(report["downtime_ms"], 0, "{report:#}");
+    assert_eq!(version(port).await, "1.1.0");
+
+    let (code, report) = update(&bed, &["alice", "--to", "v2.0.0"]);
+    assert_eq!(code, 1, "{report:#}");
+    assert_eq!(report["outcome"], "rolled_back", "{report:#}");
+    assert_eq!(report["step"], "gate", "{report:#}");
+    assert!(
+        report["reason"]
+            .as_str()
+            .unwrap()
+            .contains("the old version never stopped serving"),
+        "{report:#}"
+    );
+
+    let (code, report) = update(&bed, &["alice", "--to", "v3.0.0"]);
+    assert_eq!(code, 1, "{report:#}");
+    assert_eq!(report["outcome"], "rolled_back", "{report:#}");
+
+    let (code, _, stderr) = bed.run(&["rollback", "alice"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(version(port).await, "1.0.0");
+
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let seen = load.stop().await;
+    assert_eq!(seen.failed, 0, "zero failed requests: {seen:?}");
+    assert!(seen.ok > 200, "{seen:?}");
+    let counter = get(port, "/api/counter").await;
+    assert_eq!(counter["counter"], 3, "the data survived every step");
+    let history = bed.json(&["history", "alice", "--json"]);
+    assert!(
+        history
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["strategy"] == "blue-green"),
+        "{history:#}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_restarts_with_its_routes_and_takes_older_instances_at_their_update() {
+    let bed = bed().await;
+    // Created before fleet serve runs: it publishes its port itself.
+    let early = bed.create_on("early", "v1.0", &FAST_HEALTH);
+    assert_eq!(published(&bed, "early").await, 1);
+    let serve = Serve::start(&bed);
+    let late = bed.create_on("late", "v1.0", &FAST_HEALTH);
+    assert_eq!(version(early).await, "1.0.0");
+    assert_eq!(version(late).await, "1.0.0");
+
+    // Its next update moves it behind the proxy; the gap is measured and reported.
+    let (code, report) = update(&bed, &["early", "--to", "v1.1.0"]);
+    assert_eq!(code, 0, "{report:#}");
+    let gap = report["downtime_ms"].as_u64().unwrap();
+    assert!(gap > 0, "{report:#}");
+    assert_eq!(published(&bed, "early").await, 0);
+    assert_eq!(version(early).await, "1.1.0");
+    // fleet ls shows the same host port either way.
+    let listed = bed.json(&["ls", "--json"]);
+    let ports: Vec<u64> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["ports"][0]["host"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ports, [u64::from(early), u64::from(late)]);
+
+    // Stopped, it drains and exits 0; while it is down the proxied ports do not answer.
+    let (code, stderr) = serve.stop();
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("stopped after draining"), "{stderr}");
+    assert!(std::net::TcpStream::connect(("127.0.0.1", late)).is_err());
+    // Started again, it serves the same routes at once.
+    let _serve = Serve::start(&bed);
+    let started = Instant::now();
+    assert_eq!(version(late).await, "1.0.0");
+    assert_eq!(version(early).await, "1.1.0");
+    assert!(started.elapsed() < Duration::from_secs(5));
+
+    let (code, stdout, _) = bed.run(&["serve", "--print-systemd-unit"]);
+    assert_eq!(code, 0);
+    assert!(
+        stdout.contains("ExecStart=") && stdout.contains(" serve"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("FLEET_STATE_DIR={}", bed.state.path().display())),
+        "{stdout}"
+    );
+    // A second serve on the same state directory is refused.
+    let (code, _, stderr) = bed.run(&["serve"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("already runs"), "{stderr}");
+}
