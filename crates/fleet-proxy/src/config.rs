@@ -27,7 +27,9 @@ pub struct ProxyConfig {
     /// meantime sends it to the new backend.
     pub retry_delay: Duration,
     /// How long an idle pooled connection to a backend is kept (checked when the pool
-    /// is next used; a backend's pool closes with it after a switch's drain).
+    /// is next used; a backend's pool closes with it after a switch's drain). Shorter
+    /// than the keep-alive timeout of common app servers (gunicorn's 2 s, Node.js's
+    /// 5 s), so the proxy does not send a request on a connection the app is closing.
     pub upstream_idle_timeout: Duration,
     /// The most idle pooled connections kept per backend.
     pub max_idle_per_backend: usize,
@@ -43,7 +45,7 @@ impl Default for ProxyConfig {
             connect_timeout: Duration::from_secs(5),
             response_timeout: Duration::from_secs(60),
             retry_delay: Duration::from_millis(100),
-            upstream_idle_timeout: Duration::from_secs(90),
+            upstream_idle_timeout: Duration::from_secs(1),
             max_idle_per_backend: 1024,
         }
     }

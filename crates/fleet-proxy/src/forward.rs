@@ -2,8 +2,11 @@
 //! if the connection was refused and that is safe), and pass the response back.
 
 use std::error::Error as _;
+use std::future::{Future, poll_fn};
 use std::io;
+use std::pin::pin;
 use std::sync::Arc;
+use std::task::Poll;
 
 use http::header::HOST;
 use http::uri::PathAndQuery;
@@ -149,36 +152,76 @@ async fn exchange(
     backend: &Backend,
     request: Request<RequestBody>,
 ) -> Result<(Response<Incoming>, Conn), Failure> {
-    let exchange = async {
-        let mut request = request;
-        while let Some(mut conn) = backend.pool.checkout() {
-            // Between exchanges, the connection's task may not have taken note yet
-            // that the last one ended.
-            if !conn.is_ready() && conn.ready().await.is_err() {
-                continue;
-            }
-            match conn.try_send_request(request).await {
-                Ok(response) => return Ok((response, conn)),
-                // Not sent (the connection closed between exchanges): try another.
-                Err(mut error) => match error.take_message() {
-                    Some(unsent) => request = unsent,
-                    None => return Err(Failure::Exchange(error.into_error())),
-                },
-            }
+    let timeout = shared.config.response_timeout;
+    let mut request = request;
+    while let Some(mut conn) = backend.pool.checkout() {
+        conn.arm(timeout);
+        match send_on(&mut conn, request).await {
+            Ok(response) => return Ok((response, conn)),
+            // Not sent (the connection closed between exchanges): try another.
+            Err(Sent::Not(unsent)) => request = *unsent,
+            Err(Sent::Failed(error)) => return Err(Failure::Exchange(error)),
+            Err(Sent::TimedOut) => return Err(Failure::Timeout),
         }
-        let mut conn = match backend.pool.open().await {
-            Ok(conn) => conn,
-            Err(error) => return Err(Failure::Connect(error, Box::new(request))),
-        };
-        match conn.try_send_request(request).await {
-            Ok(response) => Ok((response, conn)),
-            Err(error) => Err(Failure::Exchange(error.into_error())),
-        }
-    };
-    match tokio::time::timeout(shared.config.response_timeout, exchange).await {
-        Ok(result) => result,
-        Err(_) => Err(Failure::Timeout),
     }
+    let mut conn = match backend.pool.open().await {
+        Ok(conn) => conn,
+        Err(error) => return Err(Failure::Connect(error, Box::new(request))),
+    };
+    conn.arm(timeout);
+    match send_on(&mut conn, request).await {
+        Ok(response) => Ok((response, conn)),
+        Err(Sent::Not(request)) => Err(Failure::Connect(ConnectError::Closed, request)),
+        Err(Sent::Failed(error)) => Err(Failure::Exchange(error)),
+        Err(Sent::TimedOut) => Err(Failure::Timeout),
+    }
+}
+
+/// How sending on one connection went wrong.
+enum Sent {
+    /// The request was not sent: the connection closed between exchanges (boxed:
+    /// this is the rare path).
+    Not(Box<Request<RequestBody>>),
+    Failed(hyper::Error),
+    TimedOut,
+}
+
+/// Sends the request and waits for the response head, driving the connection, until
+/// the connection's timer (armed by the caller) runs out.
+async fn send_on(
+    conn: &mut Conn,
+    request: Request<RequestBody>,
+) -> Result<Response<Incoming>, Sent> {
+    // The connection may not have taken note yet that its last exchange ended.
+    let ready = poll_fn(|cx| {
+        conn.drive(cx);
+        if conn.expired(cx) {
+            return Poll::Ready(Err(true));
+        }
+        conn.send
+            .poll_ready(cx)
+            .map(|ready| ready.map_err(|_| false))
+    })
+    .await;
+    match ready {
+        Ok(()) => {}
+        Err(true) => return Err(Sent::TimedOut),
+        Err(false) => return Err(Sent::Not(Box::new(request))),
+    }
+    let mut response = pin!(conn.send.try_send_request(request));
+    poll_fn(|cx| {
+        conn.drive(cx);
+        match response.as_mut().poll(cx) {
+            Poll::Ready(Ok(response)) => Poll::Ready(Ok(response)),
+            Poll::Ready(Err(mut error)) => Poll::Ready(Err(match error.take_message() {
+                Some(unsent) => Sent::Not(Box::new(unsent)),
+                None => Sent::Failed(error.into_error()),
+            })),
+            Poll::Pending if conn.expired(cx) => Poll::Ready(Err(Sent::TimedOut)),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await
 }
 
 fn respond(
@@ -199,6 +242,7 @@ fn respond(
             .response();
         };
         let upstream_upgrade = hyper::upgrade::on(&mut response);
+        upstream_conn.detach();
         spawn_tunnel(
             client_upgrade,
             upstream_upgrade,
@@ -237,6 +281,10 @@ fn failed(route: &Route, failure: &Failure) -> Response<ResponseBody> {
                 io::ErrorKind::TimedOut => "connecting timed out",
                 _ => "cannot connect",
             }
+        }
+        Failure::Connect(ConnectError::Closed, _) => {
+            tracing::warn!(route = %route.name, %backend, "the backend closed a new connection at once");
+            "the connection failed"
         }
         Failure::Connect(ConnectError::Handshake(error), _) | Failure::Exchange(error) => {
             tracing::warn!(route = %route.name, %backend, error = %chain(error), "the exchange with the backend failed");
