@@ -252,3 +252,98 @@ async fn an_update_killed_at_any_step_is_recovered_by_the_next_command() {
         assert_eq!(containers.len(), 1, "{step}: {containers:#?}");
     }
 }
+
+/// Ctrl-C while the new version is being gated: the update stops and rolls back, the
+/// old version serves again, no candidate is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_during_an_update_rolls_it_back() {
+    let bed = bed().await;
+    let port = bed.create_on("alice", "v1.0", &FAST_HEALTH);
+    let child = std::process::Command::new(&bed.binary)
+        .args(["update", "alice", "--to", "v2.0.0", "--json"])
+        .env("FLEET_STATE_DIR", bed.state.path())
+        .env("DOCKER_CONFIG", bed.state.path().join("docker"))
+        .env("FLEET_LOG", "off")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the candidate is in its health gate.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let history = bed.json(&["history", "alice", "--json"]);
+        if history[0]["step"] == "gate" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{history:#}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report[0]["outcome"], "rolled_back", "{report:#}");
+    assert!(
+        report[0]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("cancelled at step gate"),
+        "{report:#}"
+    );
+    assert_eq!(version(port).await, "1.0.0");
+    let containers = bed
+        .docker
+        .docker()
+        .list_containers(Some(bollard_list_options(&bed.docker.name("alice"))))
+        .await
+        .unwrap();
+    assert_eq!(containers.len(), 1, "{containers:#?}");
+}
+
+/// Two `fleet update` processes on one instance at once: one deploys, the other is
+/// refused as busy and changes nothing. Never two candidates.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_updates_of_one_instance_at_once_never_deploy_twice() {
+    let bed = bed().await;
+    let port = bed.create_on("alice", "v1.0", &FAST_HEALTH);
+    let spawn = || {
+        std::process::Command::new(&bed.binary)
+            .args(["update", "alice", "--to", "v1.1.0", "--json"])
+            .env("FLEET_STATE_DIR", bed.state.path())
+            .env("DOCKER_CONFIG", bed.state.path().join("docker"))
+            .env("FLEET_LOG", "off")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (first, second) = (spawn(), spawn());
+    let outcomes: Vec<(Option<i32>, String)> = [first, second]
+        .into_iter()
+        .map(|child| {
+            let output = child.wait_with_output().unwrap();
+            let report: serde_json::Value =
+                serde_json::from_slice(&output.stdout).unwrap_or_default();
+            (
+                output.status.code(),
+                format!("{} {}", report[0]["outcome"], report[0]["reason"]),
+            )
+        })
+        .collect();
+    let updated = outcomes
+        .iter()
+        .filter(|(code, text)| *code == Some(0) && text.starts_with("\"updated\""))
+        .count();
+    let refused = outcomes
+        .iter()
+        .filter(|(code, text)| *code == Some(1) && text.contains("busy"))
+        .count();
+    assert_eq!((updated, refused), (1, 1), "{outcomes:#?}");
+    assert_eq!(version(port).await, "1.1.0");
+    let history = bed.json(&["history", "alice", "--json"]);
+    assert_eq!(history.as_array().unwrap().len(), 1, "{history:#}");
+}

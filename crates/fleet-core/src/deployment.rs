@@ -223,7 +223,7 @@ impl FromStr for UpdateTarget {
 }
 
 /// How to update.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub struct UpdateOptions {
     /// What to deploy (default: the channel's digest).
@@ -233,6 +233,9 @@ pub struct UpdateOptions {
     pub strategy: Option<Strategy>,
     /// Skip the backup before the update.
     pub no_backup: bool,
+    /// Cancelled (Ctrl-C), a deployment stops at its next step, or during its health
+    /// gate, and rolls back like any failure: the old version serves.
+    pub cancel: Option<tokio_util::sync::CancellationToken>,
 }
 
 impl UpdateOptions {
@@ -251,6 +254,12 @@ impl UpdateOptions {
     /// Takes no backup first.
     pub fn no_backup(mut self) -> Self {
         self.no_backup = true;
+        self
+    }
+
+    /// Stops (and rolls back) when `token` is cancelled.
+    pub fn cancel_on(mut self, token: tokio_util::sync::CancellationToken) -> Self {
+        self.cancel = Some(token);
         self
     }
 }

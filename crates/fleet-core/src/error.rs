@@ -376,6 +376,12 @@ pub enum Error {
         /// The instance.
         instance: String,
     },
+    /// The operation was cancelled (Ctrl-C) at this step; what it did was undone.
+    #[error("cancelled at step {step}")]
+    Cancelled {
+        /// The step it was at.
+        step: crate::deployment::Step,
+    },
     /// `fleet serve`, or the control socket to it, failed.
     #[error("fleet serve at {}: {reason}", path.display())]
     Serve {

@@ -158,6 +158,18 @@ pub(crate) fn run(context: &Context, args: &Args) -> anyhow::Result<ExitCode> {
             context.out.lines(&lines)?;
             return anyhow::Ok(None);
         }
+        // Ctrl-C stops each update at its next step (or in its health gate) and rolls
+        // it back: the old version keeps serving.
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let options = options.clone().cancel_on(cancel.clone());
+        let interrupt = tokio::spawn({
+            let cancel = cancel.clone();
+            async move {
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    cancel.cancel();
+                }
+            }
+        });
         let view = Mutex::new(None::<(InstanceName, ProgressView)>);
         let reports = fleet
             .update_many(
@@ -182,6 +194,7 @@ pub(crate) fn run(context: &Context, args: &Args) -> anyhow::Result<ExitCode> {
                 },
             )
             .await;
+        interrupt.abort();
         if let Some((_, progress)) = view.into_inner().unwrap_or_else(|e| e.into_inner()) {
             progress.finish();
         }

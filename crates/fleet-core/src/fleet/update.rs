@@ -4,6 +4,8 @@
 
 use std::time::Instant;
 
+use tokio_util::sync::CancellationToken;
+
 use super::{Fleet, OnProgress};
 use crate::deployment::{
     Deployment, DeploymentKind, Outcome, Release, Step, StepTime, Strategy, UpdateOptions,
@@ -24,11 +26,20 @@ struct Journal<'a> {
     step: Step,
     since: Instant,
     times: Vec<StepTime>,
+    cancel: Option<CancellationToken>,
 }
 
 impl Journal<'_> {
-    /// Records that `step` is about to run.
+    /// Records that `step` is about to run; refuses to when the deployment was
+    /// cancelled.
     fn step(&mut self, step: Step) -> Result<(), Error> {
+        if self
+            .cancel
+            .as_ref()
+            .is_some_and(CancellationToken::is_cancelled)
+        {
+            return Err(Error::Cancelled { step: self.step });
+        }
         self.close();
         self.step = step;
         self.fleet
@@ -45,6 +56,21 @@ impl Journal<'_> {
             ms: super::backup::millis(self.since.elapsed()),
         });
         self.since = Instant::now();
+    }
+
+    /// Runs `work`, ending early with [`Error::Cancelled`] when the deployment is
+    /// cancelled meanwhile.
+    async fn cancellable<T>(
+        &self,
+        work: impl std::future::Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
+        let Some(cancel) = &self.cancel else {
+            return work.await;
+        };
+        tokio::select! {
+            result = work => result,
+            () = cancel.cancelled() => Err(Error::Cancelled { step: self.step }),
+        }
     }
 
     fn finish(&mut self, finished: &Finished<'_>) -> Result<(), Error> {
@@ -72,6 +98,7 @@ struct Plan {
     strategy: Strategy,
     resolved: ResolvedImage,
     backup_first: bool,
+    cancel: Option<CancellationToken>,
 }
 
 impl Fleet {
@@ -127,6 +154,7 @@ impl Fleet {
                 strategy,
                 resolved,
                 backup_first: !options.no_backup,
+                cancel: options.cancel.clone(),
             };
             self.deploy(&record, &plan, started, progress).await
         })
@@ -189,6 +217,7 @@ impl Fleet {
                 strategy: self.strategy(strategy).await?,
                 resolved,
                 backup_first: true,
+                cancel: None,
             };
             self.deploy(&record, &plan, started, progress).await
         })
@@ -309,6 +338,7 @@ impl Fleet {
             step: first,
             since: Instant::now(),
             times: Vec::new(),
+            cancel: plan.cancel.clone(),
         };
         let mut report = UpdateReport {
             instance: name.clone(),
@@ -496,8 +526,8 @@ impl Fleet {
         let spec = &record.spec;
         let name = &spec.name;
         if plan.backup_first {
-            let run = self
-                .take_backup(record, BackupReason::PreUpdate, progress)
+            let run = journal
+                .cancellable(self.take_backup(record, BackupReason::PreUpdate, progress))
                 .await
                 .map_err(Failure::before_change)?;
             report.backup = Some(run.backup.id);
@@ -507,7 +537,8 @@ impl Fleet {
             self.prune(name, false).map_err(Failure::before_change)?;
         }
         journal.step(Step::Pull).map_err(Failure::before_change)?;
-        self.pull(spec, &plan.resolved, progress)
+        journal
+            .cancellable(self.pull(spec, &plan.resolved, progress))
             .await
             .map_err(Failure::before_change)?;
         // A candidate of this generation left by an interrupted deployment is an orphan.
@@ -690,7 +721,10 @@ impl Fleet {
             .await
             .map_err(with)?;
         journal.step(Step::Gate).map_err(with)?;
-        self.gate(spec, &candidate, progress).await.map_err(with)?;
+        journal
+            .cancellable(self.gate(spec, &candidate, progress))
+            .await
+            .map_err(with)?;
         Ok(candidate)
     }
 

@@ -445,3 +445,34 @@ async fn update_named(bed: &super::Bed, instance: &str) -> crate::UpdateReport {
         .await
         .unwrap()
 }
+
+#[tokio::test]
+async fn a_cancelled_update_rolls_back_before_its_next_step() {
+    let bed = bed().await;
+    let instance = create(&bed, spec("alice")).await.unwrap();
+    bed.resolver
+        .set(IMAGE, Some("v1.1.0"), &DIGEST_2.parse().unwrap());
+    let cancel = tokio_util::sync::CancellationToken::new();
+    cancel.cancel();
+
+    let report = bed
+        .fleet
+        .update(
+            &name("alice"),
+            &UpdateOptions::default().cancel_on(cancel),
+            &|_| {},
+        )
+        .await
+        .unwrap();
+
+    assert_eq!(report.outcome, Outcome::RolledBack, "{report:?}");
+    let reason = report.reason.unwrap();
+    assert!(reason.starts_with("cancelled at step"), "{reason}");
+    assert!(reason.contains("the old version still serves"), "{reason}");
+    assert_eq!(
+        bed.engine.containers()[0].id,
+        instance.container.unwrap(),
+        "the old container was never touched"
+    );
+    assert_eq!(containers(&bed)[0].1, ContainerState::Running);
+}
