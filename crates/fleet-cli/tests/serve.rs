@@ -279,3 +279,62 @@ async fn serve_restarts_with_its_routes_and_takes_older_instances_at_their_updat
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("already runs"), "{stderr}");
 }
+
+/// With `fleet serve` running, the update process is killed right after journaling each
+/// blue-green step in turn, under load; the next command recovers: the route points at
+/// the one container left, which serves the expected version, and no request failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blue_green_update_killed_at_any_step_is_recovered_without_a_failed_request() {
+    let bed = bed().await;
+    let _serve = Serve::start(&bed);
+    let port = bed.create_on("alice", "v1.0", &FAST_HEALTH);
+    let load = Load::start(&format!("http://127.0.0.1:{port}/api/version"), 4);
+    let mut running = "1.0.0";
+    for (step, finished) in [
+        ("backup", false),
+        ("pull", false),
+        ("start", false),
+        ("gate", false),
+        ("switch", true),
+        ("retire", true),
+        ("record", true),
+    ] {
+        let (target, next) = if running == "1.0.0" {
+            ("v1.1.0", "1.1.0")
+        } else {
+            ("v1.0.0", "1.0.0")
+        };
+        let (code, _, stderr) = bed.run_with(
+            &["update", "alice", "--to", target],
+            &[("FLEET_TEST_CRASH_AT", step)],
+        );
+        assert_ne!(code, 0, "{step}: the process was killed: {stderr}");
+        let (code, _, stderr) = bed.run(&["start", "alice"]);
+        assert_eq!(code, 0, "{step}: {stderr}");
+        if finished {
+            running = next;
+        }
+        assert_eq!(version(port).await, running, "{step}");
+        let history = bed.json(&["history", "alice", "--json"]);
+        let expected = if finished { "updated" } else { "rolled_back" };
+        assert_eq!(history[0]["outcome"], expected, "{step}: {history:#}");
+        let containers = bed
+            .docker
+            .docker()
+            .list_containers(Some(
+                bollard::query_parameters::ListContainersOptionsBuilder::default()
+                    .all(true)
+                    .filters(&std::collections::HashMap::from([(
+                        "name".to_owned(),
+                        vec![bed.docker.name("alice")],
+                    )]))
+                    .build(),
+            ))
+            .await
+            .unwrap();
+        assert_eq!(containers.len(), 1, "{step}: {containers:#?}");
+    }
+    let seen = load.stop().await;
+    assert_eq!(seen.failed, 0, "zero failed requests: {seen:?}");
+    assert!(seen.ok > 100, "{seen:?}");
+}
