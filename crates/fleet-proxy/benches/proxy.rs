@@ -24,6 +24,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -32,6 +33,9 @@ use http_body_util::Full;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
+
+/// Connections the backend accepted: how often a proxy opened a new upstream one.
+static BACKEND_ACCEPTED: AtomicUsize = AtomicUsize::new(0);
 
 struct Options {
     duration: u64,
@@ -110,13 +114,15 @@ fn run() -> Result<(), String> {
         for is_fleet in order {
             let addr = if is_fleet { fleet } else { nginx_addr };
             let cpu_before = if is_fleet { fleet_cpu() } else { nginx.cpu() };
+            let accepted_before = BACKEND_ACCEPTED.load(Ordering::Relaxed);
             let mut run = wrk(addr, &options, options.duration)?;
             let cpu = if is_fleet { fleet_cpu() } else { nginx.cpu() } - cpu_before;
             run.cpu_us_per_request = cpu.as_secs_f64() * 1e6 / run.requests;
+            let opened = BACKEND_ACCEPTED.load(Ordering::Relaxed) - accepted_before;
             let name = if is_fleet { "fleet-proxy" } else { "nginx" };
             println!(
                 "round {}  {name:<11}  {:>9.0} req/s   p50 {:>7.0} us   p99 {:>7.0} us   \
-                 cpu {:>5.1} us/req",
+                 cpu {:>5.1} us/req   {opened:>4} upstream connections opened",
                 round + 1,
                 run.requests_per_sec,
                 run.p50_us,
@@ -235,6 +241,7 @@ fn start_backend() -> SocketAddr {
                     continue;
                 };
                 let _ = stream.set_nodelay(true);
+                BACKEND_ACCEPTED.fetch_add(1, Ordering::Relaxed);
                 tokio::spawn(async move {
                     let service = service_fn(|_: Request<hyper::body::Incoming>| async {
                         Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(

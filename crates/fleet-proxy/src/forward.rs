@@ -141,6 +141,8 @@ fn upstream_request(
         });
         parts.headers.insert(HOST, host);
     }
+    // Room for the three `X-Forwarded-*` headers at once, rather than growing twice.
+    parts.headers.reserve(3);
     set_forwarded(&mut parts.headers, &conn.client_ip, &PROTO_HTTP);
     Request::from_parts(parts, RequestBody::new(body, limit))
 }
