@@ -62,3 +62,16 @@ pub async fn post(url: &str) -> anyhow::Result<String> {
     }
     Ok(body)
 }
+
+/// `GET url` with `Host: host`; the status and body, whatever the status.
+pub async fn get_with_host(url: &str, host: &str) -> anyhow::Result<(u16, String)> {
+    let response = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()?
+        .get(url)
+        .header("Host", host)
+        .send()
+        .await?;
+    let status = response.status().as_u16();
+    Ok((status, response.text().await?))
+}

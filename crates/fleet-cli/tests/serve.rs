@@ -338,3 +338,44 @@ async fn a_blue_green_update_killed_at_any_step_is_recovered_without_a_failed_re
     assert_eq!(seen.failed, 0, "zero failed requests: {seen:?}");
     assert!(seen.ok > 100, "{seen:?}");
 }
+
+/// `[serve] shared_port` and `domain`: instances behind the proxy also answer on one
+/// shared port, told apart by host name; an unknown host name gets a 404.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_share_one_port_by_host_name() {
+    let bed = bed().await;
+    // The last port of the bed's range becomes the shared port, outside [ports].
+    let shared = bed.first_port + 19;
+    let config = bed.state.path().join("config.toml");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        &format!("last = {shared}"),
+        &format!("last = {}", shared - 1),
+    );
+    std::fs::write(
+        &config,
+        format!("{text}\n[serve]\nshared_port = {shared}\ndomain = \"test.lan\"\n"),
+    )
+    .unwrap();
+    let _serve = Serve::start(&bed);
+    bed.create_on("alice", "v1.0", &[]);
+    bed.create_on("bob", "v1.1.0", &[]);
+
+    let ask = |host: &'static str| async move {
+        fleet_tests::net::get_with_host(&format!("http://127.0.0.1:{shared}/api/version"), host)
+            .await
+            .unwrap()
+    };
+    let (status, body) = ask("alice.test.lan").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"1.0.0\""), "{body}");
+    let (status, body) = ask("BOB.test.lan").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"1.1.0\""), "{body}");
+    let (status, _) = ask("carol.test.lan").await;
+    assert_eq!(status, 404);
+    // After an update, the shared port follows the new container too.
+    let (code, report) = update(&bed, &["alice", "--to", "v1.1.0"]);
+    assert_eq!(code, 0, "{report:#}");
+    let (_, body) = ask("alice.test.lan").await;
+    assert!(body.contains("\"1.1.0\""), "{body}");
+}

@@ -22,6 +22,10 @@
 //! endpoint = "http://127.0.0.1:9000"  # MinIO, Backblaze, Garage…; AWS without it
 //! profile = "backups"         # of ~/.aws/credentials; else the environment, AWS_PROFILE
 //!
+//! [serve]                     # fleet serve: every instance also at NAME.DOMAIN:PORT
+//! shared_port = 80
+//! domain = "example.lan"
+//!
 //! [ports]
 //! first = 5001
 //! last = 5999
@@ -71,6 +75,26 @@ pub struct FleetConfig {
     pub engine: EngineTimeouts,
     /// How many backups of each instance fleet keeps (`[backup]`).
     pub backup: BackupRetention,
+    /// What `fleet serve`'s proxy serves besides each instance's host ports (`[serve]`).
+    pub serve: ServeSettings,
+}
+
+/// Host-name routing through `fleet serve`: with both set, every instance behind the
+/// proxy also answers at `http://NAME.DOMAIN:SHARED_PORT/` (its first port), so many
+/// instances share one port.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ServeSettings {
+    /// The port every instance shares (outside `[ports]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shared_port: Option<u16>,
+    /// The domain instances' host names end in (`example.lan`: `alice.example.lan`).
+    #[serde(
+        deserialize_with = "host_domain",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub domain: Option<String>,
 }
 
 /// How many backups of each instance fleet keeps; applied after each backup and by
@@ -135,6 +159,7 @@ impl Default for FleetConfig {
             labels: BTreeMap::new(),
             engine: EngineTimeouts::default(),
             backup: BackupRetention::default(),
+            serve: ServeSettings::default(),
         }
     }
 }
@@ -144,11 +169,52 @@ impl FleetConfig {
     pub fn load(state_dir: &Path) -> Result<Self, Error> {
         let path = state_dir.join("config.toml");
         match std::fs::read_to_string(&path) {
-            Ok(text) => toml::from_str(&text).map_err(|source| Error::Config { path, source }),
+            Ok(text) => {
+                let config: Self = toml::from_str(&text).map_err(|source| Error::Config {
+                    path: path.clone(),
+                    source,
+                })?;
+                config
+                    .check()
+                    .map_err(|reason| Error::InvalidConfig { path, reason })?;
+                Ok(config)
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
             Err(source) => Err(Error::Io { path, source }),
         }
     }
+}
+
+impl FleetConfig {
+    /// What the types alone cannot say is wrong.
+    fn check(&self) -> Result<(), String> {
+        match (self.serve.shared_port, &self.serve.domain) {
+            (Some(port), Some(_)) if port >= self.ports.first() && port <= self.ports.last() => {
+                Err(format!(
+                    "[serve] shared_port {port} is inside [ports] ({}-{}), where instances get theirs; choose a port outside it",
+                    self.ports.first(),
+                    self.ports.last()
+                ))
+            }
+            (Some(_), None) | (None, Some(_)) => {
+                Err("[serve] needs both shared_port and domain for host-name routing".to_owned())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+fn host_domain<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<String>, D::Error> {
+    let domain = String::deserialize(deserializer)?;
+    let probe = format!("instance.{domain}");
+    fleet_proxy::HostName::new(&probe).map_err(|e| {
+        serde::de::Error::custom(format!(
+            "domain {domain:?} cannot end a host name ({e}); write one like \"example.lan\""
+        ))
+    })?;
+    Ok(Some(domain.trim_end_matches('.').to_ascii_lowercase()))
 }
 
 fn bridge_network<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
@@ -429,6 +495,25 @@ mod tests {
         let written = toml::to_string(&config).unwrap();
         assert_eq!(toml::from_str::<FleetConfig>(&written).unwrap(), config);
         assert!(toml::from_str::<FleetConfig>("[backup]\nkeep_last = 0\n").is_err());
+    }
+
+    #[test]
+    fn host_name_routing_needs_a_shared_port_outside_the_range_and_a_domain() {
+        let dir = tempfile::tempdir().unwrap();
+        let load = |text: &str| {
+            std::fs::write(dir.path().join("config.toml"), text).unwrap();
+            FleetConfig::load(dir.path())
+        };
+        let config = load("[serve]\nshared_port = 80\ndomain = \"Example.LAN.\"\n").unwrap();
+        assert_eq!(config.serve.shared_port, Some(80));
+        assert_eq!(config.serve.domain.as_deref(), Some("example.lan"));
+        let inside = load("[serve]\nshared_port = 5002\ndomain = \"example.lan\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(inside.contains("inside [ports]"), "{inside}");
+        let half = load("[serve]\nshared_port = 80\n").unwrap_err().to_string();
+        assert!(half.contains("both shared_port and domain"), "{half}");
+        assert!(load("[serve]\nshared_port = 80\ndomain = \"bad domain\"\n").is_err());
     }
 
     #[test]

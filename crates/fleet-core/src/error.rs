@@ -382,6 +382,14 @@ pub enum Error {
         /// The step it was at.
         step: crate::deployment::Step,
     },
+    /// `config.toml` reads, but its settings cannot work together.
+    #[error("{}: {reason}", path.display())]
+    InvalidConfig {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, and what to do.
+        reason: String,
+    },
     /// `fleet serve`, or the control socket to it, failed.
     #[error("fleet serve at {}: {reason}", path.display())]
     Serve {
@@ -440,6 +448,7 @@ impl Error {
                 | Error::PurgeRefused { .. }
                 | Error::StrategyUnavailable { .. }
                 | Error::InvalidTarget { .. }
+                | Error::InvalidConfig { .. }
         )
     }
 }

@@ -61,7 +61,7 @@ pub mod test_util;
 mod tests;
 mod view;
 
-pub use config::{BackupRetention, FleetConfig, StateDir, default_state_dir};
+pub use config::{BackupRetention, FleetConfig, ServeSettings, StateDir, default_state_dir};
 pub use deployment::{
     Deployment, DeploymentKind, Outcome, Release, Step, StepTime, Strategy, UnknownStrategy,
     UpdateOptions, UpdateReport, UpdateTarget,

@@ -52,10 +52,9 @@ impl Fleet {
                     info.name, self.config.network
                 ),
             })?;
-        let routes: Vec<RouteRecord> = self
-            .store
-            .instance_ports(name)?
-            .into_iter()
+        let ports = self.store.instance_ports(name)?;
+        let mut routes: Vec<RouteRecord> = ports
+            .iter()
             .map(|port| {
                 RouteRecord::new(
                     name,
@@ -65,6 +64,20 @@ impl Fleet {
                 )
             })
             .collect();
+        // Many instances on one port, told apart by host name: NAME.DOMAIN.
+        if let (Some(shared), Some(domain), Some(first)) = (
+            self.config.serve.shared_port,
+            &self.config.serve.domain,
+            spec.ports.first(),
+        ) {
+            routes.push(RouteRecord::by_host(
+                name,
+                shared,
+                format!("{name}.{domain}"),
+                first.container,
+                SocketAddr::new(ip, first.container),
+            ));
+        }
         self.store.set_routes(name, &routes)?;
         let Some(client) = self.serve_client().await else {
             // Recorded: a `fleet serve` started later serves them.
@@ -76,6 +89,7 @@ impl Fleet {
                 .map(|r| RouteSpec {
                     name: r.name.clone(),
                     port: r.host_port,
+                    host: r.host.clone(),
                     backend: r.backend,
                 })
                 .collect(),

@@ -40,6 +40,9 @@ pub(crate) enum Request {
 pub(crate) struct RouteSpec {
     pub(crate) name: String,
     pub(crate) port: u16,
+    /// Only requests for this host name (on a port routes share).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) host: Option<String>,
     pub(crate) backend: SocketAddr,
 }
 
@@ -142,6 +145,7 @@ mod tests {
             routes: vec![RouteSpec {
                 name: "alice-8080".into(),
                 port: 5001,
+                host: None,
                 backend: "172.18.0.2:8080".parse().unwrap(),
             }],
             drain_ms: 30_000,

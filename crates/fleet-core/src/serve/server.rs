@@ -109,10 +109,12 @@ impl Fleet {
         for route in &routes {
             let name = RouteName::new(&route.name)
                 .map_err(|e| failed(format!("route {}: {e}", route.name)))?;
+            let rule = rule(route.host_port, route.host.as_deref())
+                .map_err(|e| failed(format!("route {}: {e}", route.name)))?;
             state
                 .proxy
                 .routes()
-                .insert(name, RouteRule::port(route.host_port), route.backend)
+                .insert(name, rule, route.backend)
                 .map_err(|e| failed(format!("route {}: {e}", route.name)))?;
             if let Err(reason) = state.ensure_listener(route.host_port).await {
                 tracing::warn!(route = %route.name, "{reason}");
@@ -210,6 +212,14 @@ async fn answer(request: Request, state: &State, default_drain: Duration) -> Res
     }
 }
 
+/// The proxy's rule for a route: its port, and its host name if it has one.
+fn rule(port: u16, host: Option<&str>) -> Result<RouteRule, fleet_proxy::Error> {
+    Ok(match host {
+        Some(host) => RouteRule::host(port, fleet_proxy::HostName::new(host)?),
+        None => RouteRule::port(port),
+    })
+}
+
 fn duration(ms: u64, default: Duration) -> Duration {
     if ms == 0 {
         default
@@ -232,8 +242,8 @@ async fn apply(
         let switch = if table.get(&name).is_some() {
             table.set_backend(&name, route.backend)
         } else {
-            table
-                .insert(name.clone(), RouteRule::port(route.port), route.backend)
+            rule(route.port, route.host.as_deref())
+                .and_then(|rule| table.insert(name.clone(), rule, route.backend))
                 .and_then(|()| table.set_backend(&name, route.backend))
         };
         switches.push(switch.map_err(|e| e.to_string())?);

@@ -111,14 +111,17 @@ const MIGRATIONS: &[&str] = &[
         steps TEXT NOT NULL DEFAULT '[]'
     );
     CREATE INDEX deployments_by_instance ON deployments (instance, id);",
-    // 7: the routes of `fleet serve`'s proxy: a host port to the serving container.
+    // 7: the routes of `fleet serve`'s proxy: a host port (and host name, on the shared
+    //    port) to the serving container.
     "CREATE TABLE routes (
         name TEXT PRIMARY KEY,
         instance TEXT NOT NULL,
-        host_port INTEGER NOT NULL UNIQUE,
+        host_port INTEGER NOT NULL,
+        host TEXT,
         container_port INTEGER NOT NULL,
         backend TEXT NOT NULL,
-        updated_at INTEGER NOT NULL
+        updated_at INTEGER NOT NULL,
+        UNIQUE (host_port, host)
     );
     CREATE INDEX routes_by_instance ON routes (instance);",
 ];

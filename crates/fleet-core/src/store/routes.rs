@@ -18,6 +18,8 @@ pub(crate) struct RouteRecord {
     pub(crate) instance: InstanceName,
     /// Where clients connect.
     pub(crate) host_port: u16,
+    /// The host name requests must name (on the shared port), if any.
+    pub(crate) host: Option<String>,
     pub(crate) container_port: u16,
     /// The serving container's address and port.
     pub(crate) backend: SocketAddr,
@@ -35,6 +37,25 @@ impl RouteRecord {
             name: format!("{instance}-{container_port}"),
             instance: instance.clone(),
             host_port,
+            host: None,
+            container_port,
+            backend,
+        }
+    }
+
+    /// The route of requests for `host` on the shared port.
+    pub(crate) fn by_host(
+        instance: &InstanceName,
+        shared_port: u16,
+        host: String,
+        container_port: u16,
+        backend: SocketAddr,
+    ) -> RouteRecord {
+        RouteRecord {
+            name: format!("{instance}-host"),
+            instance: instance.clone(),
+            host_port: shared_port,
+            host: Some(host),
             container_port,
             backend,
         }
@@ -46,24 +67,26 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<RouteRecord> {
         rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, e)
     };
     let instance: String = row.get(1)?;
-    let backend: String = row.get(4)?;
+    let backend: String = row.get(5)?;
     Ok(RouteRecord {
         name: row.get(0)?,
         instance: instance.parse().map_err(|e| conversion(1, Box::new(e)))?,
         host_port: row.get(2)?,
-        container_port: row.get(3)?,
-        backend: backend.parse().map_err(|e| conversion(4, Box::new(e)))?,
+        host: row.get(3)?,
+        container_port: row.get(4)?,
+        backend: backend.parse().map_err(|e| conversion(5, Box::new(e)))?,
     })
 }
 
-const COLUMNS: &str = "name, instance, host_port, container_port, backend";
+const COLUMNS: &str = "name, instance, host_port, host, container_port, backend";
 
 impl Store {
     /// Every route, by host port.
     pub(crate) fn routes(&self) -> Result<Vec<RouteRecord>, Error> {
         self.read("list routes", |c| {
-            let mut statement =
-                c.prepare(&format!("SELECT {COLUMNS} FROM routes ORDER BY host_port"))?;
+            let mut statement = c.prepare(&format!(
+                "SELECT {COLUMNS} FROM routes ORDER BY host_port, host"
+            ))?;
             statement.query_map([], from_row)?.collect()
         })
     }
@@ -72,7 +95,7 @@ impl Store {
     pub(crate) fn instance_routes(&self, name: &InstanceName) -> Result<Vec<RouteRecord>, Error> {
         self.read("list routes", |c| {
             let mut statement = c.prepare(&format!(
-                "SELECT {COLUMNS} FROM routes WHERE instance = ?1 ORDER BY host_port"
+                "SELECT {COLUMNS} FROM routes WHERE instance = ?1 ORDER BY host_port, host"
             ))?;
             statement.query_map([name.as_str()], from_row)?.collect()
         })
@@ -89,12 +112,13 @@ impl Store {
                 .map_err(|e| self.error("record routes", e))?;
             for route in routes {
                 tx.execute(
-                    "INSERT INTO routes (name, instance, host_port, container_port, backend, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    "INSERT INTO routes (name, instance, host_port, host, container_port, backend, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                     params![
                         route.name,
                         route.instance.as_str(),
                         route.host_port,
+                        route.host,
                         route.container_port,
                         route.backend.to_string(),
                         now_ms()
