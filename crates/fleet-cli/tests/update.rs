@@ -347,3 +347,31 @@ async fn two_updates_of_one_instance_at_once_never_deploy_twice() {
     let history = bed.json(&["history", "alice", "--json"]);
     assert_eq!(history.as_array().unwrap().len(), 1, "{history:#}");
 }
+
+/// `fleet rollback --restore-data`: the version goes back, and so does the data, to how
+/// it was before the update (its pre-update backup).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollback_with_restore_data_brings_back_the_data_of_before_the_update() {
+    let bed = bed().await;
+    let port = bed.create_on("alice", "v1.0", &FAST_HEALTH);
+    let bump = |times: usize| async move {
+        for _ in 0..times {
+            fleet_tests::net::post(&format!("http://127.0.0.1:{port}/api/counter"))
+                .await
+                .unwrap();
+        }
+    };
+    bump(3).await;
+    let (code, report) = update(&bed, &["alice", "--to", "v1.1.0"]);
+    assert_eq!(code, 0, "{report:#}");
+    bump(2).await;
+    assert_eq!(counter(port).await, 5);
+
+    let (code, stdout, stderr) = bed.run(&["rollback", "alice", "--restore-data"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("-> v1.0.0"), "{stdout}");
+    assert_eq!(version(port).await, "1.0.0");
+    assert_eq!(counter(port).await, 3, "the data of before the update");
+    let history = bed.json(&["history", "alice", "--json"]);
+    assert_eq!(history[0]["restored"], report["backup"], "{history:#}");
+}

@@ -72,6 +72,9 @@ pub enum Step {
     Pull,
     /// Stopping the old container (recreate only).
     StopOld,
+    /// Putting back the data of the deployment rolled back to (`rollback
+    /// --restore-data`).
+    RestoreData,
     /// Creating and starting the candidate container.
     Start,
     /// Waiting for the candidate to become healthy.
@@ -86,11 +89,12 @@ pub enum Step {
 
 impl Step {
     /// Every step, in order.
-    pub const ALL: [Step; 9] = [
+    pub const ALL: [Step; 10] = [
         Step::Resolve,
         Step::Backup,
         Step::Pull,
         Step::StopOld,
+        Step::RestoreData,
         Step::Start,
         Step::Gate,
         Step::Switch,
@@ -105,6 +109,7 @@ impl Step {
             Step::Backup => "backup",
             Step::Pull => "pull",
             Step::StopOld => "stop_old",
+            Step::RestoreData => "restore_data",
             Step::Start => "start",
             Step::Gate => "gate",
             Step::Switch => "switch",
@@ -264,6 +269,18 @@ impl UpdateOptions {
     }
 }
 
+/// How to roll back.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RollbackOptions {
+    /// How to replace the container (as for an update). With `restore_data`, always
+    /// recreate: the app must stop while its data is swapped.
+    pub strategy: Option<Strategy>,
+    /// Also restore the data as it was before the deployment being rolled back (its
+    /// pre-update backup), for a version that migrated it.
+    pub restore_data: bool,
+}
+
 /// One side of a deployment: what ran before, or what was deployed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Release {
@@ -316,6 +333,8 @@ pub struct Deployment {
     pub to_generation: u64,
     /// The pre-update backup taken first.
     pub backup: Option<i64>,
+    /// The backup whose data it restored (`rollback --restore-data`).
+    pub restored: Option<i64>,
     /// How long the instance did not answer (recreate), in milliseconds.
     pub downtime_ms: Option<u64>,
     /// The time each step took.

@@ -63,8 +63,8 @@ mod view;
 
 pub use config::{BackupRetention, FleetConfig, ServeSettings, StateDir, default_state_dir};
 pub use deployment::{
-    Deployment, DeploymentKind, Outcome, Release, Step, StepTime, Strategy, UnknownStrategy,
-    UpdateOptions, UpdateReport, UpdateTarget,
+    Deployment, DeploymentKind, Outcome, Release, RollbackOptions, Step, StepTime, Strategy,
+    UnknownStrategy, UpdateOptions, UpdateReport, UpdateTarget,
 };
 pub use error::{EngineError, EngineOperation, Error, PortHolder};
 pub use fleet::{

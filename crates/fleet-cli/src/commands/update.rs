@@ -5,7 +5,8 @@ use std::process::ExitCode;
 use std::sync::Mutex;
 
 use fleet_core::{
-    Deployment, InstanceName, Outcome, Release, Strategy, UpdateOptions, UpdateReport, UpdateTarget,
+    Deployment, InstanceName, Outcome, Release, RollbackOptions, Strategy, UpdateOptions,
+    UpdateReport, UpdateTarget,
 };
 
 use crate::cli::RegistryArgs;
@@ -83,8 +84,13 @@ pub(crate) struct RollbackArgs {
     name: String,
 
     /// How to replace the container (as `fleet update --strategy`).
-    #[arg(long, value_name = "STRATEGY")]
+    #[arg(long, value_name = "STRATEGY", conflicts_with = "restore_data")]
     strategy: Option<String>,
+
+    /// Also put back the data as it was before the deployment rolled back (its
+    /// pre-update backup), for a version that migrated it; the container is recreated.
+    #[arg(long)]
+    restore_data: bool,
 
     #[command(flatten)]
     registry: RegistryArgs,
@@ -216,8 +222,11 @@ pub(crate) fn rollback(context: &Context, args: &RollbackArgs) -> anyhow::Result
     let report = runtime()?.block_on(async {
         let fleet = open_existing_fleet(context, &args.registry).await?;
         let progress = ProgressView::new(context.out, &format!("rolling back {name}"));
+        let mut options = RollbackOptions::default();
+        options.strategy = strategy;
+        options.restore_data = args.restore_data;
         let report = fleet
-            .rollback(&name, strategy, &|step| progress.show(step))
+            .rollback(&name, &options, &|step| progress.show(step))
             .await;
         progress.finish();
         anyhow::Ok(report?)

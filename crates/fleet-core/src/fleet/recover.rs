@@ -125,6 +125,25 @@ impl Fleet {
             self.remove_container(&candidate.id).await?;
         }
         let instance = self.record(name)?;
+        // A rollback that was restoring data: the data directory may hold the restored
+        // data; this deployment's own pre-update backup holds what was there.
+        if deployment.restored.is_some()
+            && step >= Step::RestoreData
+            && let Some(own) = deployment.backup
+        {
+            let backup = self
+                .store
+                .backups(name)?
+                .into_iter()
+                .find(|b| b.id == own)
+                .ok_or_else(|| Error::NoSuchBackup {
+                    instance: name.to_string(),
+                    id: Some(own),
+                })?;
+            if let Some(previous) = self.swap_in_backup(&instance, &backup, &|_| {}).await? {
+                let _ = previous.remove();
+            }
+        }
         let Some(old) = record.from_container.as_deref() else {
             return Ok(recovered(
                 Outcome::RolledBack,

@@ -166,6 +166,42 @@ impl Fleet {
         Ok((backup.path.clone(), Some(backup)))
     }
 
+    /// Puts `backup`'s data in place of the (stopped) instance's, verified first;
+    /// returns the replaced data, kept until the caller removes or puts it back.
+    pub(super) async fn swap_in_backup(
+        &self,
+        record: &InstanceRecord,
+        backup: &Backup,
+        progress: &OnProgress<'_>,
+    ) -> Result<Option<fleet_backup::PreviousData>, Error> {
+        let name = &record.spec.name;
+        let local = self.local_archive(backup).await?;
+        let archive = local.path().to_owned();
+        progress(Progress::Verifying {
+            archive: archive.clone(),
+        });
+        self.check_archive(name, &archive, Some(backup)).await?;
+        progress(Progress::Restoring {
+            instance: name.to_string(),
+            archive: archive.clone(),
+        });
+        let data_dir = self.data_dir(&record.spec);
+        let outcome = tokio::task::spawn_blocking(move || {
+            fleet_backup::restore(&archive, &data_dir, &mut |_| {})
+        })
+        .await
+        .map_err(|join| Error::Io {
+            path: self.data_dir(&record.spec),
+            source: std::io::Error::other(join),
+        })?
+        .map_err(|source| Error::Restore {
+            instance: name.to_string(),
+            source,
+        })?;
+        drop(local);
+        Ok(outcome.previous)
+    }
+
     /// Refuses an archive that changed since it was recorded, or that is damaged or
     /// unsafe anywhere.
     async fn check_archive(

@@ -8,15 +8,15 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Fleet, OnProgress};
 use crate::deployment::{
-    Deployment, DeploymentKind, Outcome, Release, Step, StepTime, Strategy, UpdateOptions,
-    UpdateReport, UpdateTarget,
+    Deployment, DeploymentKind, Outcome, Release, RollbackOptions, Step, StepTime, Strategy,
+    UpdateOptions, UpdateReport, UpdateTarget,
 };
 use crate::engine::ContainerState;
 use crate::error::{EngineError, EngineOperation, Error, engine_error, error_chain};
 use crate::name::InstanceName;
 use crate::resolve::ResolvedImage;
 use crate::store::{EventKind, Finished, InstanceRecord, NewDeployment};
-use crate::view::{BackupReason, Progress};
+use crate::view::{Backup, BackupReason, Progress};
 
 /// The journal of one deployment: each step recorded before it runs, with the time the
 /// previous one took.
@@ -99,6 +99,8 @@ struct Plan {
     resolved: ResolvedImage,
     backup_first: bool,
     cancel: Option<CancellationToken>,
+    /// The backup whose data replaces the instance's before the candidate starts.
+    restore: Option<Backup>,
 }
 
 impl Fleet {
@@ -155,6 +157,7 @@ impl Fleet {
                 resolved,
                 backup_first: !options.no_backup,
                 cancel: options.cancel.clone(),
+                restore: None,
             };
             self.deploy(&record, &plan, started, progress).await
         })
@@ -187,37 +190,72 @@ impl Fleet {
     /// Rolls an instance back to what it ran before its current deployment, through the
     /// same safe path as an update (backup, candidate, health gate, old container back
     /// if the candidate fails). Rolling back twice returns to where it started.
+    ///
+    /// With `restore_data`, the data also goes back to how it was before that
+    /// deployment (its pre-update backup, verified first): the container is recreated
+    /// with the app stopped while the data is swapped, and if the rolled-back version
+    /// fails, the data the instance had comes back with it.
     pub async fn rollback(
         &self,
         name: &InstanceName,
-        strategy: Option<Strategy>,
+        options: &RollbackOptions,
         progress: &OnProgress<'_>,
     ) -> Result<UpdateReport, Error> {
         self.with_lease(name, "rollback", async || {
             let started = Instant::now();
             let record = self.record(name)?;
-            let previous = self
+            let undone = self
                 .store
                 .deployments(name)?
                 .into_iter()
                 .map(|r| r.deployment)
                 .find(|d| d.outcome == Outcome::Updated && d.to.digest == record.digest)
-                .and_then(|d| Some((d.from.tag, d.from.digest?)))
                 .ok_or_else(|| Error::NoRollbackTarget {
                     instance: name.to_string(),
                 })?;
-            let (tag, digest) = previous;
+            let (tag, digest) = match (undone.from.tag.clone(), undone.from.digest.clone()) {
+                (tag, Some(digest)) => (tag, digest),
+                _ => {
+                    return Err(Error::NoRollbackTarget {
+                        instance: name.to_string(),
+                    });
+                }
+            };
+            let restore = if options.restore_data {
+                let id = undone.backup.ok_or_else(|| Error::NoSuchBackup {
+                    instance: name.to_string(),
+                    id: None,
+                })?;
+                let backup = self
+                    .store
+                    .backups(name)?
+                    .into_iter()
+                    .find(|b| b.id == id)
+                    .ok_or_else(|| Error::NoSuchBackup {
+                        instance: name.to_string(),
+                        id: Some(id),
+                    })?;
+                Some(backup)
+            } else {
+                None
+            };
             let resolved = ResolvedImage {
                 reference: format!("{}@{digest}", record.spec.image.image().name()),
                 tag,
                 digest,
             };
+            let strategy = if restore.is_some() {
+                Strategy::Recreate
+            } else {
+                self.strategy(options.strategy).await?
+            };
             let plan = Plan {
                 kind: DeploymentKind::Rollback,
-                strategy: self.strategy(strategy).await?,
+                strategy,
                 resolved,
                 backup_first: true,
                 cancel: None,
+                restore,
             };
             self.deploy(&record, &plan, started, progress).await
         })
@@ -328,6 +366,7 @@ impl Fleet {
                 from_container: record.container_id.as_deref(),
                 to: &to,
                 to_generation: generation,
+                restores_backup: plan.restore.as_ref().map(|b| b.id),
             },
             first,
         )?;
@@ -470,6 +509,33 @@ impl Fleet {
                 }
             }
         }
+        // `rollback --restore-data`: the data as it was before the deployment undone,
+        // while no container runs.
+        let mut previous_data = None;
+        if let Some(backup) = &plan.restore {
+            let restored = match journal.step(Step::RestoreData) {
+                Ok(()) => self.swap_in_backup(record, backup, progress).await,
+                Err(error) => Err(error),
+            };
+            match restored {
+                Ok(previous) => previous_data = previous,
+                Err(error) => {
+                    return Err(self
+                        .bring_back(
+                            spec,
+                            old.as_ref().map(|o| o.id.as_str()),
+                            old_running,
+                            None,
+                            None,
+                            &error,
+                            down,
+                            report,
+                            progress,
+                        )
+                        .await);
+                }
+            }
+        }
         // Behind the proxy (recreate asked for explicitly), the candidate is reached
         // through it too.
         let publish = !self.behind_proxy(name).map_err(Failure::before_change)?;
@@ -485,6 +551,7 @@ impl Fleet {
                         old.as_ref().map(|o| o.id.as_str()),
                         old_running,
                         candidate,
+                        previous_data,
                         &error,
                         down,
                         report,
@@ -493,6 +560,10 @@ impl Fleet {
                     .await);
             }
         };
+        if let Some(previous) = previous_data {
+            // Kept in this deployment's own pre-update backup.
+            let _ = previous.remove();
+        }
         if !publish {
             self.route_to(spec, &candidate, false)
                 .await
@@ -736,6 +807,7 @@ impl Fleet {
         old: Option<&str>,
         old_running: bool,
         candidate: Option<String>,
+        previous_data: Option<fleet_backup::PreviousData>,
         error: &Error,
         down: Instant,
         report: &mut UpdateReport,
@@ -756,6 +828,19 @@ impl Fleet {
                     error_chain(&remove)
                 ),
             };
+        }
+        if let Some(previous) = previous_data {
+            let path = previous.path().to_owned();
+            let put_back = tokio::task::spawn_blocking(move || previous.put_back()).await;
+            if !matches!(put_back, Ok(Ok(()))) {
+                return Failure {
+                    outcome: Outcome::Failed,
+                    reason: format!(
+                        "{reason}; the data could not be put back: it is at {} and in the deployment's pre-update backup; the old container is stopped",
+                        path.display()
+                    ),
+                };
+            }
         }
         let Some(old) = old.filter(|_| old_running) else {
             return Failure {

@@ -11,7 +11,8 @@ use crate::name::InstanceName;
 
 const COLUMNS: &str = "id, instance, kind, strategy, started_at, finished_at, step, outcome, reason, \
      from_tag, from_digest, from_version, from_generation, from_container, \
-     to_tag, to_digest, to_version, to_generation, to_container, backup_id, downtime_ms, steps";
+     to_tag, to_digest, to_version, to_generation, to_container, backup_id, downtime_ms, steps, \
+     restores_backup";
 
 /// A deployment row with the containers involved, for recovery.
 #[derive(Debug, Clone)]
@@ -62,6 +63,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<DeploymentRecord> {
             },
             to_generation: row.get::<_, i64>(17)? as u64,
             backup: row.get(19)?,
+            restored: row.get(22)?,
             downtime_ms: row.get::<_, Option<i64>>(20)?.map(|ms| ms as u64),
             steps: serde_json::from_str(&steps).map_err(|e| conversion(21, Box::new(e)))?,
         },
@@ -80,6 +82,7 @@ pub(crate) struct NewDeployment<'a> {
     pub(crate) from_container: Option<&'a str>,
     pub(crate) to: &'a Release,
     pub(crate) to_generation: u64,
+    pub(crate) restores_backup: Option<i64>,
 }
 
 /// How a deployment ended, to record.
@@ -101,8 +104,8 @@ impl Store {
             tx.execute(
                 "INSERT INTO deployments (instance, kind, strategy, started_at, step, outcome,
                      from_tag, from_digest, from_version, from_generation, from_container,
-                     to_tag, to_digest, to_version, to_generation)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'in_progress', ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                     to_tag, to_digest, to_version, to_generation, restores_backup)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'in_progress', ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
                 params![
                     new.instance.as_str(),
                     new.kind.as_str(),
@@ -118,6 +121,7 @@ impl Store {
                     new.to.digest.as_ref().map(fleet_registry::Digest::as_str),
                     new.to.version,
                     new.to_generation as i64,
+                    new.restores_backup,
                 ],
             )
             .map_err(|e| self.error("record deployment", e))?;
@@ -242,6 +246,7 @@ mod tests {
                     from_container: Some("c1"),
                     to: &to,
                     to_generation: 2,
+                    restores_backup: None,
                 },
                 Step::Backup,
             )

@@ -107,6 +107,7 @@ const MIGRATIONS: &[&str] = &[
         to_generation INTEGER NOT NULL,
         to_container TEXT,
         backup_id INTEGER,
+        restores_backup INTEGER,
         downtime_ms INTEGER,
         steps TEXT NOT NULL DEFAULT '[]'
     );

@@ -138,18 +138,30 @@ async fn rollback_returns_to_the_previous_deployment_and_back() {
     let bed = bed().await;
     create(&bed, spec("alice")).await.unwrap();
     let alice = name("alice");
-    let error = bed.fleet.rollback(&alice, None, &|_| {}).await.unwrap_err();
+    let error = bed
+        .fleet
+        .rollback(&alice, &crate::RollbackOptions::default(), &|_| {})
+        .await
+        .unwrap_err();
     assert!(matches!(error, Error::NoRollbackTarget { .. }), "{error}");
 
     bed.resolver
         .set(IMAGE, Some("v1.1.0"), &DIGEST_2.parse().unwrap());
     update(&bed).await;
-    let back = bed.fleet.rollback(&alice, None, &|_| {}).await.unwrap();
+    let back = bed
+        .fleet
+        .rollback(&alice, &crate::RollbackOptions::default(), &|_| {})
+        .await
+        .unwrap();
     assert_eq!(back.outcome, Outcome::Updated, "{back:?}");
     assert_eq!(back.to.digest.unwrap().as_str(), DIGEST_1);
     assert_eq!(back.to.tag.as_deref(), Some("v1.0.0"));
     assert_eq!(bed.fleet.get(&alice).unwrap().generation, 3);
-    let forth = bed.fleet.rollback(&alice, None, &|_| {}).await.unwrap();
+    let forth = bed
+        .fleet
+        .rollback(&alice, &crate::RollbackOptions::default(), &|_| {})
+        .await
+        .unwrap();
     assert_eq!(forth.to.digest.unwrap().as_str(), DIGEST_2);
     let kinds: Vec<DeploymentKind> = bed
         .fleet
@@ -217,6 +229,7 @@ async fn interrupted_at(bed: &super::Bed, step: Step) -> (String, Option<String>
                 from_container: Some(&old),
                 to: &to,
                 to_generation: 2,
+                restores_backup: None,
             },
             step,
         )
@@ -475,4 +488,44 @@ async fn a_cancelled_update_rolls_back_before_its_next_step() {
         "the old container was never touched"
     );
     assert_eq!(containers(&bed)[0].1, ContainerState::Running);
+}
+
+#[tokio::test]
+async fn rollback_with_restore_data_puts_back_the_data_of_before_the_update() {
+    let bed = bed().await;
+    let instance = create(&bed, spec("alice")).await.unwrap();
+    let data = instance.data_dir.join("app.db");
+    std::fs::write(&data, "schema 1").unwrap();
+    bed.resolver
+        .set(IMAGE, Some("v1.1.0"), &DIGEST_2.parse().unwrap());
+    let updated = update(&bed).await;
+    // v1.1.0 migrates the data.
+    std::fs::write(&data, "schema 2").unwrap();
+    let alice = name("alice");
+    let mut options = crate::RollbackOptions::default();
+    options.restore_data = true;
+
+    // The rolled-back version does not start: the migrated data comes back with v1.1.0.
+    bed.engine
+        .fail("start_container", "v1.0.0 refuses to start");
+    let failed = bed.fleet.rollback(&alice, &options, &|_| {}).await.unwrap();
+    assert_eq!(failed.outcome, Outcome::RolledBack, "{failed:?}");
+    assert_eq!(std::fs::read_to_string(&data).unwrap(), "schema 2");
+    assert_eq!(
+        bed.fleet.get(&alice).unwrap().digest.unwrap().as_str(),
+        DIGEST_2
+    );
+
+    let back = bed.fleet.rollback(&alice, &options, &|_| {}).await.unwrap();
+    assert_eq!(back.outcome, Outcome::Updated, "{back:?}");
+    assert_eq!(std::fs::read_to_string(&data).unwrap(), "schema 1");
+    let deployment = &bed.fleet.history(&alice).unwrap()[0];
+    assert_eq!(deployment.restored, updated.backup);
+    assert_eq!(deployment.strategy, Strategy::Recreate);
+    // Nothing is left beside the data directory.
+    let beside: Vec<_> = std::fs::read_dir(instance.data_dir.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(beside, ["data"]);
 }
