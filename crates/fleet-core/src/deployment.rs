@@ -281,6 +281,20 @@ pub struct RollbackOptions {
     pub restore_data: bool,
 }
 
+impl RollbackOptions {
+    /// Also restores the data of before the deployment rolled back.
+    pub fn restore_data(mut self) -> Self {
+        self.restore_data = true;
+        self
+    }
+
+    /// Uses `strategy` (when the data is not restored).
+    pub fn strategy(mut self, strategy: Option<Strategy>) -> Self {
+        self.strategy = strategy;
+        self
+    }
+}
+
 /// One side of a deployment: what ran before, or what was deployed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Release {

@@ -222,9 +222,10 @@ pub(crate) fn rollback(context: &Context, args: &RollbackArgs) -> anyhow::Result
     let report = runtime()?.block_on(async {
         let fleet = open_existing_fleet(context, &args.registry).await?;
         let progress = ProgressView::new(context.out, &format!("rolling back {name}"));
-        let mut options = RollbackOptions::default();
-        options.strategy = strategy;
-        options.restore_data = args.restore_data;
+        let mut options = RollbackOptions::default().strategy(strategy);
+        if args.restore_data {
+            options = options.restore_data();
+        }
         let report = fleet
             .rollback(&name, &options, &|step| progress.show(step))
             .await;

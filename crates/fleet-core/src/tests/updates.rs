@@ -502,8 +502,7 @@ async fn rollback_with_restore_data_puts_back_the_data_of_before_the_update() {
     // v1.1.0 migrates the data.
     std::fs::write(&data, "schema 2").unwrap();
     let alice = name("alice");
-    let mut options = crate::RollbackOptions::default();
-    options.restore_data = true;
+    let options = crate::RollbackOptions::default().restore_data();
 
     // The rolled-back version does not start: the migrated data comes back with v1.1.0.
     bed.engine
