@@ -375,3 +375,67 @@ async fn rollback_with_restore_data_brings_back_the_data_of_before_the_update() 
     let history = bed.json(&["history", "alice", "--json"]);
     assert_eq!(history[0]["restored"], report["backup"], "{history:#}");
 }
+
+/// Ten instances updated four at a time after a canary; a failing canary leaves the
+/// other nine untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_instances_update_in_parallel_after_their_canary() {
+    let bed = bed().await;
+    let names: Vec<String> = (0..10).map(|i| format!("c{i}")).collect();
+    for name in &names {
+        bed.create_on(name, "v1.0", &FAST_HEALTH);
+    }
+    let versions = |bed: &CliBed| {
+        bed.json(&["ls", "--json"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["tag"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+
+    // A canary that crashes: it is rolled back, and nothing else is touched.
+    let (code, stdout, stderr) = bed.run(&[
+        "update",
+        "--all",
+        "--to",
+        "v3.0.0",
+        "--parallel",
+        "4",
+        "--canary",
+        "c3",
+        "--json",
+    ]);
+    assert_eq!(code, 1, "{stderr}");
+    let reports: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let outcomes: Vec<&str> = reports
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes.len(), 10);
+    assert_eq!(outcomes[3], "rolled_back", "{reports:#}");
+    assert_eq!(
+        outcomes.iter().filter(|o| **o == "skipped").count(),
+        9,
+        "{reports:#}"
+    );
+    assert!(versions(&bed).iter().all(|tag| tag == "v1.0.0"));
+
+    // A good version: the canary, then the rest four at a time.
+    let (code, stdout, stderr) = bed.run(&[
+        "update",
+        "--all",
+        "--to",
+        "v1.1.0",
+        "--parallel",
+        "4",
+        "--canary",
+        "c3",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout.lines().count(), 10, "{stdout}");
+    assert!(stdout.lines().all(|l| l.contains("updated in")), "{stdout}");
+    assert!(versions(&bed).iter().all(|tag| tag == "v1.1.0"));
+}
