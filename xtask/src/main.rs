@@ -9,7 +9,9 @@
 //! - `demo [--keep]`: the main job on a fresh machine: a demo fleet on the local Docker
 //!   Engine, built without pulling anything from the internet.
 //! - `bench <name>`: runs the benchmark of one crate (`registry`, `health`, `backup`,
-//!   `core`, `proxy`), which compares fleet against the tool a user would otherwise pick.
+//!   `core`, `proxy`), which compares fleet against the tool a user would otherwise pick;
+//!   `backup` also runs fleet-cli's `instance_backup` (`fleet backup` of a running
+//!   instance under load).
 //!
 //! xtask depends on `anyhow` and `serde_json` (to read cargo's messages) only: it shells
 //! out to `cargo` (`cargo install` too), `apt-get` and `docker`, and prints what it does.
@@ -165,24 +167,33 @@ fn bench(args: &[String]) -> anyhow::Result<ExitCode> {
     let Some(name) = args.first().filter(|name| BENCHES.contains(&name.as_str())) else {
         bail!("which benchmark? one of: {}", BENCHES.join(", "));
     };
-    if name == "registry" || name == "core" {
+    if name == "registry" || name == "core" || name == "backup" {
         provision::ensure_packages(&[
             ("docker-registry", "docker-registry"),
             ("skopeo", "skopeo"),
+            // The backup benchmarks compare with `tar -I 'zstd -T0 -3'`.
+            ("zstd", "zstd"),
         ])?;
         provision::ensure_docker()?;
     }
-    let package = format!("fleet-{name}");
-    let status = cargo()
-        .args(["bench", "--package", &package, "--bench", name, "--"])
-        .args(&args[1..])
-        .status()
-        .context("cannot run cargo bench")?;
-    Ok(if status.success() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    // Each crate's own benchmark; `backup` also backs up a running instance under load
+    // through the `fleet` binary (which only a benchmark of fleet-cli can run).
+    let mut benches = vec![(format!("fleet-{name}"), name.as_str())];
+    if name == "backup" {
+        benches.push(("fleet-cli".to_owned(), "instance_backup"));
+    }
+    for (package, bench) in &benches {
+        let mut command = cargo();
+        command
+            .args(["bench", "--package", package, "--bench", bench, "--"])
+            .args(&args[1..]);
+        eprintln!("xtask: $ {}", describe(&command));
+        let status = command.status().context("cannot run cargo bench")?;
+        if !status.success() {
+            return Ok(ExitCode::FAILURE);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 #[cfg(test)]

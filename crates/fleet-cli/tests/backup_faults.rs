@@ -217,7 +217,42 @@ async fn a_full_disk_fails_the_backup_and_leaves_nothing_behind() {
             .map(Vec::len),
         Some(1)
     );
-    // Unmounted before the state directory goes, also when an assertion above fails.
+    // Unmounted before the state directory goes; on a panic too, as `disk` is dropped
+    // before `bed`, which was declared first.
+    drop(disk);
+}
+
+/// The disk fills up while a SQLite database is snapshotted (the snapshot is written
+/// beside the archive before it is streamed in): the same failure, nothing left behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_during_the_sqlite_snapshot_leaves_nothing_behind() {
+    let bed = Bed::new().await;
+    let port = bed.create("alice", &[]);
+    // A 4 MiB database of random blobs, for a 2 MiB disk.
+    let db = rusqlite::Connection::open(bed.data_dir("alice").join("big.db")).unwrap();
+    db.execute_batch(
+        "PRAGMA journal_mode=WAL;
+         CREATE TABLE blobs (id INTEGER PRIMARY KEY, body BLOB);
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1024)
+         INSERT INTO blobs (body) SELECT randomblob(4096) FROM n;",
+    )
+    .unwrap();
+    drop(db);
+    let disk = Tmpfs::mount(&bed.backups_dir("alice"), "2m");
+
+    let (code, stdout, stderr) = bed.run(&["backup", "alice"]);
+    assert_eq!((code, stdout.as_str()), (1, ""), "{stderr}");
+    assert!(
+        stderr.contains("error: backup of instance alice")
+            && (stderr.contains("disk is full") || stderr.contains("No space left on device")),
+        "{stderr}"
+    );
+    assert_eq!(entries(&disk.at), Vec::<String>::new());
+    assert_eq!(
+        bed.json(&["backups", "alice", "--json"]),
+        serde_json::json!([])
+    );
+    assert_eq!(get(port, "/api/health").await["status"], "healthy");
     drop(disk);
 }
 
@@ -268,10 +303,27 @@ async fn a_backup_while_the_app_commits_holds_every_row_committed_before_it() {
     );
     assert!(max_id >= committed);
     assert_eq!(count, max_id, "rows 1..={max_id} without a gap");
+    drop(db);
+
+    // `fleet restore` puts that snapshot back under the running app, which opens it and
+    // goes on writing after its last row.
+    let id = backup["id"].to_string();
+    let (code, _, stderr) = bed.run(&["restore", "alice", &id]);
+    assert_eq!(code, 0, "{stderr}");
+    let restored = get(port, "/api/writes").await;
+    let (count, max_id) = (
+        restored["count"].as_i64().unwrap(),
+        restored["max_id"].as_i64().unwrap(),
+    );
+    assert!(
+        max_id >= committed && count == max_id,
+        "committed before the backup: {committed}; after the restore: {restored}"
+    );
 }
 
-/// Unknown instances and backups are errors (exit 1) naming what is missing; bad usage
-/// is exit 2; none of them records a backup.
+/// Unknown instances and backups are errors (exit 1) naming what is missing, for
+/// `backup`, `backups`, `verify` and `restore`; bad usage is exit 2; none of them
+/// records a backup.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backup_errors_name_what_is_missing_or_wrong() {
     let bed = Bed::new().await;
@@ -299,13 +351,29 @@ async fn backup_errors_name_what_is_missing_or_wrong() {
         1,
         "error: instance alice has no backup",
     );
+    fails(
+        &["restore", "nosuch", "latest"],
+        1,
+        "no instance named nosuch",
+    );
+    fails(
+        &["restore", "alice", "999"],
+        1,
+        "instance alice has no backup with id 999",
+    );
+    fails(
+        &["restore", "alice", "latest"],
+        1,
+        "instance alice has no backup",
+    );
 
     // Usage errors: nothing to back up, both names and --all, a name fleet never
-    // accepts, an id that is not a number.
+    // accepts, an id that is not a number, a restore from nothing.
     fails(&["backup"], 2, "error: ");
     fails(&["backup", "alice", "--all"], 2, "--all");
     fails(&["backup", "Not/A-Name"], 2, "Not/A-Name");
     fails(&["verify", "alice", "newest"], 2, "newest");
+    fails(&["restore", "alice"], 2, "error: ");
 
     assert_eq!(
         bed.json(&["backups", "alice", "--json"]),
