@@ -3,9 +3,12 @@
 //!
 //! It starts a local OCI registry, builds the demo app image (a static binary in a
 //! `FROM scratch` image: nothing is pulled from the internet) and pushes it as
-//! `demo/app:v1.0.0`, `v1` and `latest`. Then it runs `fleet create` for three
-//! customers, each with its own port and data directory, shows `fleet ls` and
-//! `fleet status`, asks each instance who it is, and removes everything again.
+//! `demo/app:v1.0.0`, `v1` and `latest`. It starts `fleet serve` (fleet's proxy), runs
+//! `fleet create` for three customers, each with its own port and data directory, shows
+//! `fleet ls` and `fleet status` and asks each instance who it is. Then, under load on all
+//! three (every request counted), it publishes v1.1.0 and updates the fleet, tries a
+//! version that never becomes healthy (rolled back automatically), rolls one customer
+//! back, and shows that no request failed. Finally it removes everything again.
 //! `--keep` leaves the fleet running until Ctrl-C; the teardown then removes the instances
 //! the fleet has at that moment (the operator may have removed or added some meanwhile).
 //!
@@ -24,7 +27,8 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use fleet_tests::docker::TestDocker;
-use fleet_tests::image::TestImage;
+use fleet_tests::image::{Behaviour, TestImage};
+use fleet_tests::load::Load;
 use fleet_tests::registry::TestRegistry;
 
 const CUSTOMERS: [&str; 3] = ["alice", "bob", "carol"];
@@ -121,19 +125,146 @@ async fn run() -> anyhow::Result<()> {
     )?;
     let state_dir = state.path();
 
-    let shown = show(&bin, state_dir, &reference, keep).await;
+    eprintln!("demo: starting `fleet serve` (fleet's proxy) for the demo's state directory");
+    let serve = Serve::start(&bin, state_dir)?;
+    let shown = match show(&bin, state_dir, &reference, keep).await {
+        Ok(ports) => updates(&bin, state_dir, &docker, &registry, &ports).await,
+        Err(error) => Err(error),
+    };
     // Whatever happened, remove what the fleet has: a failed step leaves nothing behind.
     let removed = teardown(&bin, state_dir);
+    eprintln!("demo: stopping `fleet serve`");
+    let stopped = serve.stop();
     eprintln!("demo: removing the registry and the demo network");
     let cleaned = docker.cleanup().await;
     shown?;
     removed?;
+    stopped?;
     cleaned
 }
 
+/// `fleet serve` in the background, stopped with SIGTERM.
+struct Serve {
+    child: std::process::Child,
+}
+
+impl Serve {
+    fn start(bin: &Path, state: &Path) -> anyhow::Result<Serve> {
+        let child = Command::new(bin)
+            .arg("serve")
+            .env("FLEET_STATE_DIR", state)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .with_context(|| format!("cannot run {} serve", bin.display()))?;
+        let socket = state.join("serve.sock");
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !socket.exists() {
+            if std::time::Instant::now() > deadline {
+                bail!("`fleet serve` did not start within 20s");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(Serve { child })
+    }
+
+    fn stop(mut self) -> anyhow::Result<()> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let status = self.child.wait()?;
+        if !status.success() {
+            bail!("`fleet serve` exited with {status}");
+        }
+        Ok(())
+    }
+}
+
+/// Under load on every customer: v1.1.0 published and the fleet updated, a version that
+/// never becomes healthy rolled back automatically, one customer rolled back by hand.
+async fn updates(
+    bin: &Path,
+    state_dir: &Path,
+    docker: &TestDocker,
+    registry: &TestRegistry,
+    ports: &[u16],
+) -> anyhow::Result<()> {
+    let loads: Vec<Load> = ports
+        .iter()
+        .map(|port| Load::start(&format!("http://127.0.0.1:{port}/api/version"), 2))
+        .collect();
+    println!(
+        "
+# load: every customer is requested back to back from now on"
+    );
+
+    let v110 = TestImage::new("1.1.0").build(docker).await?;
+    v110.push(docker, registry, "demo/app", &["v1.1.0", "v1", "latest"])
+        .await?;
+    println!(
+        "
+# v1.1.0 is published as v1.1.0, v1 and latest"
+    );
+    fleet(bin, state_dir, &["update", "--all", "--dry-run"])?;
+    fleet(
+        bin,
+        state_dir,
+        &["update", "--group", "demo", "--parallel", "3"],
+    )?;
+
+    let broken = TestImage::new("2.0.0")
+        .behaviour(Behaviour::NeverHealthy)
+        .build(docker)
+        .await?;
+    broken
+        .push(docker, registry, "demo/app", &["v2.0.0"])
+        .await?;
+    println!(
+        "
+# v2.0.0 never becomes healthy: tried, and rolled back automatically"
+    );
+    let args = ["update", "alice", "--to", "v2.0.0"];
+    println!(
+        "
+$ fleet {}",
+        args.join(" ")
+    );
+    let output = fleet_output(bin, state_dir, &args)?;
+    print!("{}", String::from_utf8_lossy(&output.stdout));
+    eprint!("{}", String::from_utf8_lossy(&output.stderr));
+    if output.status.code() != Some(1) {
+        bail!(
+            "the broken update should have been rolled back (exit 1), not {}",
+            output.status
+        );
+    }
+
+    fleet(bin, state_dir, &["rollback", "bob"])?;
+    fleet(bin, state_dir, &["history", "alice"])?;
+    let mut ok = 0;
+    let mut failed = 0;
+    for load in loads {
+        let seen = load.stop().await;
+        ok += seen.ok;
+        failed += seen.failed;
+    }
+    println!(
+        "
+# requests during all of this: {ok} answered, {failed} failed"
+    );
+    if failed > 0 {
+        bail!("{failed} requests failed during the updates");
+    }
+    Ok(())
+}
+
 /// Creates the customers' instances, lists and probes them, asks each who it is, and with
-/// `keep`, waits for Ctrl-C.
-async fn show(bin: &Path, state_dir: &Path, reference: &str, keep: bool) -> anyhow::Result<()> {
+/// `keep`, waits for Ctrl-C. Returns their host ports.
+async fn show(
+    bin: &Path,
+    state_dir: &Path,
+    reference: &str,
+    keep: bool,
+) -> anyhow::Result<Vec<u16>> {
     for customer in CUSTOMERS {
         fleet(
             bin,
@@ -147,6 +278,11 @@ async fn show(bin: &Path, state_dir: &Path, reference: &str, keep: bool) -> anyh
                 "8080",
                 "--health-path",
                 "/api/health",
+                // A version that never becomes healthy is given up in seconds.
+                "--health-start-period",
+                "3s",
+                "--health-deadline",
+                "15s",
                 "--group",
                 "demo",
             ],
@@ -161,8 +297,14 @@ async fn show(bin: &Path, state_dir: &Path, reference: &str, keep: bool) -> anyh
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()?;
+    let mut ports = Vec::new();
     for instance in listed.as_array().context("ls --json is an array")? {
         let port = &instance["ports"][0]["host"];
+        ports.push(
+            port.as_u64()
+                .and_then(|p| u16::try_from(p).ok())
+                .context("ls --json shows no host port")?,
+        );
         let url = format!("http://127.0.0.1:{port}/");
         let answer: serde_json::Value = client.get(&url).send().await?.json().await?;
         println!(
@@ -180,7 +322,7 @@ async fn show(bin: &Path, state_dir: &Path, reference: &str, keep: bool) -> anyh
         );
         tokio::signal::ctrl_c().await?;
     }
-    Ok(())
+    Ok(ports)
 }
 
 /// Removes every instance the fleet has now, with its data. The operator may have removed

@@ -322,8 +322,10 @@ fn line(report: &UpdateReport) -> String {
         Outcome::Unchanged => format!("{name}: up to date ({})", describe(&report.to)),
         Outcome::Updated => {
             let mut details = Vec::new();
-            if let Some(down) = report.downtime_ms {
-                details.push(format!("down {}", seconds(down)));
+            match report.downtime_ms {
+                Some(0) => details.push("no downtime".to_owned()),
+                Some(down) => details.push(format!("down {}", seconds(down))),
+                None => {}
             }
             if let Some(backup) = report.backup {
                 details.push(format!("backup {backup}"));
