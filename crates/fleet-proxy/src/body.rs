@@ -84,23 +84,18 @@ pub(crate) struct UpstreamBody {
 }
 
 impl UpstreamBody {
-    fn finish(&mut self, cx: &mut Context<'_>) {
-        if let Some((in_flight, mut conn)) = self.exchange.take()
+    fn finish(&mut self) {
+        if let Some((in_flight, conn)) = self.exchange.take()
             && self.body.is_end_stream()
         {
-            // Let the connection take note that the exchange ended; only one ready for
-            // the next request goes back to the pool.
-            conn.drive(cx);
-            if conn.send.is_ready() {
-                in_flight.backend().pool.checkin(conn);
-            }
+            in_flight.backend().pool.checkin(conn);
         }
     }
 }
 
 impl Drop for UpstreamBody {
     fn drop(&mut self) {
-        self.finish(&mut Context::from_waker(std::task::Waker::noop()));
+        self.finish();
     }
 }
 
@@ -127,17 +122,13 @@ impl Body for ResponseBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.get_mut() {
             Self::Upstream(upstream) => {
-                // The connection the body comes from is driven by whoever reads the body.
-                if let Some((_, conn)) = upstream.exchange.as_mut() {
-                    conn.drive(cx);
-                }
                 let frame = ready!(Pin::new(&mut upstream.body).poll_frame(cx));
                 match &frame {
                     // The exchange is over: the request leaves the backend's count now,
                     // not when hyper gets round to dropping the body.
-                    Some(Ok(_)) if upstream.body.is_end_stream() => upstream.finish(cx),
+                    Some(Ok(_)) if upstream.body.is_end_stream() => upstream.finish(),
                     Some(Ok(_)) => {}
-                    Some(Err(_)) | None => upstream.finish(cx),
+                    Some(Err(_)) | None => upstream.finish(),
                 }
                 Poll::Ready(frame.map(|frame| frame.map_err(Into::into)))
             }

@@ -188,15 +188,14 @@ enum Sent {
     TimedOut,
 }
 
-/// Sends the request and waits for the response head, driving the connection, until
-/// the connection's timer (armed by the caller) runs out.
+/// Sends the request and waits for the response head, until the connection's timer
+/// (armed by the caller) runs out.
 async fn send_on(
     conn: &mut Conn,
     request: Request<RequestBody>,
 ) -> Result<Response<Incoming>, Sent> {
-    // The connection may not have taken note yet that its last exchange ended.
+    // The connection's task may not have taken note yet that its last exchange ended.
     let ready = poll_fn(|cx| {
-        conn.drive(cx);
         if conn.expired(cx) {
             return Poll::Ready(Err(true));
         }
@@ -211,17 +210,14 @@ async fn send_on(
         Err(false) => return Err(Sent::Not(Box::new(request))),
     }
     let mut response = pin!(conn.send.try_send_request(request));
-    poll_fn(|cx| {
-        conn.drive(cx);
-        match response.as_mut().poll(cx) {
-            Poll::Ready(Ok(response)) => Poll::Ready(Ok(response)),
-            Poll::Ready(Err(mut error)) => Poll::Ready(Err(match error.take_message() {
-                Some(unsent) => Sent::Not(Box::new(unsent)),
-                None => Sent::Failed(error.into_error()),
-            })),
-            Poll::Pending if conn.expired(cx) => Poll::Ready(Err(Sent::TimedOut)),
-            Poll::Pending => Poll::Pending,
-        }
+    poll_fn(|cx| match response.as_mut().poll(cx) {
+        Poll::Ready(Ok(response)) => Poll::Ready(Ok(response)),
+        Poll::Ready(Err(mut error)) => Poll::Ready(Err(match error.take_message() {
+            Some(unsent) => Sent::Not(Box::new(unsent)),
+            None => Sent::Failed(error.into_error()),
+        })),
+        Poll::Pending if conn.expired(cx) => Poll::Ready(Err(Sent::TimedOut)),
+        Poll::Pending => Poll::Pending,
     })
     .await
 }
@@ -244,7 +240,6 @@ fn respond(
             .response();
         };
         let upstream_upgrade = hyper::upgrade::on(&mut response);
-        upstream_conn.detach();
         spawn_tunnel(
             client_upgrade,
             upstream_upgrade,

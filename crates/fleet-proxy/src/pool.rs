@@ -6,12 +6,12 @@
 //! with it. A connection goes back to the pool only once its response was read to the
 //! end, so every pooled connection is between exchanges.
 
-use std::future::Future;
+use std::future::Future as _;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll};
+use std::task::Context;
 use std::time::Duration;
 
 use hyper::client::conn::http1::{self, SendRequest};
@@ -28,37 +28,17 @@ pub(crate) struct PoolSettings {
     pub(crate) max_idle: usize,
 }
 
-/// A connection to a backend: the handle requests are sent on, and the connection's
-/// HTTP/1.1 state machine, which whoever waits on the connection drives (the request
-/// waiting for its response head, then its response body) rather than a task of its
-/// own: one task per client connection does all the work of an exchange, with no
-/// hand-over between tasks.
+/// A connection to a backend: the handle requests are sent on (the connection's
+/// HTTP/1.1 state runs on a task of its own) and its response timer.
 pub(crate) struct Conn {
     pub(crate) send: SendRequest<RequestBody>,
-    driver: Pin<Box<dyn Future<Output = hyper::Result<()>> + Send>>,
-    /// The driver finished: the connection is closed (or handed to an upgrade).
-    done: bool,
-    addr: SocketAddr,
     /// The deadline of the response the connection waits for. One timer per
-    /// connection, moved later for each exchange, costs far less than one per request:
+    /// connection, moved later for each exchange, costs less than one per request:
     /// moving a deadline later touches no timer wheel.
     timer: Pin<Box<Sleep>>,
 }
 
 impl Conn {
-    /// Lets the connection read and write what it can.
-    pub(crate) fn drive(&mut self, cx: &mut Context<'_>) {
-        if self.done {
-            return;
-        }
-        if let Poll::Ready(result) = self.driver.as_mut().poll(cx) {
-            self.done = true;
-            if let Err(error) = result {
-                tracing::debug!(backend = %self.addr, %error, "upstream connection ended with an error");
-            }
-        }
-    }
-
     /// Starts the wait for a response: it must start within `timeout`.
     pub(crate) fn arm(&mut self, timeout: Duration) {
         self.timer.as_mut().reset(Instant::now() + timeout);
@@ -72,21 +52,7 @@ impl Conn {
 
     /// Whether the connection is closed.
     pub(crate) fn is_closed(&self) -> bool {
-        self.done || self.send.is_closed()
-    }
-
-    /// Hands the rest of the connection's life to a task of its own: after a protocol
-    /// switch, the driver still has to pass the connection on to the upgrade.
-    pub(crate) fn detach(self) {
-        if !self.done {
-            let addr = self.addr;
-            let driver = self.driver;
-            tokio::spawn(async move {
-                if let Err(error) = driver.await {
-                    tracing::debug!(backend = %addr, %error, "upstream connection ended with an error");
-                }
-            });
-        }
+        self.send.is_closed()
     }
 }
 
@@ -158,11 +124,14 @@ impl Pool {
             .handshake(io)
             .await
             .map_err(ConnectError::Handshake)?;
+        let addr = self.addr;
+        tokio::spawn(async move {
+            if let Err(error) = connection.with_upgrades().await {
+                tracing::debug!(backend = %addr, %error, "upstream connection ended with an error");
+            }
+        });
         Ok(Conn {
             send,
-            driver: Box::pin(connection.with_upgrades()),
-            done: false,
-            addr: self.addr,
             timer: Box::pin(tokio::time::sleep(self.settings.connect_timeout)),
         })
     }
