@@ -141,3 +141,86 @@ impl CliBed {
         self.state.path().join("backups").join(name)
     }
 }
+
+/// A `fleet serve` process on a state directory, stopped (SIGTERM, then SIGKILL after
+/// 10 s) when dropped.
+pub struct ServeProcess {
+    child: Option<std::process::Child>,
+}
+
+impl ServeProcess {
+    /// Starts `binary serve` on `state` and waits until its control socket exists.
+    pub fn start(binary: &Path, state: &Path) -> anyhow::Result<ServeProcess> {
+        let child = Command::new(binary)
+            .arg("serve")
+            .env("FLEET_STATE_DIR", state)
+            .env("DOCKER_CONFIG", state.join("docker"))
+            .env("FLEET_LOG", "off")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()?;
+        let mut serve = ServeProcess { child: Some(child) };
+        let socket = state.join("serve.sock");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !socket.exists() {
+            if let Some(child) = serve.child.as_mut()
+                && let Some(status) = child.try_wait()?
+            {
+                anyhow::bail!("fleet serve exited at start ({status})");
+            }
+            if std::time::Instant::now() > deadline {
+                anyhow::bail!("fleet serve did not start within 20s");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Ok(serve)
+    }
+
+    /// Sends SIGTERM and waits (at most `timeout`) until it drained and exited: its exit
+    /// code and what it printed on stderr.
+    pub fn stop(mut self, timeout: std::time::Duration) -> anyhow::Result<(i32, String)> {
+        let mut child = self.child.take().expect("a running serve");
+        terminate(&child);
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(status) = child.try_wait()? {
+                let mut stderr = String::new();
+                if let Some(mut pipe) = child.stderr.take() {
+                    use std::io::Read as _;
+                    pipe.read_to_string(&mut stderr)?;
+                }
+                return Ok((status.code().unwrap_or(-1), stderr));
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                anyhow::bail!("fleet serve did not stop within {timeout:?} of SIGTERM");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}
+
+fn terminate(child: &std::process::Child) {
+    if let Ok(pid) = i32::try_from(child.id()) {
+        // SAFETY: kill(2) on a child this process started and has not reaped.
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            terminate(&child);
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while child.try_wait().ok().flatten().is_none() && std::time::Instant::now() < deadline
+            {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

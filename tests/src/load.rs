@@ -18,6 +18,8 @@ struct Counts {
     ok: AtomicU64,
     failed: AtomicU64,
     errors: std::sync::Mutex<Vec<String>>,
+    /// Each answered request's latency, in microseconds.
+    latencies: std::sync::Mutex<Vec<u32>>,
 }
 
 /// What a load saw.
@@ -29,6 +31,21 @@ pub struct LoadReport {
     pub failed: u64,
     /// The first few failures, described.
     pub errors: Vec<String>,
+    /// Each answered request's latency, in microseconds, in order.
+    pub latencies_us: Vec<u32>,
+}
+
+impl LoadReport {
+    /// The `p`-th percentile (0 to 100) of the answered requests' latencies.
+    pub fn percentile(&self, p: f64) -> Duration {
+        let mut sorted = self.latencies_us.clone();
+        sorted.sort_unstable();
+        if sorted.is_empty() {
+            return Duration::ZERO;
+        }
+        let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+        Duration::from_micros(u64::from(sorted[rank.min(sorted.len() - 1)]))
+    }
 }
 
 impl Load {
@@ -47,6 +64,7 @@ impl Load {
                 let (url, stop, counts) = (url.to_owned(), stop.clone(), counts.clone());
                 tokio::spawn(async move {
                     while !stop.load(Ordering::Relaxed) {
+                        let sent = std::time::Instant::now();
                         let failure = match client.get(&url).send().await {
                             Ok(response) if response.status().is_success() => {
                                 match response.bytes().await {
@@ -58,7 +76,16 @@ impl Load {
                             Err(e) => Some(format!("{e}")),
                         };
                         match failure {
-                            None => counts.ok.fetch_add(1, Ordering::Relaxed),
+                            None => {
+                                let micros =
+                                    u32::try_from(sent.elapsed().as_micros()).unwrap_or(u32::MAX);
+                                counts
+                                    .latencies
+                                    .lock()
+                                    .unwrap_or_else(|e| e.into_inner())
+                                    .push(micros);
+                                counts.ok.fetch_add(1, Ordering::Relaxed)
+                            }
                             Some(error) => {
                                 {
                                     let mut errors =
@@ -91,6 +118,12 @@ impl Load {
             errors: self
                 .counts
                 .errors
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+            latencies_us: self
+                .counts
+                .latencies
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .clone(),

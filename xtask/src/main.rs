@@ -9,9 +9,10 @@
 //! - `demo [--keep]`: the main job on a fresh machine: a demo fleet on the local Docker
 //!   Engine, built without pulling anything from the internet.
 //! - `bench <name>`: runs the benchmark of one crate (`registry`, `health`, `backup`,
-//!   `core`, `proxy`), which compares fleet against the tool a user would otherwise pick;
+//!   `core`, `proxy`, `update`), which compares fleet against the tool a user would otherwise pick;
 //!   `backup` also runs fleet-cli's `instance_backup` (`fleet backup` of a running
-//!   instance under load).
+//!   instance under load); `update` runs fleet-cli's `update` (blue-green through
+//!   `fleet serve` against recreate under load, and 20 instances four at a time).
 //!
 //! xtask depends on `anyhow` and `serde_json` (to read cargo's messages) only: it shells
 //! out to `cargo` (`cargo install` too), `apt-get` and `docker`, and prints what it does.
@@ -40,7 +41,7 @@ tasks:
   test [ARGS...]   provision docker-registry + skopeo, check for unused dependencies and
                    Docker, run cargo test --workspace
   demo [--keep]    run a demo fleet on the local Docker Engine (no internet needed)
-  bench <name>     run a benchmark: registry | health | backup | core | proxy";
+  bench <name>     run a benchmark: registry | health | backup | core | proxy | update";
 
 fn main() -> ExitCode {
     match run() {
@@ -163,11 +164,11 @@ fn demo(args: &[String]) -> anyhow::Result<ExitCode> {
 }
 
 fn bench(args: &[String]) -> anyhow::Result<ExitCode> {
-    const BENCHES: [&str; 5] = ["registry", "health", "backup", "core", "proxy"];
+    const BENCHES: [&str; 6] = ["registry", "health", "backup", "core", "proxy", "update"];
     let Some(name) = args.first().filter(|name| BENCHES.contains(&name.as_str())) else {
         bail!("which benchmark? one of: {}", BENCHES.join(", "));
     };
-    if name == "registry" || name == "core" || name == "backup" {
+    if name == "registry" || name == "core" || name == "backup" || name == "update" {
         provision::ensure_packages(&[
             ("docker-registry", "docker-registry"),
             ("skopeo", "skopeo"),
@@ -181,6 +182,10 @@ fn bench(args: &[String]) -> anyhow::Result<ExitCode> {
     let mut benches = vec![(format!("fleet-{name}"), name.as_str())];
     if name == "backup" {
         benches.push(("fleet-cli".to_owned(), "instance_backup"));
+    }
+    // Updates are measured through the `fleet` binary and `fleet serve`.
+    if name == "update" {
+        benches = vec![("fleet-cli".to_owned(), "update")];
     }
     for (package, bench) in &benches {
         let mut command = cargo();

@@ -10,11 +10,10 @@
 //! all removed when it ends.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
-use fleet_tests::cli::CliBed;
+use fleet_tests::cli::{CliBed, ServeProcess};
 use fleet_tests::image::Behaviour;
 use fleet_tests::load::Load;
 
@@ -46,76 +45,8 @@ async fn bed() -> CliBed {
     bed
 }
 
-/// A `fleet serve` process on the bed's state directory, stopped (SIGTERM, then
-/// SIGKILL) when dropped.
-struct Serve {
-    child: Option<Child>,
-}
-
-impl Serve {
-    fn start(bed: &CliBed) -> Serve {
-        let socket = bed.state.path().join("serve.sock");
-        let child = Command::new(&bed.binary)
-            .arg("serve")
-            .env("FLEET_STATE_DIR", bed.state.path())
-            .env("DOCKER_CONFIG", bed.state.path().join("docker"))
-            .env("FLEET_LOG", "off")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !socket.exists() {
-            assert!(Instant::now() < deadline, "fleet serve did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Serve { child: Some(child) }
-    }
-
-    /// SIGTERM, and the exit status and stderr once it drained.
-    fn stop(mut self) -> (i32, String) {
-        let mut child = self.child.take().unwrap();
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
-        wait_with_timeout(&mut child, Duration::from_secs(60))
-    }
-}
-
-fn wait_with_timeout(child: &mut Child, timeout: Duration) -> (i32, String) {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            let mut stderr = String::new();
-            if let Some(mut pipe) = child.stderr.take() {
-                use std::io::Read as _;
-                let _ = pipe.read_to_string(&mut stderr);
-            }
-            return (status.code().unwrap_or(-1), stderr);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("fleet serve did not stop within {timeout:?} of SIGTERM");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
+fn start_serve(bed: &CliBed) -> ServeProcess {
+    ServeProcess::start(&bed.binary, bed.state.path()).unwrap()
 }
 
 async fn get(port: u16, path: &str) -> serde_json::Value {
@@ -170,7 +101,7 @@ async fn published(bed: &CliBed, name: &str) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blue_green_updates_under_load_lose_no_request() {
     let bed = bed().await;
-    let _serve = Serve::start(&bed);
+    let _serve = start_serve(&bed);
     let port = bed.create_on("alice", "v1.0", &FAST_HEALTH);
     assert_eq!(published(&bed, "alice").await, 0, "the proxy publishes it");
     for _ in 0..3 {
@@ -230,7 +161,7 @@ async fn serve_restarts_with_its_routes_and_takes_older_instances_at_their_updat
     // Created before fleet serve runs: it publishes its port itself.
     let early = bed.create_on("early", "v1.0", &FAST_HEALTH);
     assert_eq!(published(&bed, "early").await, 1);
-    let serve = Serve::start(&bed);
+    let serve = start_serve(&bed);
     let late = bed.create_on("late", "v1.0", &FAST_HEALTH);
     assert_eq!(version(early).await, "1.0.0");
     assert_eq!(version(late).await, "1.0.0");
@@ -253,12 +184,12 @@ async fn serve_restarts_with_its_routes_and_takes_older_instances_at_their_updat
     assert_eq!(ports, [u64::from(early), u64::from(late)]);
 
     // Stopped, it drains and exits 0; while it is down the proxied ports do not answer.
-    let (code, stderr) = serve.stop();
+    let (code, stderr) = serve.stop(Duration::from_secs(60)).unwrap();
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("stopped after draining"), "{stderr}");
     assert!(std::net::TcpStream::connect(("127.0.0.1", late)).is_err());
     // Started again, it serves the same routes at once.
-    let _serve = Serve::start(&bed);
+    let _serve = start_serve(&bed);
     let started = Instant::now();
     assert_eq!(version(late).await, "1.0.0");
     assert_eq!(version(early).await, "1.1.0");
@@ -286,7 +217,7 @@ async fn serve_restarts_with_its_routes_and_takes_older_instances_at_their_updat
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_blue_green_update_killed_at_any_step_is_recovered_without_a_failed_request() {
     let bed = bed().await;
-    let _serve = Serve::start(&bed);
+    let _serve = start_serve(&bed);
     let port = bed.create_on("alice", "v1.0", &FAST_HEALTH);
     let load = Load::start(&format!("http://127.0.0.1:{port}/api/version"), 4);
     let mut running = "1.0.0";
@@ -356,7 +287,7 @@ async fn instances_share_one_port_by_host_name() {
         format!("{text}\n[serve]\nshared_port = {shared}\ndomain = \"test.lan\"\n"),
     )
     .unwrap();
-    let _serve = Serve::start(&bed);
+    let _serve = start_serve(&bed);
     bed.create_on("alice", "v1.0", &[]);
     bed.create_on("bob", "v1.1.0", &[]);
 

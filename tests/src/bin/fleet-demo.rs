@@ -26,6 +26,7 @@ use std::process::{Command, ExitCode, Output};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
+use fleet_tests::cli::ServeProcess;
 use fleet_tests::docker::TestDocker;
 use fleet_tests::image::{Behaviour, TestImage};
 use fleet_tests::load::Load;
@@ -126,7 +127,7 @@ async fn run() -> anyhow::Result<()> {
     let state_dir = state.path();
 
     eprintln!("demo: starting `fleet serve` (fleet's proxy) for the demo's state directory");
-    let serve = Serve::start(&bin, state_dir)?;
+    let serve = ServeProcess::start(&bin, state_dir)?;
     let shown = match show(&bin, state_dir, &reference, keep).await {
         Ok(ports) => updates(&bin, state_dir, &docker, &registry, &ports).await,
         Err(error) => Err(error),
@@ -134,49 +135,22 @@ async fn run() -> anyhow::Result<()> {
     // Whatever happened, remove what the fleet has: a failed step leaves nothing behind.
     let removed = teardown(&bin, state_dir);
     eprintln!("demo: stopping `fleet serve`");
-    let stopped = serve.stop();
+    let stopped = serve
+        .stop(Duration::from_secs(60))
+        .and_then(|(code, stderr)| {
+            eprint!("{stderr}");
+            if code == 0 {
+                Ok(())
+            } else {
+                bail!("`fleet serve` exited with {code}")
+            }
+        });
     eprintln!("demo: removing the registry and the demo network");
     let cleaned = docker.cleanup().await;
     shown?;
     removed?;
     stopped?;
     cleaned
-}
-
-/// `fleet serve` in the background, stopped with SIGTERM.
-struct Serve {
-    child: std::process::Child,
-}
-
-impl Serve {
-    fn start(bin: &Path, state: &Path) -> anyhow::Result<Serve> {
-        let child = Command::new(bin)
-            .arg("serve")
-            .env("FLEET_STATE_DIR", state)
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .with_context(|| format!("cannot run {} serve", bin.display()))?;
-        let socket = state.join("serve.sock");
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        while !socket.exists() {
-            if std::time::Instant::now() > deadline {
-                bail!("`fleet serve` did not start within 20s");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Ok(Serve { child })
-    }
-
-    fn stop(mut self) -> anyhow::Result<()> {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let status = self.child.wait()?;
-        if !status.success() {
-            bail!("`fleet serve` exited with {status}");
-        }
-        Ok(())
-    }
 }
 
 /// Under load on every customer: v1.1.0 published and the fleet updated, a version that
