@@ -54,13 +54,13 @@ pub enum Error {
         reason: String,
     },
     /// Taking a consistent snapshot of an SQLite database failed.
-    #[error("SQLite snapshot of {path} failed")]
+    #[error("SQLite snapshot of {path} failed: {}", sqlite_message(sqlite))]
     Sqlite {
         /// The database file.
         path: PathBuf,
-        /// The SQLite error.
-        #[source]
-        source: rusqlite::Error,
+        /// The SQLite error. Not a `source`: its own cause repeats its message
+        /// (`database or disk is full: Error code 13: database or disk is full`).
+        sqlite: rusqlite::Error,
     },
     /// An SQLite database stayed locked by a writer longer than the configured timeout.
     #[error("SQLite database {path} stayed locked for {waited:?}")]
@@ -95,5 +95,19 @@ impl Error {
     pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
         let path = path.into();
         move |source| Error::Io { path, source }
+    }
+}
+
+/// An SQLite error's message once: rusqlite's `SqliteFailure` says it, and its cause says
+/// it again with the code.
+fn sqlite_message(error: &rusqlite::Error) -> String {
+    match error {
+        rusqlite::Error::SqliteFailure(code, Some(message)) => {
+            format!("{message} (SQLite code {})", code.extended_code)
+        }
+        rusqlite::Error::SqliteFailure(code, None) => {
+            format!("{code} (SQLite code {})", code.extended_code)
+        }
+        other => other.to_string(),
     }
 }

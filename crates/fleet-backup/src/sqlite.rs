@@ -77,7 +77,7 @@ pub(crate) fn is_sqlite(path: &Path) -> Result<bool, Error> {
 
 fn sqlite_err(path: &Path) -> impl FnOnce(rusqlite::Error) -> Error {
     let path = path.to_owned();
-    move |source| Error::Sqlite { path, source }
+    move |sqlite| Error::Sqlite { path, sqlite }
 }
 
 /// A live database held at one instant: a read transaction is open on it, so a later
@@ -152,7 +152,7 @@ impl Pinned {
         }
         dst.close().map_err(|(_, err)| Error::Sqlite {
             path: dest.to_owned(),
-            source: err,
+            sqlite: err,
         })?;
         // Ends the read transaction (it wrote nothing, so this rolls nothing back).
         drop(src);

@@ -247,6 +247,8 @@ async fn a_full_disk_during_the_sqlite_snapshot_leaves_nothing_behind() {
             && (stderr.contains("disk is full") || stderr.contains("No space left on device")),
         "{stderr}"
     );
+    // Said once, not once per layer of the SQLite error.
+    assert!(stderr.matches("disk is full").count() <= 1, "{stderr}");
     assert_eq!(entries(&disk.at), Vec::<String>::new());
     assert_eq!(
         bed.json(&["backups", "alice", "--json"]),
@@ -339,6 +341,12 @@ async fn backup_errors_name_what_is_missing_or_wrong() {
         assert!(stderr.contains(message), "fleet {args:?}: {stderr}");
     };
     fails(&["backup", "nosuch"], 1, "error: no instance named nosuch");
+    // A typo among several names: nothing is archived, not even the good ones.
+    fails(
+        &["backup", "alice", "nosuch"],
+        1,
+        "error: no instance named nosuch",
+    );
     fails(&["backups", "nosuch"], 1, "error: no instance named nosuch");
     fails(&["verify", "nosuch"], 1, "nosuch");
     fails(

@@ -130,6 +130,11 @@ pub(crate) fn run(context: &Context, args: &Args) -> anyhow::Result<ExitCode> {
         let names = if args.all {
             fleet.list()?.into_iter().map(|i| i.name).collect()
         } else {
+            // Every name is checked before anything is archived: a typo must not leave
+            // the other backups taken and unreported.
+            for name in &names {
+                fleet.get(name)?;
+            }
             names
         };
         let mut done = Vec::new();
