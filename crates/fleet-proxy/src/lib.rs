@@ -19,7 +19,7 @@
 //!   [`Routes::set_backend`] and [`Routes::remove`] return a [`Switch`], whose
 //!   [`Switch::drained`] gives a [`DrainReport`]. [`Routes::get`] and [`Routes::list`]
 //!   return [`RouteInfo`] with the backend's [`BackendStats`] (requests, upgraded
-//!   connections, upstream connections in flight).
+//!   connections, open upstream connections).
 //! - [`Error`]: configuration and listening errors.
 //!
 //! # What a client sees
