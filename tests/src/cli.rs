@@ -21,13 +21,20 @@ pub struct CliBed {
     pub docker: TestDocker,
     /// The state directory.
     pub state: tempfile::TempDir,
-    /// The first host port of the test's range (20 ports).
+    /// The first host port of the test's range (20 ports unless [`with_ports`]).
+    ///
+    /// [`with_ports`]: CliBed::with_ports
     pub first_port: u16,
 }
 
 impl CliBed {
     /// A bed whose instances get host ports `first_port..first_port + 20`.
     pub async fn new(binary: &Path, first_port: u16) -> anyhow::Result<CliBed> {
+        Self::with_ports(binary, first_port, 20).await
+    }
+
+    /// A bed whose instances get `ports` host ports from `first_port` on.
+    pub async fn with_ports(binary: &Path, first_port: u16, ports: u16) -> anyhow::Result<CliBed> {
         let registry = TestRegistry::start()?;
         let docker = TestDocker::new().await?;
         let image = TestImage::new("1.0.0").build(&docker).await?;
@@ -38,7 +45,7 @@ impl CliBed {
         let state = tempfile::tempdir()?;
         std::fs::write(
             state.path().join("config.toml"),
-            docker.fleet_config(&docker.name(""), first_port, first_port + 19),
+            docker.fleet_config(&docker.name(""), first_port, first_port + ports - 1),
         )?;
         Ok(CliBed {
             binary: binary.to_owned(),

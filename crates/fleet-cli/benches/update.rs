@@ -53,7 +53,7 @@ async fn main() -> anyhow::Result<()> {
     let binary = Path::new(env!("CARGO_BIN_EXE_fleet"));
     // Two beds: one without fleet serve (recreate), one with it (blue-green).
     let plain = CliBed::new(binary, FIRST_PORT).await?;
-    let proxied = CliBed::new(binary, FIRST_PORT + 100).await?;
+    let proxied = CliBed::with_ports(binary, FIRST_PORT + 100, 100).await?;
     for bed in [&plain, &proxied] {
         bed.push("1.1.0", Behaviour::Healthy, &["v1.1.0"]).await?;
     }
