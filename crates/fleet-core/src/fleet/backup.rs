@@ -340,7 +340,7 @@ impl Fleet {
         let policy = self.retention(&record);
         // fleet-backup decides by the time in each archive's name, as its own prune does.
         let backups = self.store.backups(name)?;
-        let protected = rollback_reachable(&backups);
+        let protected = self.rollback_reachable(&record, &backups)?;
         let named: Vec<(fleet_backup::ArchiveName, Backup)> = backups
             .into_iter()
             .filter(|backup| !protected.contains(&backup.id))
@@ -415,19 +415,33 @@ impl Fleet {
     }
 }
 
-/// The backups retention must keep because `fleet rollback --restore-data` may need
-/// them: the newest pre-update backup, taken before the deployment that runs now.
-///
-/// Deployments are not recorded yet; once they are, this becomes "the pre-update
-/// backups of every deployment rollback can reach".
-pub(super) fn rollback_reachable(backups: &[Backup]) -> BTreeSet<i64> {
-    backups
-        .iter()
-        .filter(|backup| backup.reason == BackupReason::PreUpdate)
-        .max_by_key(|backup| (backup.created_at, backup.id))
-        .map(|backup| backup.id)
-        .into_iter()
-        .collect()
+impl Fleet {
+    /// The backups retention must keep because `fleet rollback --restore-data` may need
+    /// them: the pre-update backup of the deployment that runs now (what a rollback
+    /// restores), and the newest pre-update backup whatever became of its deployment.
+    pub(super) fn rollback_reachable(
+        &self,
+        record: &InstanceRecord,
+        backups: &[Backup],
+    ) -> Result<BTreeSet<i64>, Error> {
+        let mut keep: BTreeSet<i64> = backups
+            .iter()
+            .filter(|backup| backup.reason == BackupReason::PreUpdate)
+            .max_by_key(|backup| (backup.created_at, backup.id))
+            .map(|backup| backup.id)
+            .into_iter()
+            .collect();
+        let current = self
+            .store
+            .deployments(&record.spec.name)?
+            .into_iter()
+            .map(|r| r.deployment)
+            .find(|d| {
+                d.outcome == crate::deployment::Outcome::Updated && d.to.digest == record.digest
+            });
+        keep.extend(current.and_then(|d| d.backup));
+        Ok(keep)
+    }
 }
 
 /// `alice-20261130-081500_N.tar.zst` for the first `N` that is neither recorded nor on

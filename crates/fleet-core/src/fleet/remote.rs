@@ -228,7 +228,7 @@ impl Fleet {
         let record = self.record(name)?;
         let policy = self.retention(&record);
         let records = self.store.backups(name)?;
-        let protected = super::backup::rollback_reachable(&records);
+        let protected = self.rollback_reachable(&record, &records)?;
         let kept_keys: BTreeSet<&str> = records
             .iter()
             .filter(|b| protected.contains(&b.id))

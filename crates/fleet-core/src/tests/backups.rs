@@ -312,3 +312,78 @@ async fn a_restored_instance_that_does_not_start_gets_its_previous_data_back() {
             .all(|c| c.state == ContainerState::Running)
     );
 }
+
+#[tokio::test]
+async fn retention_keeps_the_backup_a_rollback_would_restore() {
+    let bed = bed().await;
+    create(
+        &bed,
+        with_backup(|b| b.keep_last = Some(NonZeroUsize::new(1).unwrap())),
+    )
+    .await
+    .unwrap();
+    let alice = name("alice");
+    bed.resolver.set(
+        super::IMAGE,
+        Some("v1.1.0"),
+        &super::DIGEST_2.parse().unwrap(),
+    );
+    let updated = bed
+        .fleet
+        .update(&alice, &crate::UpdateOptions::default(), &|_| {})
+        .await
+        .unwrap();
+    let kept = updated.backup.unwrap();
+    // A later update that fails (its image cannot be pulled) takes a newer pre-update
+    // backup, and manual ones follow.
+    let missing = format!("sha256:{}", "5".repeat(64));
+    bed.resolver
+        .set(super::IMAGE, Some("v1.2.0"), &missing.parse().unwrap());
+    let failed = bed
+        .fleet
+        .update(&alice, &crate::UpdateOptions::default(), &|_| {})
+        .await
+        .unwrap();
+    assert_eq!(failed.outcome, crate::Outcome::RolledBack);
+    for _ in 0..2 {
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        bed.fleet
+            .backup(&alice, BackupReason::Manual)
+            .await
+            .unwrap();
+    }
+    let ids: Vec<i64> = bed
+        .fleet
+        .backups(&alice)
+        .unwrap()
+        .into_iter()
+        .map(|b| b.id)
+        .collect();
+    // keep_last = 1 keeps the newest; the backup of the deployment that runs (what
+    // `rollback --restore-data` restores) and the newest pre-update one stay too.
+    assert_eq!(ids.len(), 3, "{ids:?}");
+    assert!(ids.contains(&kept), "{ids:?}");
+    assert!(ids.contains(&failed.backup.unwrap()), "{ids:?}");
+}
+
+#[tokio::test]
+async fn backups_of_different_instances_run_at_once_and_of_one_instance_never() {
+    let bed = bed().await;
+    create(&bed, spec("alice")).await.unwrap();
+    create(&bed, spec("bob")).await.unwrap();
+    let (alice, bob) = (name("alice"), name("bob"));
+    let (alice, bob) = tokio::join!(
+        bed.fleet.backup(&alice, BackupReason::Manual),
+        bed.fleet.backup(&bob, BackupReason::Manual),
+    );
+    alice.unwrap();
+    bob.unwrap();
+    // The same instance, while another operation holds it: refused as busy.
+    super::hold_lease_elsewhere(&bed, "alice");
+    let error = bed
+        .fleet
+        .backup(&name("alice"), BackupReason::Manual)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::Busy { .. }), "{error:?}");
+}
