@@ -76,6 +76,9 @@ pub enum Behaviour {
     SlowStart(u32),
     /// `/api/health` alternates healthy and unhealthy on every request.
     Flap,
+    /// Serves and reports healthy, but its Docker `HEALTHCHECK` command fails (with
+    /// [`TestImage::healthcheck`]).
+    DockerUnhealthy,
 }
 
 impl fmt::Display for Behaviour {
@@ -87,6 +90,7 @@ impl fmt::Display for Behaviour {
             Self::NeverHealthy => f.write_str("never-healthy"),
             Self::SlowStart(secs) => write!(f, "slow-start:{secs}"),
             Self::Flap => f.write_str("flap"),
+            Self::DockerUnhealthy => f.write_str("docker-unhealthy"),
         }
     }
 }

@@ -203,6 +203,29 @@ async fn dry_run_plans_and_up_to_date_changes_nothing() {
     let (code, _, stderr) = bed.run(&["rollback", "alice"]);
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("no earlier deployment"), "{stderr}");
+
+    // An image whose own Docker HEALTHCHECK fails, though the app answers healthy: the
+    // gate waits for Docker's verdict too, and rolls back.
+    let image = fleet_tests::image::TestImage::new("1.2.0")
+        .behaviour(Behaviour::DockerUnhealthy)
+        .healthcheck(true)
+        .build(&bed.docker)
+        .await
+        .unwrap();
+    image
+        .push(&bed.docker, &bed.registry, "app", &["v1.2.0"])
+        .await
+        .unwrap();
+    let (code, report) = update(&bed, &["alice", "--to", "v1.2.0"]);
+    assert_eq!(code, 1, "{report:#}");
+    assert_eq!(report["outcome"], "rolled_back", "{report:#}");
+    assert!(
+        report["reason"]
+            .as_str()
+            .unwrap()
+            .contains("Docker's HEALTHCHECK says unhealthy"),
+        "{report:#}"
+    );
 }
 
 /// The update process is killed right after journaling each step in turn; the next

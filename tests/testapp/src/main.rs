@@ -13,6 +13,7 @@
 //! | `never-healthy`     | serves, but `/api/health` always answers 503 `unhealthy`       |
 //! | `slow-start:N`      | `/api/health` answers 503 `starting` for the first N seconds   |
 //! | `flap`              | `/api/health` alternates healthy / unhealthy on every request  |
+//! | `docker-unhealthy`  | serves healthy, but `fleet-testapp healthcheck` always fails   |
 //!
 //! Set at run time (`fleet create -e`):
 //!
@@ -69,6 +70,8 @@ impl Behaviour {
             None if text == "crash" => Self::Crash,
             None if text == "never-healthy" => Self::NeverHealthy,
             None if text == "flap" => Self::Flap,
+            // Only the `healthcheck` subcommand behaves differently.
+            None if text == "docker-unhealthy" => Self::Healthy,
             Some(("slow-start", n)) => Self::SlowStart(number(n)?),
             Some(("crash-after", n)) => Self::CrashAfter(number(n)?),
             _ => return Err(format!("unknown TESTAPP_BEHAVIOUR {text:?}")),
@@ -477,6 +480,9 @@ fn write_dump(path: &str) -> Result<(usize, i64), String> {
 
 /// Probes the local server; used as the image's `HEALTHCHECK` (a scratch image has no curl).
 fn healthcheck() -> i32 {
+    if std::env::var("TESTAPP_BEHAVIOUR").is_ok_and(|b| b == "docker-unhealthy") {
+        return 1;
+    }
     let probe = || -> std::io::Result<bool> {
         let mut stream = TcpStream::connect(("127.0.0.1", port()))?;
         stream.set_read_timeout(Some(Duration::from_secs(3)))?;
