@@ -364,6 +364,9 @@ pub enum DeploymentKind {
     Update,
     /// `fleet rollback`.
     Rollback,
+    /// A changed spec (`fleet apply`, `fleet edit`): a new container of the same
+    /// version with the new settings.
+    Reconfigure,
 }
 
 impl DeploymentKind {
@@ -372,6 +375,7 @@ impl DeploymentKind {
         match self {
             DeploymentKind::Update => "update",
             DeploymentKind::Rollback => "rollback",
+            DeploymentKind::Reconfigure => "reconfigure",
         }
     }
 }
@@ -383,6 +387,7 @@ impl FromStr for DeploymentKind {
         match text {
             "update" => Ok(DeploymentKind::Update),
             "rollback" => Ok(DeploymentKind::Rollback),
+            "reconfigure" => Ok(DeploymentKind::Reconfigure),
             _ => Err(format!("{text:?} is not a deployment kind")),
         }
     }

@@ -91,8 +91,8 @@ impl Fleet {
                 .filter(|c| c.state == ContainerState::Running)
         {
             let instance = self.record(name)?;
-            self.route_to(&instance.spec, &candidate.id, blue_green)
-                .await?;
+            let spec = record.spec.as_ref().unwrap_or(&instance.spec);
+            self.route_to(spec, &candidate.id, blue_green).await?;
             if let Some(old) = &record.from_container
                 && *old != candidate.id
             {
@@ -113,6 +113,9 @@ impl Fleet {
                 &digest,
                 &candidate.id,
             )?;
+            if let Some(spec) = &record.spec {
+                self.store.set_spec(spec)?;
+            }
             return Ok(recovered(
                 Outcome::Updated,
                 "the new version had passed its health gate; it serves now".into(),

@@ -15,6 +15,7 @@ use crate::engine::ContainerState;
 use crate::error::{EngineError, EngineOperation, Error, engine_error, error_chain};
 use crate::name::InstanceName;
 use crate::resolve::ResolvedImage;
+use crate::spec::InstanceSpec;
 use crate::store::{EventKind, Finished, InstanceRecord, NewDeployment};
 use crate::view::{Backup, BackupReason, Progress};
 
@@ -101,6 +102,16 @@ struct Plan {
     cancel: Option<CancellationToken>,
     /// The backup whose data replaces the instance's before the candidate starts.
     restore: Option<Backup>,
+    /// A new spec for the instance (`reconfigure`): the candidate runs it, and it is
+    /// recorded once the candidate serves.
+    spec: Option<InstanceSpec>,
+}
+
+impl Plan {
+    /// The spec the candidate runs.
+    fn spec<'a>(&'a self, record: &'a InstanceRecord) -> &'a InstanceSpec {
+        self.spec.as_ref().unwrap_or(&record.spec)
+    }
 }
 
 impl Fleet {
@@ -158,6 +169,7 @@ impl Fleet {
                 backup_first: !options.no_backup,
                 cancel: options.cancel.clone(),
                 restore: None,
+                spec: None,
             };
             self.deploy(&record, &plan, started, progress).await
         })
@@ -209,7 +221,11 @@ impl Fleet {
                 .deployments(name)?
                 .into_iter()
                 .map(|r| r.deployment)
-                .find(|d| d.outcome == Outcome::Updated && d.to.digest == record.digest)
+                .find(|d| {
+                    d.outcome == Outcome::Updated
+                        && d.kind != DeploymentKind::Reconfigure
+                        && d.to.digest == record.digest
+                })
                 .ok_or_else(|| Error::NoRollbackTarget {
                     instance: name.to_string(),
                 })?;
@@ -256,6 +272,81 @@ impl Fleet {
                 backup_first: true,
                 cancel: None,
                 restore,
+                spec: None,
+            };
+            self.deploy(&record, &plan, started, progress).await
+        })
+        .await
+    }
+
+    /// Puts a changed spec in place through the update path: a new container of the
+    /// version the instance runs (or of the new image, when the spec names another),
+    /// with the new settings, backed up first, health-gated, rolled back on any failure;
+    /// the new spec is recorded once the new container serves. Nothing is done when the
+    /// spec is unchanged.
+    ///
+    /// The ports and the data directory of an existing instance cannot change this way
+    /// ([`Error::InvalidSpec`]): remove and create it.
+    pub async fn reconfigure(
+        &self,
+        spec: InstanceSpec,
+        options: &UpdateOptions,
+        progress: &OnProgress<'_>,
+    ) -> Result<UpdateReport, Error> {
+        spec.validate()?;
+        spec.resolved_env()?;
+        let name = spec.name.clone();
+        self.with_lease(&name, "reconfigure", async || {
+            let started = Instant::now();
+            let record = self.record(&name)?;
+            let strategy = self.strategy(options.strategy).await?;
+            let current = Release {
+                tag: record.tag.clone(),
+                digest: record.digest.clone(),
+                version: None,
+            };
+            if record.spec == spec {
+                return Ok(UpdateReport {
+                    instance: name.clone(),
+                    from: current.clone(),
+                    to: current,
+                    outcome: Outcome::Unchanged,
+                    step: None,
+                    reason: None,
+                    backup: None,
+                    downtime_ms: None,
+                    duration_ms: super::backup::millis(started.elapsed()),
+                    deployment: None,
+                });
+            }
+            let fixed = |s: &InstanceSpec| {
+                let mut ports: Vec<(u16, Option<u16>)> =
+                    s.ports.iter().map(|p| (p.container, p.host)).collect();
+                ports.sort_unstable();
+                ports
+            };
+            if fixed(&spec) != fixed(&record.spec) || spec.data_dir != record.spec.data_dir {
+                return Err(Error::InvalidSpec {
+                    instance: name.to_string(),
+                    reason: "its ports or data directory would change, which an existing instance cannot do yet: `fleet rm` it (its data stays) and create it again".into(),
+                });
+            }
+            let resolved = match (&record.digest, spec.image == record.spec.image) {
+                (Some(digest), true) => ResolvedImage {
+                    tag: record.tag.clone(),
+                    digest: digest.clone(),
+                    reference: format!("{}@{digest}", spec.image.image().name()),
+                },
+                _ => self.resolve(&spec).await?,
+            };
+            let plan = Plan {
+                kind: DeploymentKind::Reconfigure,
+                strategy,
+                resolved,
+                backup_first: !options.no_backup,
+                cancel: options.cancel.clone(),
+                restore: None,
+                spec: Some(spec.clone()),
             };
             self.deploy(&record, &plan, started, progress).await
         })
@@ -367,6 +458,7 @@ impl Fleet {
                 to: &to,
                 to_generation: generation,
                 restores_backup: plan.restore.as_ref().map(|b| b.id),
+                spec: plan.spec.as_ref(),
             },
             first,
         )?;
@@ -476,7 +568,8 @@ impl Fleet {
         report: &mut UpdateReport,
         progress: &OnProgress<'_>,
     ) -> Result<Option<String>, Failure> {
-        let spec = &record.spec;
+        let spec = plan.spec(record);
+        let old_spec = &record.spec;
         let name = &spec.name;
         self.prepare(record, plan, generation, journal, report, progress)
             .await?;
@@ -522,7 +615,7 @@ impl Fleet {
                 Err(error) => {
                     return Err(self
                         .bring_back(
-                            spec,
+                            old_spec,
                             old.as_ref().map(|o| o.id.as_str()),
                             old_running,
                             None,
@@ -547,7 +640,7 @@ impl Fleet {
             Err((error, candidate)) => {
                 return Err(self
                     .bring_back(
-                        spec,
+                        old_spec,
                         old.as_ref().map(|o| o.id.as_str()),
                         old_running,
                         candidate,
@@ -594,7 +687,7 @@ impl Fleet {
         report: &mut UpdateReport,
         progress: &OnProgress<'_>,
     ) -> Result<(), Failure> {
-        let spec = &record.spec;
+        let spec = plan.spec(record);
         let name = &spec.name;
         if plan.backup_first {
             let run = journal
@@ -636,7 +729,8 @@ impl Fleet {
         report: &mut UpdateReport,
         progress: &OnProgress<'_>,
     ) -> Result<Option<String>, Failure> {
-        let spec = &record.spec;
+        let spec = plan.spec(record);
+        let old_spec = &record.spec;
         let name = &spec.name;
         self.prepare(record, plan, generation, journal, report, progress)
             .await?;
@@ -690,9 +784,9 @@ impl Fleet {
             let back = match old.as_ref().filter(|_| old_running) {
                 Some(old) if moving_in => {
                     let _ = self.unroute(name).await;
-                    self.start_and_gate(spec, &old.id, true, progress).await
+                    self.start_and_gate(old_spec, &old.id, true, progress).await
                 }
-                Some(old) => self.route_to(spec, &old.id, false).await.map(drop),
+                Some(old) => self.route_to(old_spec, &old.id, false).await.map(drop),
                 None => Ok(()),
             };
             let _ = self.remove_container(&candidate).await;
@@ -762,6 +856,9 @@ impl Fleet {
                 candidate,
             )
             .map_err(Failure::after_switch)?;
+        if let Some(spec) = &plan.spec {
+            self.store.set_spec(spec).map_err(Failure::after_switch)?;
+        }
         self.store
             .set_health(name, crate::health::Health::Healthy)
             .map_err(Failure::after_switch)?;

@@ -12,7 +12,7 @@ use crate::name::InstanceName;
 const COLUMNS: &str = "id, instance, kind, strategy, started_at, finished_at, step, outcome, reason, \
      from_tag, from_digest, from_version, from_generation, from_container, \
      to_tag, to_digest, to_version, to_generation, to_container, backup_id, downtime_ms, steps, \
-     restores_backup";
+     restores_backup, spec";
 
 /// A deployment row with the containers involved, for recovery.
 #[derive(Debug, Clone)]
@@ -22,6 +22,8 @@ pub(crate) struct DeploymentRecord {
     pub(crate) from_container: Option<String>,
     /// The candidate, once created.
     pub(crate) to_container: Option<String>,
+    /// The spec the deployment puts in place, when it changes it.
+    pub(crate) spec: Option<crate::spec::InstanceSpec>,
 }
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<DeploymentRecord> {
@@ -69,6 +71,11 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<DeploymentRecord> {
         },
         from_container: row.get(13)?,
         to_container: row.get(18)?,
+        spec: row
+            .get::<_, Option<String>>(23)?
+            .map(|json| serde_json::from_str(&json))
+            .transpose()
+            .map_err(|e| conversion(23, Box::new(e)))?,
     })
 }
 
@@ -83,6 +90,8 @@ pub(crate) struct NewDeployment<'a> {
     pub(crate) to: &'a Release,
     pub(crate) to_generation: u64,
     pub(crate) restores_backup: Option<i64>,
+    /// The new spec, when the deployment changes it.
+    pub(crate) spec: Option<&'a crate::spec::InstanceSpec>,
 }
 
 /// How a deployment ended, to record.
@@ -104,8 +113,8 @@ impl Store {
             tx.execute(
                 "INSERT INTO deployments (instance, kind, strategy, started_at, step, outcome,
                      from_tag, from_digest, from_version, from_generation, from_container,
-                     to_tag, to_digest, to_version, to_generation, restores_backup)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'in_progress', ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                     to_tag, to_digest, to_version, to_generation, restores_backup, spec)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'in_progress', ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
                 params![
                     new.instance.as_str(),
                     new.kind.as_str(),
@@ -122,6 +131,8 @@ impl Store {
                     new.to.version,
                     new.to_generation as i64,
                     new.restores_backup,
+                    new.spec
+                        .map(|spec| serde_json::to_string(spec).expect("specs serialize")),
                 ],
             )
             .map_err(|e| self.error("record deployment", e))?;
@@ -247,6 +258,7 @@ mod tests {
                     to: &to,
                     to_generation: 2,
                     restores_backup: None,
+                    spec: None,
                 },
                 Step::Backup,
             )

@@ -176,6 +176,16 @@ impl Store {
         })
     }
 
+    /// Replaces the instance's stored spec (after a deployment of it succeeded).
+    pub(crate) fn set_spec(&self, spec: &InstanceSpec) -> Result<(), Error> {
+        self.update(&spec.name, "record spec", |tx| {
+            tx.execute(
+                "UPDATE instances SET spec = ?2, updated_at = ?3 WHERE name = ?1",
+                params![spec.name.as_str(), spec_json(spec), now_ms()],
+            )
+        })
+    }
+
     /// Records that fleet created the instance's data directory.
     pub(crate) fn set_data_dir_created(&self, name: &InstanceName) -> Result<(), Error> {
         self.update(name, "record data directory", |tx| {

@@ -108,6 +108,7 @@ const MIGRATIONS: &[&str] = &[
         to_container TEXT,
         backup_id INTEGER,
         restores_backup INTEGER,
+        spec TEXT,
         downtime_ms INTEGER,
         steps TEXT NOT NULL DEFAULT '[]'
     );

@@ -230,6 +230,7 @@ async fn interrupted_at(bed: &super::Bed, step: Step) -> (String, Option<String>
                 to: &to,
                 to_generation: 2,
                 restores_backup: None,
+                spec: None,
             },
             step,
         )
@@ -527,4 +528,76 @@ async fn rollback_with_restore_data_puts_back_the_data_of_before_the_update() {
         .map(|e| e.unwrap().file_name())
         .collect();
     assert_eq!(beside, ["data"]);
+}
+
+#[tokio::test]
+async fn a_changed_spec_goes_through_the_update_path_and_is_recorded_once_it_serves() {
+    let bed = bed().await;
+    create(&bed, spec("alice")).await.unwrap();
+    let alice = name("alice");
+    let changed = spec("alice").with_env("TZ", "Europe/Paris");
+
+    // A candidate that fails: the old container and the old spec stay.
+    bed.engine.fail("start_container", "bad setting");
+    let failed = bed
+        .fleet
+        .reconfigure(changed.clone(), &UpdateOptions::default(), &|_| {})
+        .await
+        .unwrap();
+    assert_eq!(failed.outcome, Outcome::RolledBack, "{failed:?}");
+    assert!(bed.fleet.get(&alice).unwrap().spec.env.is_empty());
+
+    let report = bed
+        .fleet
+        .reconfigure(changed.clone(), &UpdateOptions::default(), &|_| {})
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, Outcome::Updated, "{report:?}");
+    let instance = bed.fleet.get(&alice).unwrap();
+    assert_eq!(instance.spec.env["TZ"], "Europe/Paris");
+    assert_eq!(
+        instance.digest.unwrap().as_str(),
+        DIGEST_1,
+        "the same version"
+    );
+    assert_eq!(
+        containers(&bed),
+        [(
+            format!("fleet-alice.{}", instance.generation),
+            ContainerState::Running
+        )]
+    );
+    assert_eq!(
+        bed.fleet.history(&alice).unwrap()[0].kind,
+        DeploymentKind::Reconfigure
+    );
+
+    // The same spec again: nothing to do.
+    let again = bed
+        .fleet
+        .reconfigure(changed.clone(), &UpdateOptions::default(), &|_| {})
+        .await
+        .unwrap();
+    assert_eq!(again.outcome, Outcome::Unchanged);
+    // Ports cannot change this way.
+    let error = bed
+        .fleet
+        .reconfigure(
+            changed.with_port(crate::PortSpec::auto(9090)),
+            &UpdateOptions::default(),
+            &|_| {},
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("ports or data directory"),
+        "{error}"
+    );
+    // A rollback does not count a reconfigure as a version to go back from.
+    let error = bed
+        .fleet
+        .rollback(&alice, &crate::RollbackOptions::default(), &|_| {})
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::NoRollbackTarget { .. }), "{error}");
 }
