@@ -5,6 +5,7 @@ mod drain;
 mod errors;
 mod headers;
 mod hosts;
+mod idle;
 mod limits;
 mod pool;
 mod shutdown;
