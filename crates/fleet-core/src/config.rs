@@ -30,7 +30,16 @@
 //! first = 5001
 //! last = 5999
 //! step = 1                     # the old scripts' "step 2" convention is step = 2
+//!
+//! [vars]                       # template vars of every instance: {{domain}} in env
+//! domain = "example.com"       # values and volume paths (see `template`)
+//!
+//! [vars.group.staging]         # an instance of group staging sees these over [vars];
+//! domain = "staging.example.com"  # its own (`fleet create --var`) win over both
 //! ```
+//!
+//! Var names are letters, digits, `_`, `.` and `-`; `name`, `group`, `port`, `data_dir`
+//! and `state_dir` are filled in by fleet and refused as vars.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -43,6 +52,7 @@ use crate::engine::EngineTimeouts;
 use crate::error::Error;
 use crate::name::InstanceName;
 use crate::ports::PortRange;
+use crate::spec::template::FleetVars;
 
 /// The settings of one fleet (one state directory).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -77,6 +87,10 @@ pub struct FleetConfig {
     pub backup: BackupRetention,
     /// What `fleet serve`'s proxy serves besides each instance's host ports (`[serve]`).
     pub serve: ServeSettings,
+    /// Template vars of every instance and of each group (`[vars]`,
+    /// `[vars.group.NAME]`).
+    #[serde(skip_serializing_if = "FleetVars::is_empty")]
+    pub vars: FleetVars,
 }
 
 /// Host-name routing through `fleet serve`: with both set, every instance behind the
@@ -160,6 +174,7 @@ impl Default for FleetConfig {
             engine: EngineTimeouts::default(),
             backup: BackupRetention::default(),
             serve: ServeSettings::default(),
+            vars: FleetVars::default(),
         }
     }
 }
@@ -188,6 +203,7 @@ impl FleetConfig {
 impl FleetConfig {
     /// What the types alone cannot say is wrong.
     fn check(&self) -> Result<(), String> {
+        self.vars.check()?;
         match (self.serve.shared_port, &self.serve.domain) {
             (Some(port), Some(_)) if port >= self.ports.first() && port <= self.ports.last() => {
                 Err(format!(

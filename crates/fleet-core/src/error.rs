@@ -127,6 +127,19 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// A templated setting (an env value, a volume path) that cannot be rendered: a key
+    /// with neither a value nor a default, a `{{` without `}}`, a placeholder that is not
+    /// a key. The problem is part of the message rather than its source, so that one
+    /// line (an event, a log) names the key as well as the instance.
+    #[error("instance {instance}: {setting}: {problem}")]
+    Template {
+        /// The instance.
+        instance: String,
+        /// The setting (`env APP_URL`, `volume {{data_dir}}/logs`).
+        setting: String,
+        /// What is wrong.
+        problem: crate::spec::template::TemplateError,
+    },
     /// An environment file could not be read or parsed.
     #[error("environment file {path}: {reason}")]
     EnvFile {
@@ -382,6 +395,15 @@ pub enum Error {
         /// The step it was at.
         step: crate::deployment::Step,
     },
+    /// A fleet file (`fleet.toml`) that cannot be read as one: syntax, types, unknown keys
+    /// (with line and column), or settings that clash.
+    #[error("{}: {reason}", path.display())]
+    FleetFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, where, and what was expected.
+        reason: String,
+    },
     /// `config.toml` reads, but its settings cannot work together.
     #[error("{}: {reason}", path.display())]
     InvalidConfig {
@@ -440,6 +462,7 @@ impl Error {
             self,
             Error::InvalidName { .. }
                 | Error::InvalidSpec { .. }
+                | Error::Template { .. }
                 | Error::InvalidMemory { .. }
                 | Error::InvalidVolume { .. }
                 | Error::InvalidRestartPolicy { .. }
@@ -449,6 +472,7 @@ impl Error {
                 | Error::StrategyUnavailable { .. }
                 | Error::InvalidTarget { .. }
                 | Error::InvalidConfig { .. }
+                | Error::FleetFile { .. }
         )
     }
 }

@@ -15,7 +15,8 @@
 //!   `reconcile`, `events`. Every write goes through it: it holds each instance's lease
 //!   and undoes failed steps.
 //! - [`FleetState`]: what the state store records, read-only and without an engine.
-//! - [`InstanceSpec`] and [`InstanceName`]: what an instance is.
+//! - [`InstanceSpec`] and [`InstanceName`]: what an instance is. [`template`]: its
+//!   settings templated from its allocation (`{{name}}`, `{{port}}`, vars).
 //! - [`PortRange`] and the allocator (store + engine + bind checks).
 //! - [`engine::Engine`]: the container engine trait and [`engine::DockerEngine`]
 //!   (bollard). With the `test-util` feature, `engine::fake::FakeEngine` and
@@ -44,7 +45,9 @@ mod data_dir;
 mod deployment;
 pub mod engine;
 mod error;
+pub mod export;
 mod fleet;
+pub mod fleetfile;
 mod health;
 mod name;
 mod ports;
@@ -67,8 +70,9 @@ pub use deployment::{
     UnknownStrategy, UpdateOptions, UpdateReport, UpdateTarget,
 };
 pub use error::{EngineError, EngineOperation, Error, PortHolder};
+pub use export::ExportedInstance;
 pub use fleet::{
-    CreateOptions, FetchedArchive, Fleet, FleetBuilder, LocalArchive, OnInstanceProgress,
+    Applied, ApplyOptions, CreateOptions, FetchedArchive, Fleet, FleetBuilder, LocalArchive, OnInstanceProgress,
     OnProgress, OpenMode,
 };
 pub use health::{Health, UnknownHealth};
@@ -81,7 +85,7 @@ pub use resolve::{ImageResolver, ResolvedImage};
 pub use spec::{
     BackupSettings, DATA_MOUNT, DEFAULT_EXEC_TIMEOUT, InstanceSpec, PortSpec, Resources,
     RestartPolicy, VolumeSpec, default_policy, http_health, parse_memory, read_env_file,
-    tcp_health,
+    tcp_health, template,
 };
 pub use state::FleetState;
 pub use store::{

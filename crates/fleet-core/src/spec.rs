@@ -4,13 +4,15 @@
 //! The parts with rules of their own have their own modules: `env` (env files and the
 //! variables fleet reserves), `resources` (memory sizes and CPU limits), `restart`
 //! (restart policies), `volume` (bind mounts), `health` (fleet's default probe
-//! policy) and `backup` (consistency hooks and retention).
+//! policy), `backup` (consistency hooks and retention) and `template` (settings
+//! templated from the instance's allocation: `{{name}}`, `{{port}}`, vars).
 
 mod backup;
 mod env;
 mod health;
 mod resources;
 mod restart;
+pub mod template;
 mod volume;
 
 use std::collections::BTreeMap;
@@ -26,6 +28,7 @@ pub use self::env::read_env_file;
 pub use self::health::{default_policy, http_health, tcp_health};
 pub use self::resources::{Resources, parse_memory};
 pub use self::restart::RestartPolicy;
+use self::template::TemplateContext;
 pub use self::volume::VolumeSpec;
 use crate::error::Error;
 use crate::name::InstanceName;
@@ -54,7 +57,8 @@ pub struct InstanceSpec {
     /// Container ports and the host ports they are published on.
     #[serde(default)]
     pub ports: Vec<PortSpec>,
-    /// Environment variables set inline; they override the env file's.
+    /// Environment variables set inline; they override the env file's. Values (these
+    /// and the env file's) are templates: see [`template`].
     #[serde(default)]
     pub env: BTreeMap<String, String>,
     /// A `.env` file read each time the container is created.
@@ -63,7 +67,7 @@ pub struct InstanceSpec {
     /// The host directory mounted at `/data` (default: `<state dir>/instances/<name>/data`).
     #[serde(default)]
     pub data_dir: Option<PathBuf>,
-    /// Extra bind mounts.
+    /// Extra bind mounts. Their host paths are templates (`{{data_dir}}/logs`).
     #[serde(default)]
     pub volumes: Vec<VolumeSpec>,
     /// How fleet tells that the instance is healthy.
@@ -91,6 +95,10 @@ pub struct InstanceSpec {
     /// How the instance is backed up (consistency hook, retention).
     #[serde(default, skip_serializing_if = "BackupSettings::is_default")]
     pub backup: BackupSettings,
+    /// This instance's template vars (`{{key}}`), over its group's and the fleet's
+    /// (`[vars]` in `config.toml`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub vars: BTreeMap<String, String>,
 }
 
 /// One container port and where it is published on the host.
@@ -140,6 +148,7 @@ impl InstanceSpec {
             labels: BTreeMap::new(),
             group: None,
             backup: BackupSettings::default(),
+            vars: BTreeMap::new(),
         }
     }
 
@@ -152,6 +161,12 @@ impl InstanceSpec {
     /// Sets an environment variable.
     pub fn with_env(mut self, key: &str, value: &str) -> Self {
         self.env.insert(key.to_owned(), value.to_owned());
+        self
+    }
+
+    /// Sets a template var of this instance.
+    pub fn with_var(mut self, key: &str, value: &str) -> Self {
+        self.vars.insert(key.to_owned(), value.to_owned());
         self
     }
 
@@ -211,6 +226,10 @@ impl InstanceSpec {
         for (key, value) in &self.env {
             env::check_key(key).map_err(invalid)?;
             env::check_value(key, value).map_err(invalid)?;
+            template::check(value).map_err(self.template_error(&format!("env {key}")))?;
+        }
+        for key in self.vars.keys() {
+            template::check_var_key(key).map_err(invalid)?;
         }
         for key in self.labels.keys() {
             check_label_key(key).map_err(invalid)?;
@@ -241,7 +260,18 @@ impl InstanceSpec {
             }
         }
         for volume in &self.volumes {
-            volume.check().map_err(invalid)?;
+            if template::is_templated(&volume.host) {
+                // A templated source (`{{data_dir}}/logs`) is checked once rendered.
+                let host = volume.host.to_string_lossy();
+                template::check(&host).map_err(self.template_error(&format!("volume {host}")))?;
+                let rendered = VolumeSpec {
+                    host: PathBuf::from("/"),
+                    ..volume.clone()
+                };
+                rendered.check().map_err(invalid)?;
+            } else {
+                volume.check().map_err(invalid)?;
+            }
         }
         if let Some(dir) = &self.data_dir
             && !dir.is_absolute()
@@ -284,6 +314,63 @@ impl InstanceSpec {
         Ok(env)
     }
 
+    /// The environment for the container, [`resolved`](Self::resolved_env) and each
+    /// value rendered with `context`.
+    pub fn rendered_env(
+        &self,
+        context: &TemplateContext,
+    ) -> Result<BTreeMap<String, String>, Error> {
+        let mut env = self.resolved_env()?;
+        for (key, value) in &mut env {
+            let setting = format!("env {key}");
+            *value = template::render(value, context).map_err(self.template_error(&setting))?;
+            env::check_value(key, value).map_err(|reason| Error::InvalidSpec {
+                instance: self.name.to_string(),
+                reason,
+            })?;
+        }
+        Ok(env)
+    }
+
+    /// The extra bind mounts, each host path rendered with `context` (and then checked
+    /// to be absolute).
+    pub fn rendered_volumes(&self, context: &TemplateContext) -> Result<Vec<VolumeSpec>, Error> {
+        self.volumes
+            .iter()
+            .map(|volume| {
+                let Some(host) = volume
+                    .host
+                    .to_str()
+                    .filter(|_| template::is_templated(&volume.host))
+                else {
+                    return Ok(volume.clone());
+                };
+                let rendered = VolumeSpec {
+                    host: PathBuf::from(
+                        template::render(host, context)
+                            .map_err(self.template_error(&format!("volume {host}")))?,
+                    ),
+                    ..volume.clone()
+                };
+                rendered.check().map_err(|reason| Error::InvalidSpec {
+                    instance: self.name.to_string(),
+                    reason: format!("volume {host}: {reason}"),
+                })?;
+                Ok(rendered)
+            })
+            .collect()
+    }
+
+    fn template_error(&self, setting: &str) -> impl FnOnce(template::TemplateError) -> Error {
+        let instance = self.name.to_string();
+        let setting = setting.to_owned();
+        move |problem| Error::Template {
+            instance,
+            setting,
+            problem,
+        }
+    }
+
     /// The container port health is probed on.
     pub fn health_port(&self) -> Option<u16> {
         let health = self.health.as_ref()?;
@@ -294,16 +381,14 @@ impl InstanceSpec {
 impl fmt::Debug for InstanceSpec {
     // Environment values can be secrets: never print them.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let env: BTreeMap<&str, &str> = self
-            .env
-            .keys()
-            .map(|k| (k.as_str(), "<redacted>"))
-            .collect();
+        let redacted = |map: &BTreeMap<String, String>| -> BTreeMap<String, &str> {
+            map.keys().map(|k| (k.clone(), "<redacted>")).collect()
+        };
         f.debug_struct("InstanceSpec")
             .field("name", &self.name)
             .field("image", &self.image.to_string())
             .field("ports", &self.ports)
-            .field("env", &env)
+            .field("env", &redacted(&self.env))
             .field("env_file", &self.env_file)
             .field("data_dir", &self.data_dir)
             .field("volumes", &self.volumes)
@@ -315,6 +400,7 @@ impl fmt::Debug for InstanceSpec {
             .field("labels", &self.labels)
             .field("group", &self.group)
             .field("backup", &self.backup)
+            .field("vars", &redacted(&self.vars))
             .finish()
     }
 }

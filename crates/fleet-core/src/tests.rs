@@ -3,6 +3,7 @@
 //! The same behaviours are tested against the real Docker Engine in `tests/`.
 
 mod backups;
+mod templates;
 mod updates;
 
 use std::path::Path;

@@ -13,6 +13,7 @@ use crate::error::{EngineError, EngineOperation, Error, engine_error};
 use crate::name::InstanceName;
 
 use crate::resolve::ResolvedImage;
+use crate::spec::template::TemplateContext;
 use crate::spec::{DATA_MOUNT, InstanceSpec};
 use crate::store::InstanceRecord;
 use crate::view::Progress;
@@ -42,8 +43,10 @@ impl Fleet {
         labels.insert(LABEL_INSTANCE.into(), spec.name.to_string());
         labels.insert(LABEL_GENERATION.into(), generation.to_string());
         labels.insert(LABEL_DIGEST.into(), resolved.digest.to_string());
+        // Env values and volume paths are templates of the instance's allocation.
+        let context = self.template_context(spec)?;
         let mut env = BTreeMap::from([("FLEET_INSTANCE".to_owned(), spec.name.to_string())]);
-        env.extend(spec.resolved_env()?);
+        env.extend(spec.rendered_env(&context)?);
         let ports = self
             .store
             .instance_ports(&spec.name)?
@@ -60,9 +63,9 @@ impl Fleet {
             container: DATA_MOUNT.into(),
             read_only: false,
         }];
-        binds.extend(spec.volumes.iter().map(|v| Bind {
-            host: v.host.clone(),
-            container: v.container.clone(),
+        binds.extend(spec.rendered_volumes(&context)?.into_iter().map(|v| Bind {
+            host: v.host,
+            container: v.container,
             read_only: v.read_only,
         }));
         let healthcheck = spec.docker_healthcheck.as_ref().map(|command| {
@@ -97,6 +100,30 @@ impl Fleet {
             .create_container(&container)
             .await
             .map_err(engine_error(EngineOperation::CreateContainer, name))
+    }
+
+    /// What `spec`'s templated settings (env values, volume paths) are rendered with:
+    /// its name, group, allocated host ports (from the store), data directory, the
+    /// state directory, and its vars over its group's and the fleet's (`[vars]`).
+    pub fn template_context(&self, spec: &InstanceSpec) -> Result<TemplateContext, Error> {
+        let allocated = self.store.instance_ports(&spec.name)?;
+        let mut context = TemplateContext::new(spec.name.as_str());
+        context.group.clone_from(&spec.group);
+        context.ports = spec
+            .ports
+            .iter()
+            .filter_map(|port| {
+                let host = allocated.iter().find(|a| a.container == port.container)?;
+                Some((port.container, host.host))
+            })
+            .collect();
+        context.data_dir = self.data_dir(spec).to_string_lossy().into_owned();
+        context.state_dir = self.dirs.root().to_string_lossy().into_owned();
+        context.vars = self
+            .config
+            .vars
+            .for_instance(spec.group.as_deref(), &spec.vars);
+        Ok(context)
     }
 
     pub(crate) async fn inspect(&self, container: &str) -> Result<Option<ContainerInfo>, Error> {

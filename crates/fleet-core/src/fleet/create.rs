@@ -147,6 +147,11 @@ impl Fleet {
         self.store.insert_instance(spec, desired)?;
         undo.instance = Some(name.clone());
         self.allocate_ports(spec, &BTreeSet::new()).await?;
+        // Templated settings need the allocated ports: render them now, so a key without
+        // a value fails the create before anything is pulled or made.
+        let context = self.template_context(spec)?;
+        spec.rendered_env(&context)?;
+        spec.rendered_volumes(&context)?;
 
         self.pull(spec, &resolved, progress).await?;
         let data_dir = self.data_dir(spec);
