@@ -84,6 +84,9 @@ pub(crate) enum Command {
     /// Run fleet's proxy for this state directory in the foreground: instances are
     /// reached through it, and updates switch it with zero downtime. SIGTERM drains.
     Serve(commands::serve::Args),
+    /// Converge the fleet to a fleet file: create, change (through the update path) and,
+    /// with --prune, remove instances; the plan is shown first.
+    Apply(commands::apply::Args),
 }
 
 /// Flags of the commands that talk to registries.

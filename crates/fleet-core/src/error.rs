@@ -395,6 +395,15 @@ pub enum Error {
         /// The step it was at.
         step: crate::deployment::Step,
     },
+    /// A fleet file (`fleet.toml`) that cannot be read as one: syntax, types, unknown keys
+    /// (with line and column), or settings that clash.
+    #[error("{}: {reason}", path.display())]
+    FleetFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, where, and what was expected.
+        reason: String,
+    },
     /// `config.toml` reads, but its settings cannot work together.
     #[error("{}: {reason}", path.display())]
     InvalidConfig {
@@ -463,6 +472,7 @@ impl Error {
                 | Error::StrategyUnavailable { .. }
                 | Error::InvalidTarget { .. }
                 | Error::InvalidConfig { .. }
+                | Error::FleetFile { .. }
         )
     }
 }

@@ -14,10 +14,12 @@
 //! - `restore.rs`: restore, verified first and undone when the app does not come back.
 //! - `recover.rs`: finishing or undoing a deployment whose process died, from its
 //!   journal (run under every lease).
+//! - `apply.rs`: converging the fleet to a fleet file (`fleet apply`).
 //! - `update_many.rs`: many instances in parallel with a canary; promote.
 //! - `update.rs`: update and rollback, journaled step by step, the old container
 //!   brought back on any failure.
 
+mod apply;
 mod backup;
 mod builder;
 mod containers;
@@ -32,6 +34,7 @@ mod update;
 mod update_many;
 
 pub use builder::{FleetBuilder, OpenMode};
+pub use apply::{Applied, ApplyOptions};
 pub use create::CreateOptions;
 pub use remote::{FetchedArchive, LocalArchive};
 pub use update_many::OnInstanceProgress;

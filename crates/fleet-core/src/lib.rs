@@ -46,6 +46,7 @@ mod deployment;
 pub mod engine;
 mod error;
 mod fleet;
+pub mod fleetfile;
 mod health;
 mod name;
 mod ports;
@@ -69,7 +70,7 @@ pub use deployment::{
 };
 pub use error::{EngineError, EngineOperation, Error, PortHolder};
 pub use fleet::{
-    CreateOptions, FetchedArchive, Fleet, FleetBuilder, LocalArchive, OnInstanceProgress,
+    Applied, ApplyOptions, CreateOptions, FetchedArchive, Fleet, FleetBuilder, LocalArchive, OnInstanceProgress,
     OnProgress, OpenMode,
 };
 pub use health::{Health, UnknownHealth};

@@ -1,5 +1,6 @@
 //! One module per command. Each has `Args` (clap) and `run(&Context, &Args)`.
 
+pub(crate) mod apply;
 pub(crate) mod backup;
 pub(crate) mod create;
 pub(crate) mod lifecycle;
@@ -65,6 +66,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::History(args) => update::history(&context, args),
         Command::Promote(args) => update::promote(&context, args),
         Command::Serve(args) => serve::run(&context, args),
+        Command::Apply(args) => apply::run(&context, args),
     }
 }
 

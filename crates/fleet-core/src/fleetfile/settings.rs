@@ -1,0 +1,220 @@
+//! One instance's settings as `fleet.toml` writes them: every setting `fleet create`
+//! takes, by the same names (snake_case), all optional so defaults and groups can fill
+//! them in.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::deployment::Strategy;
+use crate::error::Error;
+use crate::name::InstanceName;
+use crate::spec::{
+    BackupSettings, InstanceSpec, PortSpec, RestartPolicy, VolumeSpec, http_health, parse_memory,
+    tcp_health,
+};
+
+/// An instance's settings in `fleet.toml` (`[defaults]`, `[groups.NAME]`,
+/// `[instances.NAME]`). Unknown keys are errors.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct InstanceSettings {
+    /// The image and the channel it follows (`ghcr.io/acme/app:v1`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Container ports, each published on a host port from the range.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ports: Option<Vec<u16>>,
+    /// The host port of the first container port, instead of one from the range.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_port: Option<u16>,
+    /// Environment variables; a group's and an instance's add to the defaults'.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// A `.env` file (relative to the fleet file's directory).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub env_file: Option<PathBuf>,
+    /// The group (`staging`, `prod`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// Probe this HTTP path for health (otherwise TCP).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health_path: Option<String>,
+    /// The container port to probe (default: the first).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health_port: Option<u16>,
+    /// No health check at all.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub no_health: Option<bool>,
+    /// Failed probes do not count while the app starts, for this long.
+    #[serde(with = "optional_duration", skip_serializing_if = "Option::is_none")]
+    pub health_start_period: Option<Duration>,
+    /// Time between probes once started.
+    #[serde(with = "optional_duration", skip_serializing_if = "Option::is_none")]
+    pub health_interval: Option<Duration>,
+    /// Give up waiting for healthy after this long.
+    #[serde(with = "optional_duration", skip_serializing_if = "Option::is_none")]
+    pub health_deadline: Option<Duration>,
+    /// The host directory mounted at /data.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    /// Extra bind mounts, `HOST:CONTAINER[:ro]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub volumes: Option<Vec<String>>,
+    /// Memory limit (`512m`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory: Option<String>,
+    /// CPU limit (`1.5`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<f64>,
+    /// Restart policy (`unless-stopped`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restart: Option<String>,
+    /// The user to run as (`uid[:gid]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Container labels; a group's and an instance's add to the defaults'.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Backup consistency and retention (`backup.exec`, `backup.stop`, `keep_last`…).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backup: Option<BackupSettings>,
+    /// How `fleet apply` replaces a container whose settings changed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<Strategy>,
+}
+
+/// `mine` if set, else `theirs`.
+fn pick<T: Clone>(mine: &Option<T>, theirs: &Option<T>) -> Option<T> {
+    mine.clone().or_else(|| theirs.clone())
+}
+
+impl InstanceSettings {
+    /// These settings over `base`: a value set here wins; maps add up.
+    pub fn over(&self, base: &InstanceSettings) -> InstanceSettings {
+        let mut env = base.env.clone();
+        env.extend(self.env.clone());
+        let mut labels = base.labels.clone();
+        labels.extend(self.labels.clone());
+        InstanceSettings {
+            image: pick(&self.image, &base.image),
+            ports: pick(&self.ports, &base.ports),
+            host_port: self.host_port.or(base.host_port),
+            env,
+            env_file: pick(&self.env_file, &base.env_file),
+            group: pick(&self.group, &base.group),
+            health_path: pick(&self.health_path, &base.health_path),
+            health_port: self.health_port.or(base.health_port),
+            no_health: self.no_health.or(base.no_health),
+            health_start_period: self.health_start_period.or(base.health_start_period),
+            health_interval: self.health_interval.or(base.health_interval),
+            health_deadline: self.health_deadline.or(base.health_deadline),
+            data_dir: pick(&self.data_dir, &base.data_dir),
+            volumes: pick(&self.volumes, &base.volumes),
+            memory: pick(&self.memory, &base.memory),
+            cpus: self.cpus.or(base.cpus),
+            restart: pick(&self.restart, &base.restart),
+            user: pick(&self.user, &base.user),
+            labels,
+            backup: pick(&self.backup, &base.backup),
+            strategy: self.strategy.or(base.strategy),
+        }
+    }
+
+    /// The instance spec these settings describe, as `fleet create` with the same flags
+    /// would make it; relative paths are taken from `base_dir`.
+    pub fn to_spec(&self, name: &InstanceName, base_dir: &Path) -> Result<InstanceSpec, Error> {
+        let invalid = |reason: String| Error::InvalidSpec {
+            instance: name.to_string(),
+            reason,
+        };
+        let image = self
+            .image
+            .as_deref()
+            .ok_or_else(|| invalid("it has no image; set `image` in it or in [defaults]".into()))?
+            .parse()
+            .map_err(|e: fleet_registry::Error| invalid(format!("image: {e}")))?;
+        let mut spec = InstanceSpec::new(name.clone(), image);
+        let ports = self.ports.clone().unwrap_or_default();
+        for (index, port) in ports.iter().enumerate() {
+            let host = if index == 0 { self.host_port } else { None };
+            spec = spec.with_port(PortSpec {
+                container: *port,
+                host,
+            });
+        }
+        if self.host_port.is_some() && ports.is_empty() {
+            return Err(invalid("host_port needs ports: it publishes the first one".into()));
+        }
+        spec.env = self.env.clone();
+        spec.labels = self.labels.clone();
+        let absolute = |path: &Path| {
+            if path.is_absolute() {
+                path.to_owned()
+            } else {
+                base_dir.join(path)
+            }
+        };
+        spec.env_file = self.env_file.as_deref().map(absolute);
+        spec.data_dir = self.data_dir.as_deref().map(absolute);
+        spec.group.clone_from(&self.group);
+        spec.user.clone_from(&self.user);
+        for volume in self.volumes.iter().flatten() {
+            let mut volume: VolumeSpec = volume.parse()?;
+            volume.host = absolute(&volume.host);
+            spec.volumes.push(volume);
+        }
+        if let Some(restart) = &self.restart {
+            spec.restart = restart.parse::<RestartPolicy>()?;
+        }
+        spec.resources.memory_bytes = self.memory.as_deref().map(parse_memory).transpose()?;
+        spec.resources.cpus = self.cpus;
+        spec.backup = self.backup.clone().unwrap_or_default();
+        let health_asked = self.health_path.is_some() || self.health_port.is_some();
+        if !self.no_health.unwrap_or(false) && (!ports.is_empty() || health_asked) {
+            let mut health = match &self.health_path {
+                Some(path) => http_health(path),
+                None => tcp_health(),
+            };
+            health.port = self.health_port;
+            if let Some(start_period) = self.health_start_period {
+                health.policy.start_period = start_period;
+            }
+            if let Some(interval) = self.health_interval {
+                health.policy.interval = interval;
+            }
+            if let Some(deadline) = self.health_deadline {
+                health.policy.deadline = deadline;
+            }
+            spec.health = Some(health);
+        }
+        spec.validate()?;
+        Ok(spec)
+    }
+}
+
+/// An optional duration as humantime text (`"30s"`).
+mod optional_duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    struct Text(#[serde(with = "fleet_health::human_duration")] Duration);
+
+    pub(super) fn serialize<S: Serializer>(
+        value: &Option<Duration>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        value.map(Text).serialize(serializer)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<Duration>, D::Error> {
+        Ok(Option::<Text>::deserialize(deserializer)?.map(|Text(d)| d))
+    }
+}
