@@ -87,6 +87,9 @@ pub(crate) enum Command {
     /// Converge the fleet to a fleet file: create, change (through the update path) and,
     /// with --prune, remove instances; the plan is shown first.
     Apply(commands::apply::Args),
+    /// Change one instance's settings (`--set memory=1g`, `--unset env.DEBUG`): a new
+    /// container with the same health gate and rollback as an update.
+    Edit(commands::update::EditArgs),
 }
 
 /// Flags of the commands that talk to registries.

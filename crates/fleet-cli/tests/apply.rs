@@ -75,11 +75,17 @@ async fn apply_converges_the_fleet_to_its_file() {
     // The same file again: nothing to change, and it says so.
     let (code, stdout, stderr) = bed.run(&["apply", "-f", &file_arg]);
     assert_eq!(code, 0, "{stderr}");
-    assert!(stdout.contains("nothing to change: 3 instance(s)"), "{stdout}");
+    assert!(
+        stdout.contains("nothing to change: 3 instance(s)"),
+        "{stdout}"
+    );
     assert_eq!(containers(&bed), first);
 
     // bob's env changes: one update through the update path, the others untouched.
-    fleet_file(&bed, &[("alice", "hi"), ("bob", "good day"), ("carol", "hey")]);
+    fleet_file(
+        &bed,
+        &[("alice", "hi"), ("bob", "good day"), ("carol", "hey")],
+    );
     let (code, stdout, _) = bed.run(&["apply", "-f", &file_arg, "--dry-run"]);
     assert_eq!(code, 0);
     assert!(
@@ -88,7 +94,10 @@ async fn apply_converges_the_fleet_to_its_file() {
     );
     assert_eq!(containers(&bed), first, "a dry run changes nothing");
     let applied = bed.json(&["apply", "-f", &file_arg, "--json"]);
-    assert_eq!(applied["plan"]["change"][0]["instance"], "bob", "{applied:#}");
+    assert_eq!(
+        applied["plan"]["change"][0]["instance"], "bob",
+        "{applied:#}"
+    );
     assert_eq!(applied["applied"][0]["outcome"], "updated", "{applied:#}");
     let second = containers(&bed);
     assert_eq!(second[0], first[0], "alice untouched");
@@ -103,7 +112,10 @@ async fn apply_converges_the_fleet_to_its_file() {
     fleet_file(&bed, &[("alice", "hi"), ("bob", "good day")]);
     let (code, stdout, _) = bed.run(&["apply", "-f", &file_arg]);
     assert_eq!(code, 0);
-    assert!(stdout.contains("carol is not in the file (kept"), "{stdout}");
+    assert!(
+        stdout.contains("carol is not in the file (kept"),
+        "{stdout}"
+    );
     assert_eq!(containers(&bed).len(), 3);
     let (code, stdout, stderr) = bed.run(&["apply", "-f", &file_arg, "--prune"]);
     assert_eq!(code, 0, "{stderr}");
@@ -123,7 +135,9 @@ async fn a_file_with_mistakes_is_refused_before_anything_changes() {
             "line 3, column 1",
         ),
         (
-            format!("[defaults]\nimage = \"{image}\"\nports = [8080]\n[instances.a]\nhost_port = 5999\n[instances.b]\nhost_port = 5999\n"),
+            format!(
+                "[defaults]\nimage = \"{image}\"\nports = [8080]\n[instances.a]\nhost_port = 5999\n[instances.b]\nhost_port = 5999\n"
+            ),
             "both publish host port 5999",
         ),
         (
@@ -141,4 +155,39 @@ async fn a_file_with_mistakes_is_refused_before_anything_changes() {
         assert!(stderr.contains(expected), "{text}\n{stderr}");
         assert!(containers(&bed).is_empty(), "{text}");
     }
+}
+
+/// `fleet edit`: one setting changed through the update path (a new container that
+/// passes the gate), mistakes refused with nothing changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edit_changes_one_setting_through_the_update_path() {
+    let bed = bed().await;
+    let port = bed.create_on("alice", "v1.0", &["-e", "GREETING=hi"]);
+    let before = containers(&bed);
+
+    let (code, stdout, stderr) = bed.run(&["edit", "alice", "--set", "env.GREETING=good day"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("alice:") && stdout.contains("updated"),
+        "{stdout}"
+    );
+    assert_eq!(env(u64::from(port), "GREETING").await, "good day");
+    let after = containers(&bed);
+    assert_ne!(after, before, "a new container");
+    let history = bed.json(&["history", "alice", "--json"]);
+    assert_eq!(history[0]["kind"], "reconfigure", "{history:#}");
+
+    for (args, expected) in [
+        (vec!["edit", "alice", "--set", "memroy=1g"], "memroy"),
+        (
+            vec!["edit", "alice", "--set", "ports=[9090]"],
+            "ports or data directory",
+        ),
+        (vec!["edit", "alice", "--unset", "user"], "user is not set"),
+    ] {
+        let (code, _, stderr) = bed.run(&args);
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+    assert_eq!(containers(&bed), after, "nothing changed");
 }

@@ -395,6 +395,12 @@ pub enum Error {
         /// The step it was at.
         step: crate::deployment::Step,
     },
+    /// A setting `fleet edit` cannot make: an unknown key, a wrong type.
+    #[error("{reason}")]
+    InvalidSetting {
+        /// What is wrong.
+        reason: String,
+    },
     /// A fleet file (`fleet.toml`) that cannot be read as one: syntax, types, unknown keys
     /// (with line and column), or settings that clash.
     #[error("{}: {reason}", path.display())]
@@ -473,6 +479,7 @@ impl Error {
                 | Error::InvalidTarget { .. }
                 | Error::InvalidConfig { .. }
                 | Error::FleetFile { .. }
+                | Error::InvalidSetting { .. }
         )
     }
 }

@@ -67,6 +67,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Promote(args) => update::promote(&context, args),
         Command::Serve(args) => serve::run(&context, args),
         Command::Apply(args) => apply::run(&context, args),
+        Command::Edit(args) => update::edit(&context, args),
     }
 }
 

@@ -97,6 +97,28 @@ pub(crate) struct RollbackArgs {
 }
 
 #[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("changes").required(true).multiple(true).args(["set", "unset"])))]
+pub(crate) struct EditArgs {
+    /// The instance.
+    name: String,
+
+    /// Set a setting, named as in fleet.toml (`memory=1g`, `env.TZ=UTC`,
+    /// `ports=[8080,9090]`); repeatable.
+    #[arg(long, value_name = "KEY=VALUE")]
+    set: Vec<String>,
+
+    /// Remove a setting (`env.DEBUG`, `memory`); repeatable.
+    #[arg(long, value_name = "KEY")]
+    unset: Vec<String>,
+
+    #[command(flatten)]
+    deploy: DeployArgs,
+
+    #[command(flatten)]
+    registry: RegistryArgs,
+}
+
+#[derive(Debug, clap::Args)]
 pub(crate) struct HistoryArgs {
     /// The instance.
     name: String,
@@ -228,6 +250,40 @@ pub(crate) fn rollback(context: &Context, args: &RollbackArgs) -> anyhow::Result
         }
         let report = fleet
             .rollback(&name, &options, &|step| progress.show(step))
+            .await;
+        progress.finish();
+        anyhow::Ok(report?)
+    })?;
+    show(context, std::slice::from_ref(&report))
+}
+
+/// `fleet edit NAME --set KEY=VALUE --unset KEY`: one setting changed, through the
+/// update path.
+pub(crate) fn edit(context: &Context, args: &EditArgs) -> anyhow::Result<ExitCode> {
+    let name: InstanceName = args.name.parse().map_err(usage)?;
+    let set = args
+        .set
+        .iter()
+        .map(|pair| {
+            pair.split_once('=')
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .ok_or_else(|| {
+                    usage(std::io::Error::other(format!(
+                        "--set {pair:?} is not KEY=VALUE"
+                    )))
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let options = args.deploy.options()?;
+    let report = runtime()?.block_on(async {
+        let fleet = open_existing_fleet(context, &args.registry).await?;
+        let current = fleet.get(&name)?.spec;
+        let settings =
+            fleet_core::fleetfile::InstanceSettings::from_spec(&current).edit(&set, &args.unset)?;
+        let spec = settings.to_spec(&name, &std::env::current_dir()?)?;
+        let progress = ProgressView::new(context.out, &format!("editing {name}"));
+        let report = fleet
+            .reconfigure(spec, &options, &|step| progress.show(step))
             .await;
         progress.finish();
         anyhow::Ok(report?)

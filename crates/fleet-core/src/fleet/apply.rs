@@ -67,7 +67,13 @@ impl Fleet {
     pub fn plan_apply(&self, file: &FleetFile, path: &std::path::Path) -> Result<ApplyPlan, Error> {
         let desired = file.desired(path)?;
         for wanted in &desired {
-            wanted.spec.resolved_env()?;
+            wanted
+                .spec
+                .resolved_env()
+                .map_err(|error| Error::FleetFile {
+                    path: path.to_owned(),
+                    reason: format!("[instances.{}]: {}", wanted.spec.name, error_chain(&error)),
+                })?;
         }
         let current: Vec<_> = self
             .store

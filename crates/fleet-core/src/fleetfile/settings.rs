@@ -147,7 +147,9 @@ impl InstanceSettings {
             });
         }
         if self.host_port.is_some() && ports.is_empty() {
-            return Err(invalid("host_port needs ports: it publishes the first one".into()));
+            return Err(invalid(
+                "host_port needs ports: it publishes the first one".into(),
+            ));
         }
         spec.env = self.env.clone();
         spec.labels = self.labels.clone();
@@ -193,6 +195,126 @@ impl InstanceSettings {
         }
         spec.validate()?;
         Ok(spec)
+    }
+}
+
+impl InstanceSettings {
+    /// The settings that describe `spec` (what `fleet edit` changes, and what `to_spec`
+    /// turns back into the same spec).
+    pub fn from_spec(spec: &InstanceSpec) -> InstanceSettings {
+        let ports: Vec<u16> = spec.ports.iter().map(|p| p.container).collect();
+        let mut settings = InstanceSettings {
+            image: Some(spec.image.to_string()),
+            host_port: spec.ports.first().and_then(|p| p.host),
+            ports: (!ports.is_empty()).then_some(ports),
+            env: spec.env.clone(),
+            env_file: spec.env_file.clone(),
+            group: spec.group.clone(),
+            data_dir: spec.data_dir.clone(),
+            volumes: (!spec.volumes.is_empty()).then(|| {
+                spec.volumes
+                    .iter()
+                    .map(|v| {
+                        let ro = if v.read_only { ":ro" } else { "" };
+                        format!("{}:{}{ro}", v.host.display(), v.container)
+                    })
+                    .collect()
+            }),
+            memory: spec.resources.memory_bytes.map(|bytes| bytes.to_string()),
+            cpus: spec.resources.cpus,
+            restart: Some(restart_text(spec.restart)),
+            user: spec.user.clone(),
+            labels: spec.labels.clone(),
+            backup: (!spec.backup.is_default()).then(|| spec.backup.clone()),
+            ..InstanceSettings::default()
+        };
+        match &spec.health {
+            None => settings.no_health = (!spec.ports.is_empty()).then_some(true),
+            Some(health) => {
+                if health.kind != fleet_health::ProbeKind::Tcp {
+                    settings.health_path = Some(health.path.clone());
+                }
+                settings.health_port = health.port;
+                settings.health_start_period = Some(health.policy.start_period);
+                settings.health_interval = Some(health.policy.interval);
+                settings.health_deadline = Some(health.policy.deadline);
+            }
+        }
+        settings
+    }
+
+    /// These settings with `set` (`KEY=VALUE`: a TOML value, or else text; dotted keys
+    /// reach into tables, `env.TZ=UTC`) and `unset` (keys removed) applied. Unknown keys
+    /// and wrong types are errors naming them.
+    pub fn edit(
+        &self,
+        set: &[(String, String)],
+        unset: &[String],
+    ) -> Result<InstanceSettings, Error> {
+        let invalid = |reason: String| Error::InvalidSetting { reason };
+        let mut table = toml::Table::try_from(self)
+            .map_err(|e| invalid(format!("cannot edit these settings: {e}")))?;
+        for key in unset {
+            let (parent, last) = walk(&mut table, key, false).map_err(invalid)?;
+            if parent.remove(last).is_none() {
+                return Err(invalid(format!("{key} is not set")));
+            }
+        }
+        for (key, text) in set {
+            let value = text
+                .parse::<toml::Value>()
+                .or_else(|_| {
+                    format!("v = {text}")
+                        .parse::<toml::Table>()
+                        .map(|t| t["v"].clone())
+                })
+                .unwrap_or_else(|_| toml::Value::String(text.clone()));
+            let (parent, last) = walk(&mut table, key, true).map_err(invalid)?;
+            parent.insert(last.to_owned(), value);
+        }
+        table.try_into().map_err(|e: toml::de::Error| {
+            let keys: Vec<&str> = set
+                .iter()
+                .map(|(k, _)| k.as_str())
+                .chain(unset.iter().map(String::as_str))
+                .collect();
+            invalid(format!("cannot set {}: {}", keys.join(", "), e.message()))
+        })
+    }
+}
+
+/// The table holding the last part of a dotted key, and that part.
+fn walk<'t, 'k>(
+    table: &'t mut toml::Table,
+    key: &'k str,
+    create: bool,
+) -> Result<(&'t mut toml::Table, &'k str), String> {
+    let mut parts: Vec<&str> = key.split('.').collect();
+    let last = parts
+        .pop()
+        .filter(|l| !l.is_empty())
+        .ok_or_else(|| format!("{key:?} is not a key"))?;
+    let mut current = table;
+    for part in parts {
+        if create && !current.contains_key(part) {
+            current.insert(part.to_owned(), toml::Value::Table(toml::Table::new()));
+        }
+        current = current
+            .get_mut(part)
+            .and_then(toml::Value::as_table_mut)
+            .ok_or_else(|| format!("{key}: {part} is not a table of settings"))?;
+    }
+    Ok((current, last))
+}
+
+/// A restart policy as `--restart` takes it.
+fn restart_text(policy: RestartPolicy) -> String {
+    match policy {
+        RestartPolicy::No => "no".into(),
+        RestartPolicy::Always => "always".into(),
+        RestartPolicy::UnlessStopped => "unless-stopped".into(),
+        RestartPolicy::OnFailure(0) => "on-failure".into(),
+        RestartPolicy::OnFailure(n) => format!("on-failure:{n}"),
     }
 }
 

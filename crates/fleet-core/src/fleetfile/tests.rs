@@ -104,3 +104,51 @@ fn the_plan_says_what_to_create_change_and_remove() {
     assert!(again.is_empty(true));
     assert_eq!(again.unchanged.len(), 2);
 }
+
+#[test]
+fn settings_read_back_from_a_spec_make_the_same_spec() {
+    for wanted in desired(FILE).unwrap() {
+        let settings = InstanceSettings::from_spec(&wanted.spec);
+        let again = settings
+            .to_spec(&wanted.spec.name, Path::new("/elsewhere"))
+            .unwrap();
+        assert_eq!(again, wanted.spec);
+    }
+    let mut odd = desired(FILE).unwrap().remove(1).spec;
+    odd.health = None;
+    odd.volumes.push("/srv/shared:/shared:ro".parse().unwrap());
+    odd.restart = crate::RestartPolicy::OnFailure(3);
+    let settings = InstanceSettings::from_spec(&odd);
+    assert_eq!(settings.to_spec(&odd.name, Path::new("/")).unwrap(), odd);
+}
+
+#[test]
+fn edit_sets_and_unsets_settings_by_name() {
+    let settings = InstanceSettings::from_spec(&desired(FILE).unwrap()[1].spec);
+    let edited = settings
+        .edit(
+            &[
+                ("env.TZ".into(), "Europe/Paris".into()),
+                ("memory".into(), "512m".into()),
+                ("cpus".into(), "1.5".into()),
+                ("ports".into(), "[8080, 9090]".into()),
+            ],
+            &["env.LEVEL".into()],
+        )
+        .unwrap();
+    assert_eq!(edited.env["TZ"], "Europe/Paris");
+    assert!(!edited.env.contains_key("LEVEL"));
+    assert_eq!(edited.memory.as_deref(), Some("512m"));
+    assert_eq!(edited.cpus, Some(1.5));
+    assert_eq!(edited.ports, Some(vec![8080, 9090]));
+    let wrong = |set: &[(String, String)], unset: &[String]| {
+        settings.edit(set, unset).unwrap_err().to_string()
+    };
+    assert!(wrong(&[("memroy".into(), "1g".into())], &[]).contains("memroy"));
+    let text = wrong(&[("cpus".into(), "many".into())], &[]);
+    assert!(
+        text.contains("cannot set cpus") && text.contains("invalid type"),
+        "{text}"
+    );
+    assert!(wrong(&[], &["user".into()]).contains("user is not set"));
+}
