@@ -24,6 +24,7 @@ mod backup;
 mod builder;
 mod containers;
 mod create;
+mod export;
 mod gate;
 mod lifecycle;
 mod recover;
@@ -33,8 +34,8 @@ mod routing;
 mod update;
 mod update_many;
 
-pub use builder::{FleetBuilder, OpenMode};
 pub use apply::{Applied, ApplyOptions};
+pub use builder::{FleetBuilder, OpenMode};
 pub use create::CreateOptions;
 pub use remote::{FetchedArchive, LocalArchive};
 pub use update_many::OnInstanceProgress;

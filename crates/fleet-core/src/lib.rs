@@ -45,6 +45,7 @@ mod data_dir;
 mod deployment;
 pub mod engine;
 mod error;
+pub mod export;
 mod fleet;
 pub mod fleetfile;
 mod health;
@@ -69,9 +70,10 @@ pub use deployment::{
     UnknownStrategy, UpdateOptions, UpdateReport, UpdateTarget,
 };
 pub use error::{EngineError, EngineOperation, Error, PortHolder};
+pub use export::ExportedInstance;
 pub use fleet::{
-    Applied, ApplyOptions, CreateOptions, FetchedArchive, Fleet, FleetBuilder, LocalArchive, OnInstanceProgress,
-    OnProgress, OpenMode,
+    Applied, ApplyOptions, CreateOptions, FetchedArchive, Fleet, FleetBuilder, LocalArchive,
+    OnInstanceProgress, OnProgress, OpenMode,
 };
 pub use health::{Health, UnknownHealth};
 pub use name::InstanceName;

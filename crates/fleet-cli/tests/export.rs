@@ -1,0 +1,270 @@
+//! `fleet export` through the built `fleet` binary, on the real Docker Engine with the
+//! test app in a real registry (issue 12): the compose file it writes is accepted by
+//! Debian's docker-compose (1.29) and, once the fleet instance is stopped, runs the same
+//! app (same digest, same host port, same environment, volume and memory limit)
+//! without fleet.
+//!
+//! Each test has its own state directory, registry, port range (48000 + 20 * k, used by
+//! no other test file), network, container names and compose project, removed when it
+//! ends, whether it passes or not.
+
+use std::collections::HashMap;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::Duration;
+
+use bollard::query_parameters::{ListContainersOptionsBuilder, ListNetworksOptionsBuilder};
+use fleet_tests::cli::CliBed;
+
+async fn bed() -> CliBed {
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let first_port = 48000 + NEXT.fetch_add(1, Ordering::SeqCst) * 20;
+    CliBed::new(Path::new(env!("CARGO_BIN_EXE_fleet")), first_port)
+        .await
+        .unwrap()
+}
+
+/// A compose project of the test: `docker-compose down` when dropped, so its containers
+/// and network go even when the test fails half-way.
+struct Project {
+    compose: PathBuf,
+    file: PathBuf,
+    name: String,
+}
+
+impl Project {
+    /// Runs `docker-compose -f FILE -p NAME ARGS…`: exit code, stdout, stderr.
+    fn run(&self, args: &[&str]) -> (i32, String, String) {
+        let output = Command::new(&self.compose)
+            .arg("-f")
+            .arg(&self.file)
+            .args(["-p", &self.name])
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", self.compose.display()));
+        (
+            output.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+
+    /// The filter that finds what compose made for this project.
+    fn label(&self) -> String {
+        format!("com.docker.compose.project={}", self.name)
+    }
+}
+
+impl Drop for Project {
+    fn drop(&mut self) {
+        let _ = self.run(&["down", "--volumes", "--remove-orphans", "--timeout", "2"]);
+    }
+}
+
+/// An environment variable as the app sees it.
+async fn app_env(port: u16, name: &str) -> Option<String> {
+    let url = format!("http://127.0.0.1:{port}/api/env?name={name}");
+    let body = fleet_tests::net::wait_http_ok(&url, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let value: serde_json::Value = serde_json::from_str(&body).unwrap();
+    value["value"].as_str().map(str::to_owned)
+}
+
+async fn version(port: u16) -> String {
+    let url = format!("http://127.0.0.1:{port}/api/version");
+    let body = fleet_tests::net::wait_http_ok(&url, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let value: serde_json::Value = serde_json::from_str(&body).unwrap();
+    value["version"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exported_compose_file_runs_the_same_app_without_fleet() {
+    let compose = fleet_tests::tools::require("docker-compose", "docker-compose").unwrap();
+    let bed = bed().await;
+    let shared = bed.state.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    let volume = format!("{}:/shared:ro", shared.display());
+    // A `$` in a value must reach the app as it is, not be read by compose as a variable.
+    let port = bed.create(
+        "alice",
+        &[
+            "--env",
+            "GREETING=hello $USER",
+            "--volume",
+            &volume,
+            "--memory",
+            "128m",
+        ],
+    );
+    let fleet_version = version(port).await;
+    let digest = bed.json(&["ls", "--json"])[0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let out = bed.state.path().join("out.yml");
+    let (code, stdout, stderr) = bed.run(&[
+        "export",
+        "alice",
+        "--format",
+        "compose",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout, format!("exported alice to {}\n", out.display()));
+    let mode = std::fs::metadata(&out).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "it holds environment values");
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(text.contains(&format!("@{digest}\"")), "by digest: {text}");
+    assert!(!text.contains("\"fleet."), "no fleet labels: {text}");
+
+    let project = Project {
+        compose,
+        file: out.clone(),
+        name: format!("fleetexport{}x{}", std::process::id(), bed.first_port),
+    };
+    let (code, config, stderr) = project.run(&["config"]);
+    assert_eq!(
+        code, 0,
+        "docker-compose refused the export: {stderr}\n{text}"
+    );
+    assert!(config.contains("alice:"), "{config}");
+
+    let (code, _, stderr) = bed.run(&["stop", "alice"]);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, _, stderr) = project.run(&["up", "-d"]);
+    assert_eq!(code, 0, "docker-compose up failed: {stderr}\n{text}");
+
+    // The same app, on the same host port, with the same environment.
+    assert_eq!(version(port).await, fleet_version);
+    assert_eq!(
+        app_env(port, "GREETING").await.as_deref(),
+        Some("hello $USER")
+    );
+    assert_eq!(
+        app_env(port, "FLEET_INSTANCE").await.as_deref(),
+        Some("alice")
+    );
+
+    // The container compose made: the image by digest, the memory limit, the volume
+    // read-only beside the data directory, and nothing that passes for fleet's.
+    let docker = bed.docker.docker();
+    let filters = HashMap::from([("label".to_owned(), vec![project.label()])]);
+    let containers = docker
+        .list_containers(Some(
+            ListContainersOptionsBuilder::default()
+                .all(true)
+                .filters(&filters)
+                .build(),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(containers.len(), 1, "{containers:?}");
+    let inspect = docker
+        .inspect_container(containers[0].id.as_deref().unwrap(), None)
+        .await
+        .unwrap();
+    let config = inspect.config.unwrap();
+    assert!(
+        config
+            .image
+            .as_deref()
+            .unwrap()
+            .ends_with(&format!("@{digest}")),
+        "{:?}",
+        config.image
+    );
+    // The test image's own labels (`fleet.testapp.run`) are the container's too.
+    let image_labels = docker
+        .inspect_image(config.image.as_deref().unwrap())
+        .await
+        .unwrap()
+        .config
+        .and_then(|c| c.labels)
+        .unwrap_or_default();
+    let labels = config.labels.unwrap_or_default();
+    let forged: Vec<_> = labels
+        .keys()
+        .filter(|key| key.starts_with("fleet.") && !image_labels.contains_key(*key))
+        .collect();
+    assert!(
+        forged.is_empty(),
+        "an exported container must not pass for fleet's: {forged:?}"
+    );
+    let host = inspect.host_config.unwrap();
+    assert_eq!(host.memory, Some(128 << 20));
+    let binds = host.binds.unwrap_or_default();
+    assert!(
+        binds.contains(&format!("{}:/shared:ro", shared.display())),
+        "{binds:?}"
+    );
+    assert!(
+        binds.contains(&format!("{}:/data:rw", bed.data_dir("alice").display())),
+        "{binds:?}"
+    );
+
+    // `down` removes what compose made: its container and its network.
+    let (code, _, stderr) = project.run(&["down", "--timeout", "2"]);
+    assert_eq!(code, 0, "{stderr}");
+    let left = docker
+        .list_containers(Some(
+            ListContainersOptionsBuilder::default()
+                .all(true)
+                .filters(&filters)
+                .build(),
+        ))
+        .await
+        .unwrap();
+    assert!(left.is_empty(), "{left:?}");
+    let networks = docker
+        .list_networks(Some(
+            ListNetworksOptionsBuilder::default()
+                .filters(&filters)
+                .build(),
+        ))
+        .await
+        .unwrap();
+    assert!(networks.is_empty(), "{networks:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_toml_export_describes_the_instance_as_fleet_create_took_it() {
+    let bed = bed().await;
+    bed.create(
+        "bob",
+        &["--env", "TZ=UTC", "--memory", "64m", "--group", "prod"],
+    );
+    let (code, stdout, stderr) = bed.run(&["export", "--all", "--format", "toml"]);
+    assert_eq!(code, 0, "{stderr}");
+    let image = format!("image = \"{}\"", bed.image("v1"));
+    for line in [
+        "[instances.bob]",
+        image.as_str(),
+        "ports = [8080]",
+        "health_path = \"/api/health\"",
+        "memory = \"64m\"",
+        "group = \"prod\"",
+        "TZ = \"UTC\"",
+    ] {
+        assert!(stdout.lines().any(|l| l == line), "{line}: {stdout}");
+    }
+
+    let json = bed.json(&["export", "bob", "--format", "compose", "--json"]);
+    assert_eq!(json["format"], "compose");
+    assert_eq!(json["instances"], serde_json::json!(["bob"]));
+    assert_eq!(json["path"], serde_json::Value::Null);
+    assert!(
+        json["content"].as_str().unwrap().contains("  bob:\n"),
+        "{json:#}"
+    );
+
+    let (code, _, stderr) = bed.run(&["export", "nobody", "--format", "compose"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("no instance named nobody"), "{stderr}");
+}
