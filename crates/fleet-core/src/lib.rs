@@ -72,8 +72,8 @@ pub use deployment::{
 pub use error::{EngineError, EngineOperation, Error, PortHolder};
 pub use export::ExportedInstance;
 pub use fleet::{
-    Applied, ApplyOptions, CreateOptions, FetchedArchive, Fleet, FleetBuilder, LocalArchive,
-    OnInstanceProgress, OnProgress, OpenMode,
+    Applied, ApplyOptions, CreateOptions, FetchedArchive, Fleet, FleetBuilder, LocalArchive, OnInstanceProgress,
+    OnProgress, OpenMode,
 };
 pub use health::{Health, UnknownHealth};
 pub use name::InstanceName;
