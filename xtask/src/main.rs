@@ -13,6 +13,8 @@
 //!   `backup` also runs fleet-cli's `instance_backup` (`fleet backup` of a running
 //!   instance under load); `update` runs fleet-cli's `update` (blue-green through
 //!   `fleet serve` against recreate under load, and 20 instances four at a time).
+//! - `man`: writes the man pages in `docs/man/` from fleet's clap definition (fleet-cli's
+//!   test that checks them writes them when `FLEET_UPDATE_MAN` is set).
 //!
 //! xtask depends on `anyhow` and `serde_json` (to read cargo's messages) only: it shells
 //! out to `cargo` (`cargo install` too), `apt-get` and `docker`, and prints what it does.
@@ -41,7 +43,8 @@ tasks:
   test [ARGS...]   provision docker-registry + skopeo, check for unused dependencies and
                    Docker, run cargo test --workspace
   demo [--keep]    run a demo fleet on the local Docker Engine (no internet needed)
-  bench <name>     run a benchmark: registry | health | backup | core | proxy | update";
+  bench <name>     run a benchmark: registry | health | backup | core | proxy | update
+  man              write the man pages in docs/man/ from fleet's command line";
 
 fn main() -> ExitCode {
     match run() {
@@ -68,6 +71,7 @@ fn run() -> anyhow::Result<ExitCode> {
         Some("test") => test(&rest),
         Some("demo") => demo(&rest),
         Some("bench") => bench(&rest),
+        Some("man") => man(),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(ExitCode::SUCCESS)
@@ -162,6 +166,30 @@ fn demo(args: &[String]) -> anyhow::Result<ExitCode> {
     // alone and the shell waits for its teardown.
     let error = command.exec();
     Err(error).with_context(|| format!("cannot run {}", describe(&command)))
+}
+
+/// Regenerates `docs/man/`: fleet-cli's man page test renders the pages from the clap
+/// definition (which only fleet-cli sees) and, told so, writes them instead of comparing.
+fn man() -> anyhow::Result<ExitCode> {
+    run_checked(
+        cargo()
+            .args([
+                "test",
+                "--package",
+                "fleet-cli",
+                "--bin",
+                "fleet",
+                "--",
+                "--exact",
+            ])
+            .arg("man::the_man_pages_in_docs_man_are_up_to_date")
+            .env("FLEET_UPDATE_MAN", "1"),
+    )?;
+    eprintln!(
+        "xtask: wrote {}",
+        workspace_root().join("docs/man").display()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn bench(args: &[String]) -> anyhow::Result<ExitCode> {

@@ -32,6 +32,64 @@ pub(crate) struct GlobalArgs {
     /// Where fleet keeps its state [default: $XDG_DATA_HOME/fleet, or /var/lib/fleet as root]
     #[arg(long, global = true, env = "FLEET_STATE_DIR", value_name = "DIR")]
     pub(crate) state_dir: Option<PathBuf>,
+
+    /// Print only errors on stderr: no progress, notes, hints or warnings.
+    #[arg(long, short = 'q', global = true, conflicts_with = "verbose")]
+    pub(crate) quiet: bool,
+
+    /// Log more on stderr: -v info, -vv debug (FLEET_LOG, when set, wins). On `create`,
+    /// where -v is --volume, write --verbose.
+    #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
+    pub(crate) verbose: u8,
+
+    /// Never colour the output (as NO_COLOR does).
+    #[arg(long, global = true)]
+    pub(crate) no_color: bool,
+}
+
+impl GlobalArgs {
+    /// The log filter `-q`/`-v` ask for, when `FLEET_LOG` is not set.
+    pub(crate) fn log_level(&self) -> &'static str {
+        match (self.quiet, self.verbose) {
+            (true, _) => "error",
+            (false, 0) => "warn",
+            (false, 1) => "info",
+            (false, 2) => "debug",
+            (false, _) => "trace",
+        }
+    }
+}
+
+/// The command line as clap sees it: the derived definition, with `create` keeping `-v`
+/// for `--volume` (as `docker run` does), so there the global `-v` is `--verbose` only.
+/// Completions and man pages come from this too.
+pub(crate) fn command() -> clap::Command {
+    use clap::CommandFactory as _;
+
+    // A global argument is not given to a subcommand that has one of its id already.
+    Cli::command().mut_subcommand("create", |create| {
+        create.arg(
+            clap::Arg::new("verbose")
+                .long("verbose")
+                .action(clap::ArgAction::Count)
+                .help(
+                    "Log more on stderr: --verbose info, twice debug (FLEET_LOG, when set, wins)",
+                ),
+        )
+    })
+}
+
+/// Parses the command line; `--no-color` also turns off the colour of clap's own
+/// messages (usage errors, help).
+pub(crate) fn parse() -> Result<Cli, clap::Error> {
+    use clap::FromArgMatches as _;
+
+    let mut command = command();
+    if std::env::args_os().any(|arg| arg == "--no-color") {
+        command = command.color(clap::ColorChoice::Never);
+    }
+    let mut matches = command.try_get_matches()?;
+    Cli::from_arg_matches_mut(&mut matches).map_err(|error| error.format(&mut self::command()))
 }
 
 /// The commands.
@@ -49,6 +107,9 @@ pub(crate) enum Command {
     Ls(commands::list::Args),
     /// Probe instances now, and show where the engine and the store disagree.
     Status(commands::status::Args),
+    /// Everything about one instance: its stored spec, container, ports, health (probed
+    /// now) and last deployment.
+    Inspect(commands::inspect::Args),
     /// Start instances (recreating a container that vanished).
     Start(commands::lifecycle::Args),
     /// Stop instances.
@@ -93,6 +154,8 @@ pub(crate) enum Command {
     /// Change one instance's settings (`--set memory=1g`, `--unset env.DEBUG`): a new
     /// container with the same health gate and rollback as an update.
     Edit(commands::update::EditArgs),
+    /// Print the shell completion script for bash, zsh or fish.
+    Completions(commands::completions::Args),
 }
 
 /// Flags of the commands that talk to registries.
@@ -141,12 +204,32 @@ impl RegistryArgs {
 
 #[cfg(test)]
 mod tests {
-    use clap::CommandFactory as _;
-
     use super::*;
 
     #[test]
     fn the_command_line_is_well_formed() {
-        Cli::command().debug_assert();
+        // Not `Cli::command()`: its global -v clashes with `create -v`, which
+        // `command()` resolves.
+        command().debug_assert();
+    }
+
+    fn verbosity(args: &[&str]) -> String {
+        let matches = command().try_get_matches_from(args).unwrap();
+        let create = matches.subcommand_matches("create");
+        format!(
+            "verbose={} volumes={:?}",
+            matches.get_count("verbose"),
+            create.and_then(|c| c
+                .get_many::<String>("volumes")
+                .map(|v| v.collect::<Vec<_>>()))
+        )
+    }
+
+    #[test]
+    fn v_is_verbose_everywhere_but_volume_on_create() {
+        insta::assert_snapshot!(verbosity(&["fleet", "-vv", "ls"]), @"verbose=2 volumes=None");
+        insta::assert_snapshot!(verbosity(&["fleet", "ls", "-v"]), @"verbose=1 volumes=None");
+        insta::assert_snapshot!(verbosity(&["fleet", "-v", "create", "a", "--image", "app"]), @"verbose=1 volumes=None");
+        insta::assert_snapshot!(verbosity(&["fleet", "create", "a", "--image", "app", "-v", "/a:/b", "--verbose"]), @r#"verbose=1 volumes=Some(["/a:/b"])"#);
     }
 }

@@ -4,7 +4,8 @@
 //! into an exit code (0 ok, 1 failed, 2 usage), printing an error once, with its whole
 //! chain and `hint:` lines, on stderr. A closed stdout (`fleet … | head`) is success.
 //!
-//! - `cli.rs`: the clap definitions and the global flags (`--json`, `--state-dir`).
+//! - `cli.rs`: the clap definitions and the global flags (`--json`, `--state-dir`,
+//!   `-q`, `-v`, `--no-color`).
 //! - `commands/<command>.rs`: one file per command, each `run(&Context, &Args)`.
 //! - `output.rs`: stdout (text or one JSON document), colours (`NO_COLOR`), errors
 //!   and hints.
@@ -16,15 +17,14 @@
 
 mod cli;
 mod commands;
+#[cfg(test)]
+mod man;
 mod output;
 mod progress;
 
 use std::process::ExitCode;
 
-use clap::Parser as _;
-
 fn main() -> ExitCode {
-    output::init_tracing();
     match run() {
         Ok(code) => code,
         Err(error) => output::report(&error),
@@ -32,7 +32,7 @@ fn main() -> ExitCode {
 }
 
 fn run() -> anyhow::Result<ExitCode> {
-    let cli = match cli::Cli::try_parse() {
+    let cli = match cli::parse() {
         Ok(cli) => cli,
         // Usage errors exit 2; `--help` and `--version` print and exit 0.
         Err(error) => {
@@ -40,5 +40,9 @@ fn run() -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(u8::try_from(error.exit_code()).unwrap_or(2)));
         }
     };
+    if cli.global.no_color {
+        output::disable_color();
+    }
+    output::init_tracing(cli.global.log_level());
     commands::run(cli)
 }

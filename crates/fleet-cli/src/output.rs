@@ -13,6 +13,8 @@ use fleet_registry::ReferenceError;
 pub(crate) struct Output {
     json: bool,
     color: bool,
+    /// `--quiet`: errors only on stderr.
+    quiet: bool,
 }
 
 impl Output {
@@ -20,7 +22,18 @@ impl Output {
         Output {
             json,
             color: !json && color_allowed() && std::io::stdout().is_terminal(),
+            quiet: false,
         }
+    }
+
+    /// With `quiet`, stderr gets errors only: no notes, hints or progress.
+    pub(crate) fn quiet(self, quiet: bool) -> Output {
+        Output { quiet, ..self }
+    }
+
+    /// Whether only errors may go to stderr.
+    pub(crate) fn is_quiet(&self) -> bool {
+        self.quiet
     }
 
     /// Whether to print JSON.
@@ -76,17 +89,23 @@ impl Output {
 
     /// A diagnostic on stderr (in both modes: stdout stays data).
     pub(crate) fn note(&self, text: &str) {
+        if self.quiet {
+            return;
+        }
         let _ = writeln!(std::io::stderr().lock(), "note: {text}");
     }
 
     /// A next step to suggest, on stderr.
     pub(crate) fn hint(&self, text: &str) {
+        if self.quiet {
+            return;
+        }
         let _ = writeln!(std::io::stderr().lock(), "hint: {text}");
     }
 
     /// Whether stderr is a terminal that may show live progress.
     pub(crate) fn interactive(&self) -> bool {
-        !self.json && std::io::stderr().is_terminal()
+        !self.json && !self.quiet && std::io::stderr().is_terminal()
     }
 
     /// Prints a table: a header row and aligned columns, two spaces apart, no borders
@@ -121,8 +140,17 @@ impl Output {
     }
 }
 
+/// Set once by `--no-color`, before anything is printed.
+static NO_COLOR_FLAG: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// `--no-color`: no colour anywhere, errors included, as with `NO_COLOR`.
+pub(crate) fn disable_color() {
+    NO_COLOR_FLAG.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
 fn color_allowed() -> bool {
-    std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty())
+    !NO_COLOR_FLAG.load(std::sync::atomic::Ordering::Relaxed)
+        && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty())
 }
 
 /// An error in what the user typed: exit code 2, like clap's own usage errors.
@@ -348,18 +376,19 @@ fn registry_hints(error: &anyhow::Error) -> Vec<String> {
     }
 }
 
-/// Logs go to stderr, filtered by `FLEET_LOG` (default: warnings).
+/// Logs go to stderr, filtered by `FLEET_LOG`, else by `level` (`-q`, `-v`: default
+/// warnings).
 ///
 /// Logs never contain secrets: bollard logs every request body and every decoded
 /// response at debug level, and a container's create body and inspect answer carry its
 /// environment. So bollard's events below `info` are dropped whatever `FLEET_LOG` says.
-pub(crate) fn init_tracing() {
+pub(crate) fn init_tracing(level: &str) {
     use tracing_subscriber::Layer as _;
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
 
     let filter = tracing_subscriber::EnvFilter::try_from_env("FLEET_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     let no_engine_bodies = tracing_subscriber::filter::filter_fn(|meta| {
         !(meta.target().starts_with("bollard") && *meta.level() > tracing::Level::INFO)
     });

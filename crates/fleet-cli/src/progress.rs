@@ -38,7 +38,7 @@ impl ProgressView {
         });
         ProgressView {
             bar,
-            plain: !out.is_json() && !out.interactive(),
+            plain: !out.is_json() && !out.is_quiet() && !out.interactive(),
             state: Mutex::default(),
         }
     }

@@ -273,3 +273,169 @@ fn a_closed_stdout_is_success_with_json_too() {
         );
     }
 }
+
+/// The subcommands `fleet --help` lists (without `help`).
+fn subcommands() -> Vec<String> {
+    let output = fleet_command(&["--help"]).output().unwrap();
+    let help = String::from_utf8(output.stdout).unwrap();
+    let commands: Vec<String> = help
+        .lines()
+        .skip_while(|line| *line != "Commands:")
+        .skip(1)
+        .take_while(|line| !line.is_empty())
+        .filter(|line| line.starts_with("  ") && !line.starts_with("   "))
+        .filter_map(|line| line.split_whitespace().next())
+        .filter(|name| *name != "help")
+        .map(str::to_owned)
+        .collect();
+    assert!(commands.len() > 20, "{help}");
+    commands
+}
+
+#[test]
+fn completions_name_every_subcommand_and_bash_reads_its_script() {
+    let commands = subcommands();
+    for shell in ["bash", "zsh", "fish"] {
+        let output = fleet_command(&["completions", shell]).output().unwrap();
+        assert!(
+            output.status.success(),
+            "{shell}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let script = String::from_utf8(output.stdout).unwrap();
+        assert!(script.len() > 1000, "{shell}: {script}");
+        for command in &commands {
+            assert!(script.contains(command.as_str()), "{shell} lacks {command}");
+        }
+        if shell == "bash" {
+            let file = tempfile::NamedTempFile::new().unwrap();
+            std::fs::write(file.path(), &script).unwrap();
+            let check = Command::new("bash")
+                .arg("-n")
+                .arg(file.path())
+                .output()
+                .unwrap();
+            assert!(
+                check.status.success(),
+                "bash -n: {}",
+                String::from_utf8_lossy(&check.stderr)
+            );
+        }
+    }
+    insta::assert_snapshot!(fleet(&["completions", "tcsh"]), @"
+    exit: 2
+    --- stdout
+    --- stderr
+    error: invalid value 'tcsh' for '<SHELL>'
+      [possible values: bash, elvish, fish, powershell, zsh]
+
+      tip: a similar value exists: 'zsh'
+
+    For more information, try '--help'.
+    ");
+}
+
+#[test]
+fn verbose_is_accepted_by_every_subcommand() {
+    for command in subcommands() {
+        let mut flags = vec!["--verbose", "-vv"];
+        // On `create`, `-v` is `--volume`, as with `docker run`.
+        if command == "create" {
+            flags.pop();
+        }
+        for flag in flags {
+            let output = fleet_command(&[&command, flag, "--help"]).output().unwrap();
+            assert!(
+                output.status.success(),
+                "fleet {command} {flag}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+    }
+}
+
+#[test]
+fn verbose_logs_debug_unless_fleet_log_says_otherwise() {
+    let run = |args: &[&str], log: Option<&str>| {
+        let mut command = fleet_command(args);
+        command.env_remove("FLEET_LOG");
+        if let Some(log) = log {
+            command.env("FLEET_LOG", log);
+        }
+        let output = command.output().unwrap();
+        assert!(output.status.success());
+        String::from_utf8(output.stderr).unwrap()
+    };
+    // Every command logs its state directory at debug level.
+    assert_eq!(run(&["ref", "nginx"], None), "");
+    assert_eq!(run(&["-v", "ref", "nginx"], None), "");
+    assert!(run(&["-vv", "ref", "nginx"], None).contains("state directory"));
+    assert!(run(&["ref", "nginx", "--verbose", "--verbose"], None).contains("state directory"));
+    assert_eq!(run(&["-vv", "ref", "nginx"], Some("off")), "");
+    assert!(run(&["-q", "ref", "nginx"], Some("debug")).contains("state directory"));
+}
+
+#[test]
+fn quiet_still_prints_errors() {
+    insta::assert_snapshot!(fleet(&["-q", "ref"]), @"
+    exit: 2
+    --- stdout
+    --- stderr
+    error: the following required arguments were not provided:
+      <REF>
+
+    Usage: fleet ref <REF>
+
+    For more information, try '--help'.
+    ");
+    // An error's hints are part of it.
+    insta::assert_snapshot!(fleet(&["ref", "-q", "Nginx"]), @r#"
+    exit: 2
+    --- stdout
+    --- stderr
+    error: invalid image reference "Nginx": repository name "Nginx" must be lowercase
+    hint: repository names are lowercase: `nginx`
+    "#);
+    insta::assert_snapshot!(fleet(&["-q", "-v", "ls"]), @"
+    exit: 2
+    --- stdout
+    --- stderr
+    error: the argument '--quiet' cannot be used with '--verbose...'
+
+    Usage: fleet --quiet <COMMAND>
+
+    For more information, try '--help'.
+    ");
+}
+
+/// Runs `fleet` on a terminal (`script` gives it one): what the terminal shows.
+fn fleet_on_a_terminal(args: &str) -> String {
+    let line = format!("{} {args}", env!("CARGO_BIN_EXE_fleet"));
+    let output = Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .env_remove("NO_COLOR")
+        .env("FLEET_LOG", "off")
+        .env_remove("FLEET_STATE_DIR")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn no_color_turns_colour_off_on_a_terminal() {
+    assert!(fleet_on_a_terminal("ref nginx").contains('\x1b'));
+    assert!(fleet_on_a_terminal("ref Nginx").contains('\x1b'));
+    for args in [
+        "ref nginx --no-color",
+        "--no-color ref Nginx",
+        "ref --no-color",
+    ] {
+        let shown = fleet_on_a_terminal(args);
+        assert!(!shown.contains('\x1b'), "{args}: {shown:?}");
+        assert!(
+            shown.contains("nginx") || shown.contains("error"),
+            "{args}: {shown:?}"
+        );
+    }
+}

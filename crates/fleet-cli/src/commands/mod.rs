@@ -2,8 +2,10 @@
 
 pub(crate) mod apply;
 pub(crate) mod backup;
+pub(crate) mod completions;
 pub(crate) mod create;
 pub(crate) mod export;
+pub(crate) mod inspect;
 pub(crate) mod lifecycle;
 pub(crate) mod list;
 pub(crate) mod logs;
@@ -41,7 +43,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         .unwrap_or_else(fleet_core::default_state_dir);
     tracing::debug!(state_dir = %state_dir.display(), "state directory");
     let context = Context {
-        out: Output::new(cli.global.json),
+        out: Output::new(cli.global.json).quiet(cli.global.quiet),
         state_dir,
     };
     match &cli.command {
@@ -51,6 +53,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Create(args) => create::run(&context, args),
         Command::Ls(args) => list::run(&context, args),
         Command::Status(args) => status::run(&context, args),
+        Command::Inspect(args) => inspect::run(&context, args),
         Command::Start(args) => lifecycle::run(&context, args, lifecycle::Action::Start),
         Command::Stop(args) => lifecycle::run(&context, args, lifecycle::Action::Stop),
         Command::Restart(args) => lifecycle::run(&context, args, lifecycle::Action::Restart),
@@ -70,6 +73,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve::run(&context, args),
         Command::Apply(args) => apply::run(&context, args),
         Command::Edit(args) => update::edit(&context, args),
+        Command::Completions(args) => completions::run(&context, args),
     }
 }
 
