@@ -234,7 +234,7 @@ async fn an_exported_compose_file_runs_the_same_app_without_fleet() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_toml_export_describes_the_instance_as_fleet_create_took_it() {
+async fn a_toml_export_is_what_fleet_apply_reads_as_the_same_instance() {
     let bed = bed().await;
     bed.create(
         "bob",
@@ -254,6 +254,21 @@ async fn a_toml_export_describes_the_instance_as_fleet_create_took_it() {
     ] {
         assert!(stdout.lines().any(|l| l == line), "{line}: {stdout}");
     }
+
+    // `fleet apply` reads the fragment back as the instance it has: nothing to change.
+    let file = bed.state.path().join("fleet.toml");
+    std::fs::write(&file, &stdout).unwrap();
+    let plan = bed.json(&["apply", "-f", file.to_str().unwrap(), "--dry-run", "--json"]);
+    assert_eq!(
+        plan["plan"]["unchanged"],
+        serde_json::json!(["bob"]),
+        "{plan:#}\n{stdout}"
+    );
+    assert_eq!(
+        plan["plan"]["change"],
+        serde_json::json!([]),
+        "{plan:#}\n{stdout}"
+    );
 
     let json = bed.json(&["export", "bob", "--format", "compose", "--json"]);
     assert_eq!(json["format"], "compose");

@@ -18,10 +18,10 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use fleet_health::{HealthSpec, ProbeKind};
-use serde::Serialize;
+use fleet_health::{ProbeKind, ProbePolicy};
 
-use crate::spec::{BackupSettings, DATA_MOUNT, InstanceSpec, RestartPolicy, default_policy};
+use crate::fleetfile::{FleetFile, InstanceSettings};
+use crate::spec::{DATA_MOUNT, InstanceSpec, RestartPolicy, default_policy};
 use crate::view::PortMapping;
 
 /// One instance as `fleet export` writes it: its spec and what fleet resolved for it.
@@ -307,140 +307,120 @@ fn duration(duration: Duration) -> String {
     }
 }
 
-/// A `fleet.toml` fragment: one `[instances.NAME]` table per instance, with the keys
-/// `fleet.toml` reads (`fleetfile::InstanceSettings`): `fleet create`'s flags in
-/// snake_case, repeatable flags plural (`ports`, `volumes`, `[instances.NAME.env]`,
-/// `[instances.NAME.labels]`), `[instances.NAME.backup]` for the backup settings, and
-/// only the settings that differ from `fleet create`'s defaults. It describes what the
-/// instance follows (its channel, its spec), not what it runs now: host ports are
-/// written only when fixed, the env file by its path, the data directory only when not
-/// the default one. A Docker `HEALTHCHECK` (`docker_healthcheck`) has no key there yet:
-/// a comment line says which instances lose it.
+/// A `fleet.toml` fragment: [`FleetFile`] with one `[instances.NAME]` table per
+/// instance ([`InstanceSettings`]: `fleet create`'s flags in snake_case, repeatable flags
+/// plural, `[instances.NAME.backup]` for the backup settings), holding only the settings
+/// that differ from `fleet create`'s defaults, so `fleet apply` of it makes the same
+/// specs. It describes what the instance follows (its channel), not what it runs now:
+/// host ports only when fixed, the env file by its path, the data directory only when
+/// not the default one. What only the library can set and the file cannot say (a Docker
+/// healthcheck, say) is named in a comment line.
 pub fn toml(instances: &[ExportedInstance]) -> String {
-    let file = TomlFile {
+    let file = FleetFile {
         instances: instances
             .iter()
-            .map(|i| (i.spec.name.as_str(), TomlInstance::new(&i.spec)))
+            .map(|i| (i.spec.name.to_string(), settings(&i.spec)))
             .collect(),
+        ..FleetFile::default()
     };
     let body = ::toml::to_string(&file).unwrap_or_else(|error| {
         // Every value is a string, number, boolean, array or table of them.
         unreachable!("an instance table serialises: {error}")
     });
-    let mut out =
-        "# Written by `fleet export --format toml`: keys are `fleet create`'s flags.\n".to_owned();
-    for instance in instances
-        .iter()
-        .filter(|i| i.spec.docker_healthcheck.is_some())
-    {
-        let _ = writeln!(
-            out,
-            "# {}: its Docker healthcheck has no fleet.toml key yet, and is left out.",
-            instance.spec.name
-        );
+    let mut out = "# Written by `fleet export --format toml`: the keys of fleet.toml.\n".to_owned();
+    for instance in instances {
+        let lost = left_out(&instance.spec);
+        if !lost.is_empty() {
+            let _ = writeln!(
+                out,
+                "# {}: left out, as fleet.toml has no key for it: {}.",
+                instance.spec.name,
+                lost.join(", ")
+            );
+        }
     }
     out.push('\n');
     out.push_str(&body);
     out
 }
 
-#[derive(Serialize)]
-struct TomlFile<'a> {
-    instances: BTreeMap<&'a str, TomlInstance<'a>>,
-}
-
-/// One `[instances.NAME]` table. Field order is the order of the keys in the file:
-/// plain values first, tables (`env`, `labels`) last, as TOML needs.
-#[derive(Serialize)]
-struct TomlInstance<'a> {
-    image: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    group: Option<&'a str>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    ports: Vec<u16>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    host_port: Option<u16>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    env_file: Option<&'a Path>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    health_path: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    health_port: Option<u16>,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    no_health: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    health_start_period: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    health_interval: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    health_deadline: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    data_dir: Option<&'a Path>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    volumes: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    memory: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    cpus: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    restart: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    user: Option<&'a str>,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    env: &'a BTreeMap<String, String>,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    labels: &'a BTreeMap<String, String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    backup: Option<&'a BackupSettings>,
-}
-
-impl<'a> TomlInstance<'a> {
-    fn new(spec: &'a InstanceSpec) -> Self {
-        let human = |d: Duration| humantime::format_duration(d).to_string();
-        let defaults = default_policy();
-        let health = spec.health.as_ref();
-        let policy = |pick: fn(&fleet_health::ProbePolicy) -> Duration| {
-            health
-                .map(|h| pick(&h.policy))
-                .filter(|d| *d != pick(&defaults))
-                .map(human)
-        };
-        Self {
-            image: spec.image.to_string(),
-            group: spec.group.as_deref(),
-            ports: spec.ports.iter().map(|p| p.container).collect(),
-            host_port: spec.ports.first().and_then(|p| p.host),
-            env_file: spec.env_file.as_deref(),
-            health_path: health.and_then(health_path),
-            health_port: health.and_then(|h| h.port),
-            // With ports, `fleet create` probes TCP unless told otherwise.
-            no_health: health.is_none() && !spec.ports.is_empty(),
-            health_start_period: policy(|p| p.start_period),
-            health_interval: policy(|p| p.interval),
-            health_deadline: policy(|p| p.deadline),
-            data_dir: spec.data_dir.as_deref(),
-            volumes: spec
-                .volumes
+/// A spec as `fleet.toml` writes it: what `fleet create`'s flags would say.
+fn settings(spec: &InstanceSpec) -> InstanceSettings {
+    let defaults = default_policy();
+    let health = spec.health.as_ref();
+    let policy = |pick: fn(&ProbePolicy) -> Duration| {
+        health
+            .map(|h| pick(&h.policy))
+            .filter(|d| *d != pick(&defaults))
+    };
+    InstanceSettings {
+        image: Some(spec.image.to_string()),
+        ports: (!spec.ports.is_empty()).then(|| spec.ports.iter().map(|p| p.container).collect()),
+        host_port: spec.ports.first().and_then(|p| p.host),
+        env: spec.env.clone(),
+        env_file: spec.env_file.clone(),
+        group: spec.group.clone(),
+        health_path: health
+            .filter(|h| h.kind != ProbeKind::Tcp)
+            .map(|h| h.path.clone()),
+        health_port: health.and_then(|h| h.port),
+        // With ports, `fleet create` probes TCP unless told otherwise.
+        no_health: (health.is_none() && !spec.ports.is_empty()).then_some(true),
+        health_start_period: policy(|p| p.start_period),
+        health_interval: policy(|p| p.interval),
+        health_deadline: policy(|p| p.deadline),
+        data_dir: spec.data_dir.clone(),
+        volumes: (!spec.volumes.is_empty()).then(|| {
+            spec.volumes
                 .iter()
                 .map(|v| {
                     let mode = if v.read_only { ":ro" } else { "" };
                     format!("{}:{}{mode}", v.host.display(), v.container)
                 })
-                .collect(),
-            memory: spec.resources.memory_bytes.map(memory_text),
-            cpus: spec.resources.cpus,
-            restart: (spec.restart != RestartPolicy::default()).then(|| spec.restart.to_string()),
-            user: spec.user.as_deref(),
-            env: &spec.env,
-            labels: &spec.labels,
-            backup: (!spec.backup.is_default()).then_some(&spec.backup),
-        }
+                .collect()
+        }),
+        memory: spec.resources.memory_bytes.map(memory_text),
+        cpus: spec.resources.cpus,
+        restart: (spec.restart != RestartPolicy::default()).then(|| spec.restart.to_string()),
+        user: spec.user.clone(),
+        labels: spec.labels.clone(),
+        backup: (!spec.backup.is_default()).then(|| spec.backup.clone()),
+        strategy: None,
     }
 }
 
-/// `--health-path` of an HTTP check (a TCP check is `fleet create`'s default with ports).
-fn health_path(health: &HealthSpec) -> Option<&str> {
-    (health.kind != ProbeKind::Tcp).then_some(health.path.as_str())
+/// The settings of `spec` that `fleet.toml` cannot say (only the library sets them).
+fn left_out(spec: &InstanceSpec) -> Vec<String> {
+    let mut lost = Vec::new();
+    if spec.docker_healthcheck.is_some() {
+        lost.push("its Docker healthcheck".to_owned());
+    }
+    for port in spec.ports.iter().skip(1).filter(|p| p.host.is_some()) {
+        lost.push(format!(
+            "the fixed host port of container port {}",
+            port.container
+        ));
+    }
+    if let Some(health) = &spec.health {
+        if health.kind == ProbeKind::Https {
+            lost.push("its HTTPS probe (written as HTTP)".to_owned());
+        }
+        let (mine, defaults) = (&health.policy, default_policy());
+        if (
+            mine.start_interval,
+            mine.timeout,
+            mine.success_threshold,
+            mine.failure_threshold,
+        ) != (
+            defaults.start_interval,
+            defaults.timeout,
+            defaults.success_threshold,
+            defaults.failure_threshold,
+        ) {
+            lost.push("its probe timeout, start interval and thresholds".to_owned());
+        }
+    }
+    lost
 }
 
 #[cfg(test)]
@@ -620,15 +600,15 @@ mod tests {
     #[test]
     fn toml_fragments() {
         insta::assert_snapshot!(toml(&[rich(), plain()]), @r#"
-        # Written by `fleet export --format toml`: keys are `fleet create`'s flags.
-        # alice: its Docker healthcheck has no fleet.toml key yet, and is left out.
+        # Written by `fleet export --format toml`: the keys of fleet.toml.
+        # alice: left out, as fleet.toml has no key for it: its Docker healthcheck.
 
         [instances.alice]
         image = "ghcr.io/acme/app:v1"
-        group = "prod"
         ports = [8080, 9090]
         host_port = 5001
         env_file = "/etc/fleet/alice.env"
+        group = "prod"
         health_path = "/api/health"
         health_interval = "5s"
         data_dir = "/srv/alice"
@@ -657,6 +637,40 @@ mod tests {
         image = "docker.io/library/app:latest"
         ports = [80]
         "#);
+    }
+
+    /// Settings only the library sets are named, not silently dropped.
+    #[test]
+    fn toml_fragments_name_what_they_leave_out() {
+        let mut odd = rich();
+        odd.spec.ports[1].host = Some(5002);
+        let mut health = http_health("/h");
+        health.kind = ProbeKind::Https;
+        health.policy.timeout = Duration::from_secs(9);
+        odd.spec.health = Some(health);
+        let text = toml(&[odd]);
+        insta::assert_snapshot!(text.lines().nth(1).unwrap(), @"# alice: left out, as fleet.toml has no key for it: its Docker healthcheck, the fixed host port of container port 9090, its HTTPS probe (written as HTTP), its probe timeout, start interval and thresholds.");
+    }
+
+    /// What `fleet apply` reads back from the fragment is the spec that was exported:
+    /// every setting `fleet create` takes survives the trip.
+    #[test]
+    fn toml_fragments_read_back_as_the_same_specs() {
+        let mut alice = rich();
+        alice.spec.docker_healthcheck = None;
+        // Ports without health: `no_health`.
+        let mut carol = plain();
+        carol.spec.name = "carol".parse().unwrap();
+        carol.spec.health = None;
+        let exported = [alice, plain(), carol];
+        let path = Path::new("/etc/fleet/fleet.toml");
+        let text = toml(&exported);
+        let desired = FleetFile::parse(&text, path)
+            .and_then(|file| file.desired(path))
+            .unwrap_or_else(|e| panic!("{e}: {text}"));
+        let specs: Vec<_> = desired.into_iter().map(|d| d.spec).collect();
+        let expected: Vec<_> = exported.into_iter().map(|e| e.spec).collect();
+        assert_eq!(specs, expected, "{text}");
     }
 
     /// The fragment is TOML, and a spec without health on its ports says so.
