@@ -299,8 +299,11 @@ fn deployment_text(d: &Deployment) -> String {
 /// The spec's settings beyond what the instance view shows, one field per line; maps
 /// and lists take a line per entry.
 fn spec_fields(spec: &serde_json::Value) -> Vec<(&'static str, Option<String>)> {
-    // Shown above, or rendered: the env and volumes the container gets.
-    const SHOWN: [&str; 6] = ["name", "image", "group", "ports", "env", "volumes"];
+    // Shown above (the data directory as resolved), or rendered: the env and volumes the
+    // container gets.
+    const SHOWN: [&str; 7] = [
+        "name", "image", "group", "ports", "data_dir", "env", "volumes",
+    ];
     let mut fields = Vec::new();
     let Some(map) = spec.as_object() else {
         return fields;
@@ -342,7 +345,6 @@ fn label(key: &str) -> &'static str {
     match key {
         "env_file" => "env file",
         "vars" => "vars",
-        "data_dir" => "data dir (spec)",
         "health" => "health check",
         "docker_healthcheck" => "docker healthcheck",
         "resources" => "resources",
