@@ -283,3 +283,33 @@ async fn a_toml_export_is_what_fleet_apply_reads_as_the_same_instance() {
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("no instance named nobody"), "{stderr}");
 }
+
+/// Usage errors exit 2 before any fleet is opened: no instance named, an unknown format.
+#[test]
+fn usage_errors_exit_2() {
+    let state = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_fleet"))
+            .args(args)
+            .env("NO_COLOR", "1")
+            .env("FLEET_STATE_DIR", state.path())
+            .output()
+            .unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (code, stderr) = run(&["export", "--format", "compose"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    let (code, stderr) = run(&["export", "alice", "--format", "yaml"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("compose") && stderr.contains("toml"),
+        "{stderr}"
+    );
+    let (code, stderr) = run(&["export", "Alice", "--format", "toml"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    let (code, stderr) = run(&["export", "alice", "--all", "--format", "toml"]);
+    assert_eq!(code, Some(2), "{stderr}");
+}

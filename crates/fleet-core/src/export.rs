@@ -639,6 +639,15 @@ mod tests {
         "#);
     }
 
+    #[test]
+    fn debug_never_shows_env_values() {
+        let text = format!("{:?}", rich());
+        assert!(
+            text.contains("PASSWORD") && !text.contains("pa$$word"),
+            "{text}"
+        );
+    }
+
     /// Settings only the library sets are named, not silently dropped.
     #[test]
     fn toml_fragments_name_what_they_leave_out() {
