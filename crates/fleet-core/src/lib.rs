@@ -24,6 +24,9 @@
 //!   logic, and `test_util` holds helpers for tests of programs built on fleet.
 //! - [`ImageResolver`]: channel → digest; [`RegistryResolver`] asks real registries.
 //! - [`FleetConfig`]: `<state dir>/config.toml`.
+//! - [`export`]: `fleet export`'s writers, a `docker-compose.yml` that runs instances
+//!   without fleet and a `fleet.toml` fragment, of the [`ExportedInstance`]s that
+//!   [`Fleet::export`] gathers.
 //!
 //! # Example
 //!
