@@ -105,7 +105,10 @@ mod tests {
         );
         // Every item links the issue that tracks it.
         let items: Vec<&str> = coming.split("\n- ").skip(1).collect();
-        assert!(!items.is_empty(), "`## Coming next` lists nothing: {coming}");
+        assert!(
+            !items.is_empty(),
+            "`## Coming next` lists nothing: {coming}"
+        );
         for item in items {
             assert!(
                 item.contains("/issues/"),
