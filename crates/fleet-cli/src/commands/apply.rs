@@ -13,7 +13,12 @@ use crate::commands::{Context, open_fleet, runtime};
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     /// The fleet file.
-    #[arg(short = 'f', long = "file", value_name = "FILE", default_value = "fleet.toml")]
+    #[arg(
+        short = 'f',
+        long = "file",
+        value_name = "FILE",
+        default_value = "fleet.toml"
+    )]
     file: PathBuf,
 
     /// Show the plan; change nothing.

@@ -89,16 +89,30 @@ impl ApplyPlan {
 /// The keys whose values differ between two specs, dotted, in order.
 pub(crate) fn diff(old: &InstanceSpec, new: &InstanceSpec) -> Vec<KeyChange> {
     let mut old_keys = BTreeMap::new();
-    flatten("", &serde_json::to_value(old).unwrap_or_default(), &mut old_keys);
+    flatten(
+        "",
+        &serde_json::to_value(old).unwrap_or_default(),
+        &mut old_keys,
+    );
     let mut new_keys = BTreeMap::new();
-    flatten("", &serde_json::to_value(new).unwrap_or_default(), &mut new_keys);
+    flatten(
+        "",
+        &serde_json::to_value(new).unwrap_or_default(),
+        &mut new_keys,
+    );
     let mut keys: Vec<&String> = old_keys.keys().chain(new_keys.keys()).collect();
     keys.sort();
     keys.dedup();
     keys.into_iter()
         .filter_map(|key| {
-            let old = old_keys.get(key).cloned().unwrap_or(serde_json::Value::Null);
-            let new = new_keys.get(key).cloned().unwrap_or(serde_json::Value::Null);
+            let old = old_keys
+                .get(key)
+                .cloned()
+                .unwrap_or(serde_json::Value::Null);
+            let new = new_keys
+                .get(key)
+                .cloned()
+                .unwrap_or(serde_json::Value::Null);
             (old != new).then(|| KeyChange {
                 key: key.clone(),
                 old,
