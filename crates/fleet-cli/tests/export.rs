@@ -99,6 +99,8 @@ async fn an_exported_compose_file_runs_the_same_app_without_fleet() {
             &volume,
             "--memory",
             "128m",
+            "--cpus",
+            "0.5",
         ],
     );
     let fleet_version = version(port).await;
@@ -199,6 +201,7 @@ async fn an_exported_compose_file_runs_the_same_app_without_fleet() {
     );
     let host = inspect.host_config.unwrap();
     assert_eq!(host.memory, Some(128 << 20));
+    assert_eq!(host.nano_cpus, Some(500_000_000));
     let binds = host.binds.unwrap_or_default();
     assert!(
         binds.contains(&format!("{}:/shared:ro", shared.display())),
@@ -312,4 +315,103 @@ fn usage_errors_exit_2() {
     assert_eq!(code, Some(2), "{stderr}");
     let (code, stderr) = run(&["export", "alice", "--all", "--format", "toml"]);
     assert_eq!(code, Some(2), "{stderr}");
+}
+
+/// Every shape the compose writer has (a Docker healthcheck, CPU and memory limits,
+/// labels, read-only volumes, a data directory whose path holds `:`, an IPv6 bind
+/// address, values with `$`, quotes, line breaks and control characters, an empty
+/// export) is one docker-compose 1.29 accepts, and reads back as written.
+#[test]
+fn docker_compose_accepts_every_shape_the_export_writes() {
+    use fleet_core::export::{ExportedInstance, compose};
+    use fleet_core::{InstanceSpec, PortMapping, PortSpec, RestartPolicy, http_health};
+
+    let docker_compose = fleet_tests::tools::require("docker-compose", "docker-compose").unwrap();
+    let mut spec = InstanceSpec::new(
+        "alice".parse().unwrap(),
+        "ghcr.io/acme/app:v1".parse().unwrap(),
+    )
+    .with_port(PortSpec::auto(8080))
+    .with_health(http_health("/api/health"));
+    spec.docker_healthcheck = Some(vec!["/app".into(), "healthcheck".into()]);
+    spec.volumes = vec!["/srv/shared:/shared:ro".parse().unwrap()];
+    spec.resources.memory_bytes = Some(3 << 29);
+    spec.resources.cpus = Some(1.5);
+    spec.restart = RestartPolicy::No;
+    spec.user = Some("1000:1000".into());
+    spec.labels.insert("com.acme.tier".into(), "gold".into());
+    let env = [
+        ("FLEET_INSTANCE", "alice"),
+        ("PRICE", "5$ or ${HOME} or $$"),
+        ("PEM", "-----BEGIN-----\n\"key\"\t\\\n-----END-----"),
+        ("ODD", "\u{1}\u{7f}\u{85}\u{2028}é😀"),
+        ("NO", "no"),
+    ];
+    let alice = ExportedInstance::new(
+        spec,
+        format!("ghcr.io/acme/app@sha256:{}", "0".repeat(64)),
+        vec![PortMapping {
+            container: 8080,
+            host: 5001,
+        }],
+        "::1".parse().unwrap(),
+        env.iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+        "/srv/alice:data".into(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    for (name, instances) in [("one.yml", vec![alice]), ("none.yml", vec![])] {
+        let file = dir.path().join(name);
+        let text = compose(&instances);
+        std::fs::write(&file, &text).unwrap();
+        let output = Command::new(&docker_compose)
+            .arg("-f")
+            .arg(&file)
+            .arg("config")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(0), "{stderr}\n{text}");
+        if instances.is_empty() {
+            continue;
+        }
+        let config = yaml_to_json(&output.stdout);
+        let alice = &config["services"]["alice"];
+        for (key, value) in env {
+            // `config` writes `$` as `$$` again, so its output can be read back.
+            assert_eq!(
+                alice["environment"][key].as_str(),
+                Some(value.replace('$', "$$").as_str()),
+                "{key}: {alice:#}"
+            );
+        }
+        assert_eq!(alice["healthcheck"]["test"][1], "/app", "{alice:#}");
+        assert_eq!(alice["restart"], "no", "{alice:#}");
+        assert_eq!(alice["labels"]["com.acme.tier"], "gold", "{alice:#}");
+    }
+}
+
+/// docker-compose's YAML as JSON, read by the PyYAML docker-compose itself runs on
+/// (Debian's `docker-compose` depends on `python3-yaml`).
+fn yaml_to_json(yaml: &[u8]) -> serde_json::Value {
+    use std::io::Write as _;
+
+    let mut child = Command::new("python3")
+        .args([
+            "-c",
+            "import json, sys, yaml; json.dump(yaml.safe_load(sys.stdin), sys.stdout)",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3, which docker-compose runs on");
+    child.stdin.take().unwrap().write_all(yaml).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "PyYAML could not read {}",
+        String::from_utf8_lossy(yaml)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
 }
