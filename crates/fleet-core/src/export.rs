@@ -202,10 +202,12 @@ fn service(out: &mut String, instance: &ExportedInstance) {
             let port = spec
                 .health_port()
                 .map_or_else(String::new, |p| p.to_string());
+            // A comment ends at a line break: the path is written escaped.
+            let path = health.path.escape_debug();
             let probe = match health.kind {
                 ProbeKind::Tcp => format!("a TCP connect to container port {port}"),
-                ProbeKind::Https => format!("HTTPS GET {} on container port {port}", health.path),
-                _ => format!("HTTP GET {} on container port {port}", health.path),
+                ProbeKind::Https => format!("HTTPS GET {path} on container port {port}"),
+                _ => format!("HTTP GET {path} on container port {port}"),
             };
             let _ = writeln!(
                 out,
@@ -556,7 +558,7 @@ mod tests {
         let mut odd = plain();
         odd.bind_address = "::1".parse().unwrap();
         odd.data_dir = "/srv/a:b".into();
-        odd.spec.health = None;
+        odd.spec.health = Some(http_health("/h\n    evil: yes"));
         odd.spec
             .labels
             .insert("fleet.scope".into(), "forged".into());
@@ -581,6 +583,8 @@ mod tests {
                 source: "/srv/a:b"
                 target: "/data"
             restart: "unless-stopped"
+            # No healthcheck: fleet probes HTTP GET /h\n    evil: yes on container port 80 from outside, which compose cannot;
+            # add one that runs a tool of the image (curl, wget) if it has one.
         "#);
     }
 
