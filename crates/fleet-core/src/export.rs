@@ -18,7 +18,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use fleet_health::{ProbeKind, ProbePolicy};
+use fleet_health::ProbeKind;
 
 use crate::fleetfile::{FleetFile, InstanceSettings};
 use crate::spec::{DATA_MOUNT, InstanceSpec, RestartPolicy, default_policy};
@@ -157,7 +157,11 @@ fn service(out: &mut String, instance: &ExportedInstance) {
         volume(out, &extra.host, &extra.container, extra.read_only);
     }
     if let Some(bytes) = spec.resources.memory_bytes {
-        let _ = writeln!(out, "    mem_limit: {}", value(&memory_text(bytes)));
+        let _ = writeln!(
+            out,
+            "    mem_limit: {}",
+            value(&crate::spec::memory_text(bytes))
+        );
     }
     if let Some(cpus) = spec.resources.cpus {
         let _ = writeln!(out, "    cpus: {cpus}");
@@ -285,17 +289,6 @@ fn yaml_string(text: &str) -> String {
     out
 }
 
-/// A memory size both Docker's clients and `fleet create --memory` read: the largest
-/// of `g`, `m`, `k` that divides it, else bytes.
-fn memory_text(bytes: u64) -> String {
-    for (unit, factor) in [("g", 1u64 << 30), ("m", 1 << 20), ("k", 1 << 10)] {
-        if bytes.is_multiple_of(factor) {
-            return format!("{}{unit}", bytes / factor);
-        }
-    }
-    bytes.to_string()
-}
-
 /// A duration as compose reads it (`90s`, `250ms`): one unit, the largest exact one.
 fn duration(duration: Duration) -> String {
     if duration.subsec_nanos() == 0 {
@@ -321,7 +314,12 @@ pub fn toml(instances: &[ExportedInstance]) -> String {
     let file = FleetFile {
         instances: instances
             .iter()
-            .map(|i| (i.spec.name.to_string(), settings(&i.spec)))
+            .map(|i| {
+                (
+                    i.spec.name.to_string(),
+                    InstanceSettings::from_spec(&i.spec),
+                )
+            })
             .collect(),
         ..FleetFile::default()
     };
@@ -344,51 +342,6 @@ pub fn toml(instances: &[ExportedInstance]) -> String {
     out.push('\n');
     out.push_str(&body);
     out
-}
-
-/// A spec as `fleet.toml` writes it: what `fleet create`'s flags would say.
-fn settings(spec: &InstanceSpec) -> InstanceSettings {
-    let defaults = default_policy();
-    let health = spec.health.as_ref();
-    let policy = |pick: fn(&ProbePolicy) -> Duration| {
-        health
-            .map(|h| pick(&h.policy))
-            .filter(|d| *d != pick(&defaults))
-    };
-    InstanceSettings {
-        image: Some(spec.image.to_string()),
-        ports: (!spec.ports.is_empty()).then(|| spec.ports.iter().map(|p| p.container).collect()),
-        host_port: spec.ports.first().and_then(|p| p.host),
-        env: spec.env.clone(),
-        env_file: spec.env_file.clone(),
-        group: spec.group.clone(),
-        health_path: health
-            .filter(|h| h.kind != ProbeKind::Tcp)
-            .map(|h| h.path.clone()),
-        health_port: health.and_then(|h| h.port),
-        // With ports, `fleet create` probes TCP unless told otherwise.
-        no_health: (health.is_none() && !spec.ports.is_empty()).then_some(true),
-        health_start_period: policy(|p| p.start_period),
-        health_interval: policy(|p| p.interval),
-        health_deadline: policy(|p| p.deadline),
-        data_dir: spec.data_dir.clone(),
-        volumes: (!spec.volumes.is_empty()).then(|| {
-            spec.volumes
-                .iter()
-                .map(|v| {
-                    let mode = if v.read_only { ":ro" } else { "" };
-                    format!("{}:{}{mode}", v.host.display(), v.container)
-                })
-                .collect()
-        }),
-        memory: spec.resources.memory_bytes.map(memory_text),
-        cpus: spec.resources.cpus,
-        restart: (spec.restart != RestartPolicy::default()).then(|| spec.restart.to_string()),
-        user: spec.user.clone(),
-        labels: spec.labels.clone(),
-        backup: (!spec.backup.is_default()).then(|| spec.backup.clone()),
-        strategy: None,
-    }
 }
 
 /// The settings of `spec` that `fleet.toml` cannot say (only the library sets them).
@@ -595,10 +548,10 @@ mod tests {
         insta::assert_snapshot!(check(Duration::from_millis(250)), @"250ms");
         insta::assert_snapshot!(check(Duration::from_micros(1500)), @"1500us");
         insta::assert_snapshot!(check(Duration::from_nanos(7)), @"7ns");
-        insta::assert_snapshot!(memory_text(512 << 20), @"512m");
-        insta::assert_snapshot!(memory_text(3 << 29), @"1536m");
-        insta::assert_snapshot!(memory_text(2 << 30), @"2g");
-        insta::assert_snapshot!(memory_text(6_000_001), @"6000001");
+        insta::assert_snapshot!(crate::spec::memory_text(512 << 20), @"512m");
+        insta::assert_snapshot!(crate::spec::memory_text(3 << 29), @"1536m");
+        insta::assert_snapshot!(crate::spec::memory_text(2 << 30), @"2g");
+        insta::assert_snapshot!(crate::spec::memory_text(6_000_001), @"6000001");
     }
 
     #[test]

@@ -34,8 +34,8 @@ mod routing;
 mod update;
 mod update_many;
 
-pub use builder::{FleetBuilder, OpenMode};
 pub use apply::{Applied, ApplyOptions};
+pub use builder::{FleetBuilder, OpenMode};
 pub use create::CreateOptions;
 pub use remote::{FetchedArchive, LocalArchive};
 pub use update_many::OnInstanceProgress;

@@ -75,8 +75,8 @@ pub use deployment::{
 pub use error::{EngineError, EngineOperation, Error, PortHolder};
 pub use export::ExportedInstance;
 pub use fleet::{
-    Applied, ApplyOptions, CreateOptions, FetchedArchive, Fleet, FleetBuilder, LocalArchive, OnInstanceProgress,
-    OnProgress, OpenMode,
+    Applied, ApplyOptions, CreateOptions, FetchedArchive, Fleet, FleetBuilder, LocalArchive,
+    OnInstanceProgress, OnProgress, OpenMode,
 };
 pub use health::{Health, UnknownHealth};
 pub use name::InstanceName;
@@ -87,8 +87,8 @@ pub use resolve::StaticResolver;
 pub use resolve::{ImageResolver, ResolvedImage};
 pub use spec::{
     BackupSettings, DATA_MOUNT, DEFAULT_EXEC_TIMEOUT, InstanceSpec, PortSpec, Resources,
-    RestartPolicy, VolumeSpec, default_policy, http_health, parse_memory, read_env_file,
-    tcp_health, template,
+    RestartPolicy, VolumeSpec, default_policy, http_health, memory_text, parse_memory,
+    read_env_file, tcp_health, template,
 };
 pub use state::FleetState;
 pub use store::{

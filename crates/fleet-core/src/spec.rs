@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 pub use self::backup::{BackupSettings, DEFAULT_EXEC_TIMEOUT};
 pub use self::env::read_env_file;
 pub use self::health::{default_policy, http_health, tcp_health};
-pub use self::resources::{Resources, parse_memory};
+pub use self::resources::{Resources, memory_text, parse_memory};
 pub use self::restart::RestartPolicy;
 use self::template::TemplateContext;
 pub use self::volume::VolumeSpec;

@@ -37,6 +37,10 @@ pub struct InstanceSettings {
     /// A `.env` file (relative to the fleet file's directory).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub env_file: Option<PathBuf>,
+    /// Values for the `{{key}}` templates of env values and volume paths; a group's and
+    /// an instance's add to the defaults'.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub vars: BTreeMap<String, String>,
     /// The group (`staging`, `prod`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
@@ -99,12 +103,15 @@ impl InstanceSettings {
         env.extend(self.env.clone());
         let mut labels = base.labels.clone();
         labels.extend(self.labels.clone());
+        let mut vars = base.vars.clone();
+        vars.extend(self.vars.clone());
         InstanceSettings {
             image: pick(&self.image, &base.image),
             ports: pick(&self.ports, &base.ports),
             host_port: self.host_port.or(base.host_port),
             env,
             env_file: pick(&self.env_file, &base.env_file),
+            vars,
             group: pick(&self.group, &base.group),
             health_path: pick(&self.health_path, &base.health_path),
             health_port: self.health_port.or(base.health_port),
@@ -152,6 +159,7 @@ impl InstanceSettings {
             ));
         }
         spec.env = self.env.clone();
+        spec.vars = self.vars.clone();
         spec.labels = self.labels.clone();
         let absolute = |path: &Path| {
             if path.is_absolute() {
@@ -199,48 +207,53 @@ impl InstanceSettings {
 }
 
 impl InstanceSettings {
-    /// The settings that describe `spec` (what `fleet edit` changes, and what `to_spec`
-    /// turns back into the same spec).
+    /// The settings that describe `spec`, as `fleet create`'s flags would say it: only
+    /// what differs from its defaults (what `fleet edit` changes, `fleet export --format
+    /// toml` writes, and what `to_spec` turns back into the same spec).
     pub fn from_spec(spec: &InstanceSpec) -> InstanceSettings {
-        let ports: Vec<u16> = spec.ports.iter().map(|p| p.container).collect();
-        let mut settings = InstanceSettings {
+        let defaults = crate::spec::default_policy();
+        let health = spec.health.as_ref();
+        let policy = |pick: fn(&fleet_health::ProbePolicy) -> Duration| {
+            health
+                .map(|h| pick(&h.policy))
+                .filter(|d| *d != pick(&defaults))
+        };
+        InstanceSettings {
             image: Some(spec.image.to_string()),
+            ports: (!spec.ports.is_empty())
+                .then(|| spec.ports.iter().map(|p| p.container).collect()),
             host_port: spec.ports.first().and_then(|p| p.host),
-            ports: (!ports.is_empty()).then_some(ports),
             env: spec.env.clone(),
             env_file: spec.env_file.clone(),
+            vars: spec.vars.clone(),
             group: spec.group.clone(),
+            health_path: health
+                .filter(|h| h.kind != fleet_health::ProbeKind::Tcp)
+                .map(|h| h.path.clone()),
+            health_port: health.and_then(|h| h.port),
+            // With ports, `fleet create` probes TCP unless told otherwise.
+            no_health: (health.is_none() && !spec.ports.is_empty()).then_some(true),
+            health_start_period: policy(|p| p.start_period),
+            health_interval: policy(|p| p.interval),
+            health_deadline: policy(|p| p.deadline),
             data_dir: spec.data_dir.clone(),
             volumes: (!spec.volumes.is_empty()).then(|| {
                 spec.volumes
                     .iter()
                     .map(|v| {
-                        let ro = if v.read_only { ":ro" } else { "" };
-                        format!("{}:{}{ro}", v.host.display(), v.container)
+                        let mode = if v.read_only { ":ro" } else { "" };
+                        format!("{}:{}{mode}", v.host.display(), v.container)
                     })
                     .collect()
             }),
-            memory: spec.resources.memory_bytes.map(|bytes| bytes.to_string()),
+            memory: spec.resources.memory_bytes.map(crate::spec::memory_text),
             cpus: spec.resources.cpus,
-            restart: Some(restart_text(spec.restart)),
+            restart: (spec.restart != RestartPolicy::default()).then(|| spec.restart.to_string()),
             user: spec.user.clone(),
             labels: spec.labels.clone(),
             backup: (!spec.backup.is_default()).then(|| spec.backup.clone()),
-            ..InstanceSettings::default()
-        };
-        match &spec.health {
-            None => settings.no_health = (!spec.ports.is_empty()).then_some(true),
-            Some(health) => {
-                if health.kind != fleet_health::ProbeKind::Tcp {
-                    settings.health_path = Some(health.path.clone());
-                }
-                settings.health_port = health.port;
-                settings.health_start_period = Some(health.policy.start_period);
-                settings.health_interval = Some(health.policy.interval);
-                settings.health_deadline = Some(health.policy.deadline);
-            }
+            strategy: None,
         }
-        settings
     }
 
     /// These settings with `set` (`KEY=VALUE`: a TOML value, or else text; dotted keys
@@ -305,17 +318,6 @@ fn walk<'t, 'k>(
             .ok_or_else(|| format!("{key}: {part} is not a table of settings"))?;
     }
     Ok((current, last))
-}
-
-/// A restart policy as `--restart` takes it.
-fn restart_text(policy: RestartPolicy) -> String {
-    match policy {
-        RestartPolicy::No => "no".into(),
-        RestartPolicy::Always => "always".into(),
-        RestartPolicy::UnlessStopped => "unless-stopped".into(),
-        RestartPolicy::OnFailure(0) => "on-failure".into(),
-        RestartPolicy::OnFailure(n) => format!("on-failure:{n}"),
-    }
 }
 
 /// An optional duration as humantime text (`"30s"`).

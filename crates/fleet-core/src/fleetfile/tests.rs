@@ -53,7 +53,7 @@ fn mistakes_name_the_file_line_and_column_or_the_instance() {
       |
     3 | portz = [80]
       | ^^^^^
-    unknown field `portz`, expected one of `image`, `ports`, `host_port`, `env`, `env_file`, `group`, `health_path`, `health_port`, `no_health`, `health_start_period`, `health_interval`, `health_deadline`, `data_dir`, `volumes`, `memory`, `cpus`, `restart`, `user`, `labels`, `backup`, `strategy`
+    unknown field `portz`, expected one of `image`, `ports`, `host_port`, `env`, `env_file`, `vars`, `group`, `health_path`, `health_port`, `no_health`, `health_start_period`, `health_interval`, `health_deadline`, `data_dir`, `volumes`, `memory`, `cpus`, `restart`, `user`, `labels`, `backup`, `strategy`
     ");
     insta::assert_snapshot!(shown("[instances.alice]\nports = \"8080\"\n"), @r#"
     /etc/fleet/fleet.toml: TOML parse error at line 2, column 9

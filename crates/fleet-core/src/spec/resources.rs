@@ -64,6 +64,17 @@ impl Resources {
     }
 }
 
+/// A memory size both Docker's clients and `fleet create --memory` read: the largest
+/// of `g`, `m`, `k` that divides it, else bytes.
+pub fn memory_text(bytes: u64) -> String {
+    for (unit, factor) in [("g", 1u64 << 30), ("m", 1 << 20), ("k", 1 << 10)] {
+        if bytes.is_multiple_of(factor) {
+            return format!("{}{unit}", bytes / factor);
+        }
+    }
+    bytes.to_string()
+}
+
 /// Parses a Docker-style memory size: `512m`, `1g`, `1.5g`, `65536` (bytes); binary units.
 pub fn parse_memory(text: &str) -> Result<u64, Error> {
     let invalid = |reason: String| Error::InvalidMemory {
