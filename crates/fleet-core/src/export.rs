@@ -21,7 +21,7 @@ use std::time::Duration;
 use fleet_health::ProbeKind;
 
 use crate::fleetfile::{FleetFile, InstanceSettings};
-use crate::spec::{DATA_MOUNT, InstanceSpec, RestartPolicy, default_policy};
+use crate::spec::{DATA_MOUNT, InstanceSpec, default_policy};
 use crate::view::PortMapping;
 
 /// One instance as `fleet export` writes it: its spec and what fleet resolved for it.
@@ -383,7 +383,7 @@ mod tests {
     use std::num::NonZeroUsize;
 
     use super::*;
-    use crate::spec::{PortSpec, VolumeSpec, http_health, tcp_health};
+    use crate::spec::{PortSpec, RestartPolicy, VolumeSpec, http_health, tcp_health};
 
     /// A spec with every setting `fleet create` takes, and values that need escaping.
     fn rich() -> ExportedInstance {
