@@ -550,4 +550,35 @@ mod tests {
             toml::from_str::<FleetConfig>("[backup.remote]\nurl = \"https://x\"\n").unwrap_err();
         assert!(error.message().contains("not an s3:// URL"), "{error}");
     }
+
+    #[test]
+    fn vars_are_fleet_wide_or_per_group_and_not_fleet_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let load = |text: &str| {
+            std::fs::write(dir.path().join("config.toml"), text).unwrap();
+            FleetConfig::load(dir.path())
+        };
+        let config = load(
+            "[vars]\ndomain = \"example.com\"\n[vars.group.staging]\ndomain = \"staging.example.com\"\n",
+        )
+        .unwrap();
+        assert_eq!(config.vars.fleet["domain"], "example.com");
+        assert_eq!(
+            config.vars.group["staging"]["domain"],
+            "staging.example.com"
+        );
+        let written = toml::to_string(&config).unwrap();
+        assert_eq!(toml::from_str::<FleetConfig>(&written).unwrap(), config);
+        assert!(
+            !toml::to_string(&FleetConfig::default())
+                .unwrap()
+                .contains("vars")
+        );
+        let reserved = load("[vars]\nport = \"80\"\n").unwrap_err().to_string();
+        assert!(
+            reserved.contains("[vars]: var \"port\" is reserved"),
+            "{reserved}"
+        );
+        assert!(load("[vars]\ncount = 3\n").is_err(), "vars are strings");
+    }
 }

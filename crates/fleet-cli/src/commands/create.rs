@@ -39,6 +39,11 @@ pub(crate) struct Args {
     #[arg(long, value_name = "FILE")]
     env_file: Option<PathBuf>,
 
+    /// A template var of this instance (repeatable): `{{KEY}}` in env values and volume
+    /// paths, over the group's and the fleet's `[vars]` in config.toml.
+    #[arg(long = "var", value_name = "K=V")]
+    vars: Vec<String>,
+
     /// A group, such as `staging` or `prod`.
     #[arg(long, value_name = "G")]
     group: Option<String>,
@@ -159,13 +164,24 @@ fn spec(args: &Args) -> anyhow::Result<InstanceSpec> {
         let (key, value) = pair(label, "--label")?;
         spec.labels.insert(key, value);
     }
+    for var in &args.vars {
+        let (key, value) = pair(var, "--var")?;
+        spec.vars.insert(key, value);
+    }
     spec.env_file = args.env_file.as_deref().map(absolute).transpose()?;
     spec.data_dir = args.data_dir.as_deref().map(absolute).transpose()?;
     spec.group.clone_from(&args.group);
     spec.user.clone_from(&args.user);
     for volume in &args.volumes {
         let mut volume: VolumeSpec = volume.parse().map_err(usage)?;
-        volume.host = absolute(&volume.host)?;
+        // `{{data_dir}}/logs` is absolute once rendered.
+        if !volume
+            .host
+            .to_str()
+            .is_some_and(|host| host.starts_with("{{"))
+        {
+            volume.host = absolute(&volume.host)?;
+        }
         spec.volumes.push(volume);
     }
     spec.restart = args.restart.parse::<RestartPolicy>().map_err(usage)?;
