@@ -148,6 +148,12 @@ async fn a_file_with_mistakes_is_refused_before_anything_changes() {
             "[instances.alice]\nimage = \"not an image!\"\n".to_owned(),
             "not an image!",
         ),
+        (
+            format!(
+                "[defaults]\nimage = \"{image}\"\nports = [8080]\n[instances.a]\n[instances.b]\nenv = {{ URL = \"https://{{{{customer}}}}.example.com:{{{{port}}}}\" }}\n"
+            ),
+            "{{customer}} has no value",
+        ),
     ] {
         std::fs::write(&path, &text).unwrap();
         let (code, stdout, stderr) = bed.run(&["apply", "-f", &arg]);

@@ -67,13 +67,25 @@ impl Fleet {
     pub fn plan_apply(&self, file: &FleetFile, path: &std::path::Path) -> Result<ApplyPlan, Error> {
         let desired = file.desired(path)?;
         for wanted in &desired {
-            wanted
-                .spec
-                .resolved_env()
-                .map_err(|error| Error::FleetFile {
-                    path: path.to_owned(),
-                    reason: format!("[instances.{}]: {}", wanted.spec.name, error_chain(&error)),
-                })?;
+            let refused = |error: Error| Error::FleetFile {
+                path: path.to_owned(),
+                reason: format!("[instances.{}]: {}", wanted.spec.name, error_chain(&error)),
+            };
+            wanted.spec.resolved_env().map_err(refused)?;
+            // Every template must have a value now: a new instance's ports are not
+            // allocated yet, so they stand in as its fixed port or 0 for this check.
+            let mut context = self.template_context(&wanted.spec).map_err(refused)?;
+            for port in &wanted.spec.ports {
+                if !context
+                    .ports
+                    .iter()
+                    .any(|(container, _)| *container == port.container)
+                {
+                    context.ports.push((port.container, port.host.unwrap_or(0)));
+                }
+            }
+            wanted.spec.rendered_env(&context).map_err(refused)?;
+            wanted.spec.rendered_volumes(&context).map_err(refused)?;
         }
         let current: Vec<_> = self
             .store
