@@ -2,6 +2,7 @@
 //! failed create leaves behind, allocation rules, removal, drift and reconciliation.
 //! The same behaviours are tested against the real Docker Engine in `tests/`.
 
+mod apply;
 mod backups;
 mod templates;
 mod updates;
