@@ -130,7 +130,8 @@ fn test(args: &[String]) -> anyhow::Result<ExitCode> {
     let run = provision::test_image_run();
     let mut command = cargo();
     command
-        .args(["test", "--workspace"])
+        // Every test binary runs even when one fails: one run shows every failure.
+        .args(["test", "--workspace", "--no-fail-fast"])
         .args(args)
         .env(provision::TESTAPP_RUN_ENV, &run);
     eprintln!("xtask: $ {}", describe(&command));
