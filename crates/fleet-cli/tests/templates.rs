@@ -117,7 +117,9 @@ async fn a_key_without_a_value_fails_create_with_exit_2_and_leaves_nothing() {
     assert!(ours.is_empty(), "no container is left: {ours:?}");
     assert!(!bed.data_dir("bob").exists(), "no data directory is left");
 
-    // With the var, the same create succeeds on the first port of the range.
+    // With the var, the same create succeeds. (That the failed create gave its port back
+    // is `ports --json` above; the next free port may be another one when some other
+    // process on this host holds the first at that moment, as the allocator checks.)
     let port = bed.create(
         "bob",
         &[
@@ -127,7 +129,10 @@ async fn a_key_without_a_value_fails_create_with_exit_2_and_leaves_nothing() {
             "customer_domain=acme.test",
         ],
     );
-    assert_eq!(port, bed.first_port);
+    assert!(
+        (bed.first_port..bed.first_port + 20).contains(&port),
+        "{port} is in the bed's range"
+    );
     assert_eq!(
         app_env(port, "APP_URL").await,
         format!("https://bob.acme.test:{port}")
