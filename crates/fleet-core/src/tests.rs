@@ -23,6 +23,9 @@ const DIGEST_1: &str = "sha256:1111111111111111111111111111111111111111111111111
 const DIGEST_2: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
 
 struct Bed {
+    /// Held for the whole test: fake-engine tests that create instances run one at a
+    /// time, so their host ports (checked by binding them) never race each other.
+    _serial: tokio::sync::MutexGuard<'static, ()>,
     _dir: tempfile::TempDir,
     root: std::path::PathBuf,
     engine: Arc<FakeEngine>,
@@ -30,8 +33,16 @@ struct Bed {
     fleet: Fleet,
 }
 
-/// A fleet on the fake engine, with ports from a range nothing else on this host uses.
+/// One fake-engine test at a time (see `Bed::_serial`).
+async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
+    static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    SERIAL.lock().await
+}
+
+/// A fleet on the fake engine, with ports from a range nothing else on this host uses
+/// (below the ephemeral ports the test bed's registries and servers get).
 async fn bed() -> Bed {
+    let serial = serial().await;
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_owned();
     let engine = Arc::new(FakeEngine::new());
@@ -46,7 +57,7 @@ async fn bed() -> Bed {
     let resolver = Arc::new(StaticResolver::new());
     resolver.set(IMAGE, Some("v1.0.0"), &DIGEST_1.parse().unwrap());
     let config = FleetConfig {
-        ports: PortRange::new(41000, 41999, 1).unwrap(),
+        ports: PortRange::new(30000, 30999, 1).unwrap(),
         ..FleetConfig::default()
     };
     let fleet = Fleet::builder(&root)
@@ -57,6 +68,7 @@ async fn bed() -> Bed {
         .await
         .unwrap();
     Bed {
+        _serial: serial,
         _dir: dir,
         root,
         engine,
@@ -144,9 +156,9 @@ async fn create_allocates_ports_labels_the_container_and_records_events() {
     let bob = create(&bed, spec("bob").with_group("prod")).await.unwrap();
     assert_eq!(
         (alice.ports[0].container, alice.ports[0].host),
-        (8080, 41000)
+        (8080, 30000)
     );
-    assert_eq!(bob.ports[0].host, 41001);
+    assert_eq!(bob.ports[0].host, 30001);
     assert_eq!(
         (
             alice.tag.as_deref(),
@@ -203,7 +215,7 @@ async fn a_failed_create_leaves_nothing_behind() {
     // The port is free again for the next instance.
     assert_eq!(
         create(&bed, spec("alice")).await.unwrap().ports[0].host,
-        41000
+        30000
     );
     // A failure is recorded.
     let events = bed.fleet.events(Some(&name("alice")), 20).unwrap();
@@ -244,30 +256,30 @@ async fn a_bad_env_file_or_data_dir_fails_before_anything_exists() {
 #[tokio::test]
 async fn fixed_ports_held_by_others_are_refused_and_automatic_ones_skip_them() {
     let bed = bed().await;
-    bed.engine.add_foreign_port(41000, "someone-elses-nginx");
-    let error = create(&bed, spec("alice").with_port(PortSpec::fixed(9090, 41000)))
+    bed.engine.add_foreign_port(30000, "someone-elses-nginx");
+    let error = create(&bed, spec("alice").with_port(PortSpec::fixed(9090, 30000)))
         .await
         .unwrap_err();
     assert!(
-        matches!(&error, Error::PortTaken { port: 41000, holder: PortHolder::Container { name } } if name == "someone-elses-nginx"),
+        matches!(&error, Error::PortTaken { port: 30000, holder: PortHolder::Container { name } } if name == "someone-elses-nginx"),
         "{error:?}"
     );
     assert_eq!(
         error.to_string(),
-        "host port 41000 is already in use by container someone-elses-nginx"
+        "host port 30000 is already in use by container someone-elses-nginx"
     );
     assert_nothing_left(&bed, "alice");
     // An automatic port skips it.
     assert_eq!(
         create(&bed, spec("alice")).await.unwrap().ports[0].host,
-        41001
+        30001
     );
-    let error = create(&bed, spec("bob").with_port(PortSpec::fixed(9090, 41001)))
+    let error = create(&bed, spec("bob").with_port(PortSpec::fixed(9090, 30001)))
         .await
         .unwrap_err();
     assert_eq!(
         error.to_string(),
-        "host port 41001 is already in use by fleet instance alice"
+        "host port 30001 is already in use by fleet instance alice"
     );
 }
 
@@ -711,12 +723,12 @@ async fn a_port_taken_between_allocation_and_start_is_given_up_for_the_next() {
     bed.engine.fail_with(
         "start_container",
         crate::EngineError::PortAllocated {
-            port: Some(41000),
-            message: "Bind for 0.0.0.0:41000 failed: port is already allocated".into(),
+            port: Some(30000),
+            message: "Bind for 0.0.0.0:30000 failed: port is already allocated".into(),
         },
     );
     let alice = create(&bed, spec("alice")).await.unwrap();
-    assert_eq!(alice.ports[0].host, 41001);
+    assert_eq!(alice.ports[0].host, 30001);
     let containers = bed.engine.containers();
     assert_eq!(containers.len(), 1, "the first container is gone");
     assert_eq!(containers[0].state, ContainerState::Running);
@@ -724,11 +736,11 @@ async fn a_port_taken_between_allocation_and_start_is_given_up_for_the_next() {
     bed.engine.fail_with(
         "start_container",
         crate::EngineError::PortAllocated {
-            port: Some(41005),
-            message: "Bind for 0.0.0.0:41005 failed: port is already allocated".into(),
+            port: Some(30005),
+            message: "Bind for 0.0.0.0:30005 failed: port is already allocated".into(),
         },
     );
-    let error = create(&bed, spec("bob").with_port(PortSpec::fixed(9090, 41005)))
+    let error = create(&bed, spec("bob").with_port(PortSpec::fixed(9090, 30005)))
         .await
         .unwrap_err();
     assert!(

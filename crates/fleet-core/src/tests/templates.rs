@@ -109,6 +109,7 @@ impl Engine for Recording {
 
 /// The usual bed (`super::bed`), on the recording engine, with `[vars]` set.
 async fn bed() -> (super::Bed, Arc<Recording>) {
+    let serial = super::serial().await;
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_owned();
     let engine = Arc::new(Recording::default());
@@ -124,7 +125,7 @@ async fn bed() -> (super::Bed, Arc<Recording>) {
     .unwrap();
     vars.fleet.insert("tier".into(), "fleet".into());
     let config = FleetConfig {
-        ports: PortRange::new(41000, 41999, 1).unwrap(),
+        ports: PortRange::new(30000, 30999, 1).unwrap(),
         vars,
         ..FleetConfig::default()
     };
@@ -136,6 +137,7 @@ async fn bed() -> (super::Bed, Arc<Recording>) {
         .await
         .unwrap();
     let bed = super::Bed {
+        _serial: serial,
         _dir: dir,
         root,
         engine: engine.inner.clone(),
@@ -170,16 +172,16 @@ async fn the_container_gets_env_values_and_volume_paths_rendered_from_its_alloca
             .iter()
             .map(|p| (p.container, p.host))
             .collect::<Vec<_>>(),
-        [(8080, 41000), (9090, 41001)]
+        [(8080, 30000), (9090, 30001)]
     );
 
     let container = engine.created("fleet-alice.1");
     let root = bed.root.display();
-    assert_eq!(container.env["APP_URL"], "https://alice.example.com:41000");
+    assert_eq!(container.env["APP_URL"], "https://alice.example.com:30000");
     // The group's var wins over the fleet's, the instance's over both.
     assert_eq!(
         container.env["ADMIN"],
-        "41001 staging staging.example.com us"
+        "30001 staging staging.example.com us"
     );
     assert_eq!(container.env["LITERAL"], "{{name}} fallback");
     assert_eq!(
@@ -228,7 +230,7 @@ async fn a_key_without_a_value_fails_the_create_naming_it_and_leaves_nothing() {
     let dave = create(&bed, spec("dave").with_var("customer_domain", "acme.test"))
         .await
         .unwrap();
-    assert_eq!(dave.ports[0].host, 41000);
+    assert_eq!(dave.ports[0].host, 30000);
 }
 
 /// Syntax errors are found before anything is resolved: `validate` refuses them.
