@@ -29,7 +29,7 @@ pub(crate) struct Args {
 
 #[derive(Debug, clap::Subcommand)]
 enum Action {
-    /// Apply the retention of [backup] in config.toml now.
+    /// Apply the retention of `[backup]` in config.toml now.
     Prune(PruneArgs),
 }
 

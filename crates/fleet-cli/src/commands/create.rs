@@ -110,13 +110,13 @@ pub(crate) struct Args {
     #[arg(long, conflicts_with = "backup_exec")]
     backup_stop: bool,
 
-    /// Keep this many backups of this instance [default: keep_last of [backup] in
+    /// Keep this many backups of this instance [default: keep_last of `[backup]` in
     /// config.toml].
     #[arg(long, value_name = "N")]
     keep_backups: Option<std::num::NonZeroUsize>,
 
     /// Delete this instance's backups older than this (`7d`) [default: keep_within of
-    /// [backup] in config.toml].
+    /// `[backup]` in config.toml].
     #[arg(long, value_name = "AGE", value_parser = humantime::parse_duration)]
     keep_backups_within: Option<std::time::Duration>,
 
