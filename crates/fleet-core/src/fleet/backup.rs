@@ -402,12 +402,21 @@ impl Fleet {
 
     /// The version the instance's health answer reports now, if it runs and says.
     pub(super) async fn running_version(&self, record: &InstanceRecord) -> Option<String> {
-        let health = record.spec.health.as_ref()?;
         let info = self.inspect(record.container_id.as_deref()?).await.ok()??;
         if info.state != ContainerState::Running {
             return None;
         }
-        let target = self.health_target(&record.spec, &info).ok()?;
+        self.reported_version(&record.spec, &info).await
+    }
+
+    /// The version `container`'s health answer reports now, if it says.
+    pub(super) async fn reported_version(
+        &self,
+        spec: &crate::spec::InstanceSpec,
+        container: &crate::engine::ContainerInfo,
+    ) -> Option<String> {
+        let health = spec.health.as_ref()?;
+        let target = self.health_target(spec, container).ok()?;
         self.prober
             .probe(&target, health.policy.timeout)
             .await

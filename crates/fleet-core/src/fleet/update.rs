@@ -11,7 +11,7 @@ use crate::deployment::{
     Deployment, DeploymentKind, Outcome, Release, RollbackOptions, Step, StepTime, Strategy,
     UpdateOptions, UpdateReport, UpdateTarget,
 };
-use crate::engine::ContainerState;
+use crate::engine::{ContainerInfo, ContainerState};
 use crate::error::{EngineError, EngineOperation, Error, engine_error, error_chain};
 use crate::name::InstanceName;
 use crate::resolve::ResolvedImage;
@@ -149,18 +149,7 @@ impl Fleet {
                     digest: record.digest.clone(),
                     version: self.running_version(&record).await,
                 };
-                return Ok(UpdateReport {
-                    instance: name.clone(),
-                    from: release.clone(),
-                    to: release,
-                    outcome: Outcome::Unchanged,
-                    step: None,
-                    reason: None,
-                    backup: None,
-                    downtime_ms: None,
-                    duration_ms: super::backup::millis(started.elapsed()),
-                    deployment: None,
-                });
+                return Ok(unchanged(name, release, started));
             }
             let plan = Plan {
                 kind: DeploymentKind::Update,
@@ -306,18 +295,7 @@ impl Fleet {
                 version: None,
             };
             if record.spec == spec {
-                return Ok(UpdateReport {
-                    instance: name.clone(),
-                    from: current.clone(),
-                    to: current,
-                    outcome: Outcome::Unchanged,
-                    step: None,
-                    reason: None,
-                    backup: None,
-                    downtime_ms: None,
-                    duration_ms: super::backup::millis(started.elapsed()),
-                    deployment: None,
-                });
+                return Ok(unchanged(&name, current, started));
             }
             let fixed = |s: &InstanceSpec| {
                 let mut ports: Vec<(u16, Option<u16>)> =
@@ -576,13 +554,7 @@ impl Fleet {
         journal
             .step(Step::StopOld)
             .map_err(Failure::before_change)?;
-        let old = match &record.container_id {
-            Some(id) => self.inspect(id).await.map_err(Failure::before_change)?,
-            None => None,
-        };
-        let old_running = old
-            .as_ref()
-            .is_some_and(|info| info.state == ContainerState::Running);
+        let (old, old_running) = self.old_container(record).await?;
         let down = Instant::now();
         if let Some(old) = old.as_ref().filter(|_| old_running) {
             progress(Progress::Stopping {
@@ -734,13 +706,7 @@ impl Fleet {
         let name = &spec.name;
         self.prepare(record, plan, generation, journal, report, progress)
             .await?;
-        let old = match &record.container_id {
-            Some(id) => self.inspect(id).await.map_err(Failure::before_change)?,
-            None => None,
-        };
-        let old_running = old
-            .as_ref()
-            .is_some_and(|info| info.state == ContainerState::Running);
+        let (old, old_running) = self.old_container(record).await?;
         let candidate = match self
             .start_candidate(spec, plan, generation, false, journal, progress)
             .await
@@ -828,6 +794,21 @@ impl Fleet {
         )
         .await?;
         Ok(version)
+    }
+
+    /// The container the instance runs before the deployment, and whether it runs.
+    async fn old_container(
+        &self,
+        record: &InstanceRecord,
+    ) -> Result<(Option<ContainerInfo>, bool), Failure> {
+        let old = match &record.container_id {
+            Some(id) => self.inspect(id).await.map_err(Failure::before_change)?,
+            None => None,
+        };
+        let running = old
+            .as_ref()
+            .is_some_and(|info| info.state == ContainerState::Running);
+        Ok((old, running))
     }
 
     /// The candidate serves: remove the old container and record the deployment.
@@ -968,13 +949,24 @@ impl Fleet {
         spec: &crate::spec::InstanceSpec,
         container: &str,
     ) -> Option<String> {
-        let health = spec.health.as_ref()?;
         let info = self.inspect(container).await.ok()??;
-        let target = self.health_target(spec, &info).ok()?;
-        self.prober
-            .probe(&target, health.policy.timeout)
-            .await
-            .version
+        self.reported_version(spec, &info).await
+    }
+}
+
+/// The report of an instance that already runs what was asked.
+fn unchanged(name: &InstanceName, release: Release, started: Instant) -> UpdateReport {
+    UpdateReport {
+        instance: name.clone(),
+        from: release.clone(),
+        to: release,
+        outcome: Outcome::Unchanged,
+        step: None,
+        reason: None,
+        backup: None,
+        downtime_ms: None,
+        duration_ms: super::backup::millis(started.elapsed()),
+        deployment: None,
     }
 }
 
