@@ -10,6 +10,17 @@ use crate::docker::TestDocker;
 use crate::image::TestImage;
 use crate::registry::TestRegistry;
 
+/// A fast probe policy for `fleet create`, so a version that never becomes healthy
+/// fails in seconds.
+pub const FAST_HEALTH: [&str; 6] = [
+    "--health-start-period",
+    "3s",
+    "--health-interval",
+    "500ms",
+    "--health-deadline",
+    "20s",
+];
+
 /// One test's fleet: its registry (the test app as `app:v1.0.0` and `app:v1`), its
 /// engine resources and its state directory, all removed when dropped.
 pub struct CliBed {
@@ -72,6 +83,27 @@ impl CliBed {
             .push(&self.docker, &self.registry, "app", tags)
             .await?;
         Ok(())
+    }
+
+    /// Pushes the releases update tests go through: v1.1.0 (healthy), v2.0.0 (never
+    /// healthy) and v3.0.0 (crashes at start), each under its own tag.
+    pub async fn push_releases(&self) -> anyhow::Result<()> {
+        use crate::image::Behaviour;
+        self.push("1.1.0", Behaviour::Healthy, &["v1.1.0"]).await?;
+        self.push("2.0.0", Behaviour::NeverHealthy, &["v2.0.0"])
+            .await?;
+        self.push("3.0.0", Behaviour::Crash, &["v3.0.0"]).await
+    }
+
+    /// `fleet update ARGS --json` for one instance: the exit code and its report.
+    pub fn update(&self, args: &[&str]) -> (i32, serde_json::Value) {
+        let mut all = vec!["update"];
+        all.extend_from_slice(args);
+        all.push("--json");
+        let (code, stdout, stderr) = self.run(&all);
+        let reports: serde_json::Value = serde_json::from_str(&stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}\n{stderr}"));
+        (code, reports[0].clone())
     }
 
     /// The test app's image on the bed's registry, following `channel`.

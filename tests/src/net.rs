@@ -75,3 +75,20 @@ pub async fn get_with_host(url: &str, host: &str) -> anyhow::Result<(u16, String
     let status = response.status().as_u16();
     Ok((status, response.text().await?))
 }
+
+/// `GET http://127.0.0.1:<port><path>` of the test app as JSON, once it answers 200
+/// (waiting at most `wait`).
+pub async fn app_json(port: u16, path: &str, wait: Duration) -> anyhow::Result<serde_json::Value> {
+    let url = format!("http://127.0.0.1:{port}{path}");
+    let body = wait_http_ok(&url, wait).await?;
+    serde_json::from_str(&body).map_err(|e| anyhow::anyhow!("{url}: not JSON ({e}): {body}"))
+}
+
+/// The version the test app at `port` reports (`GET /api/version`), once it answers.
+pub async fn app_version(port: u16, wait: Duration) -> anyhow::Result<String> {
+    let answer = app_json(port, "/api/version", wait).await?;
+    answer["version"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow::anyhow!("no version in {answer}"))
+}

@@ -13,19 +13,8 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
-use fleet_tests::cli::{CliBed, ServeProcess};
-use fleet_tests::image::Behaviour;
+use fleet_tests::cli::{CliBed, FAST_HEALTH, ServeProcess};
 use fleet_tests::load::Load;
-
-/// A fast probe policy, so a version that never becomes healthy fails in seconds.
-const FAST_HEALTH: [&str; 6] = [
-    "--health-start-period",
-    "3s",
-    "--health-interval",
-    "500ms",
-    "--health-deadline",
-    "20s",
-];
 
 async fn bed() -> CliBed {
     static NEXT: AtomicU16 = AtomicU16::new(0);
@@ -33,15 +22,7 @@ async fn bed() -> CliBed {
     let bed = CliBed::new(Path::new(env!("CARGO_BIN_EXE_fleet")), first_port)
         .await
         .unwrap();
-    bed.push("1.1.0", Behaviour::Healthy, &["v1.1.0"])
-        .await
-        .unwrap();
-    bed.push("2.0.0", Behaviour::NeverHealthy, &["v2.0.0"])
-        .await
-        .unwrap();
-    bed.push("3.0.0", Behaviour::Crash, &["v3.0.0"])
-        .await
-        .unwrap();
+    bed.push_releases().await.unwrap();
     bed
 }
 
@@ -50,29 +31,15 @@ fn start_serve(bed: &CliBed) -> ServeProcess {
 }
 
 async fn get(port: u16, path: &str) -> serde_json::Value {
-    let url = format!("http://127.0.0.1:{port}{path}");
-    let body = fleet_tests::net::wait_http_ok(&url, Duration::from_secs(20))
+    fleet_tests::net::app_json(port, path, Duration::from_secs(20))
         .await
-        .unwrap();
-    serde_json::from_str(&body).unwrap()
+        .unwrap()
 }
 
 async fn version(port: u16) -> String {
-    get(port, "/api/version").await["version"]
-        .as_str()
+    fleet_tests::net::app_version(port, Duration::from_secs(20))
+        .await
         .unwrap()
-        .to_owned()
-}
-
-/// `fleet update ARGS --json` for one instance: its report and the exit code.
-fn update(bed: &CliBed, args: &[&str]) -> (i32, serde_json::Value) {
-    let mut all = vec!["update"];
-    all.extend_from_slice(args);
-    all.push("--json");
-    let (code, stdout, stderr) = bed.run(&all);
-    let reports: serde_json::Value = serde_json::from_str(&stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}\n{stderr}"));
-    (code, reports[0].clone())
 }
 
 /// The host ports a container publishes itself.
@@ -112,13 +79,13 @@ async fn blue_green_updates_under_load_lose_no_request() {
     let load = Load::start(&format!("http://127.0.0.1:{port}/api/version"), 4);
     tokio::time::sleep(Duration::from_millis(300)).await;
 
-    let (code, report) = update(&bed, &["alice", "--to", "v1.1.0"]);
+    let (code, report) = bed.update(&["alice", "--to", "v1.1.0"]);
     assert_eq!(code, 0, "{report:#}");
     assert_eq!(report["outcome"], "updated", "{report:#}");
     assert_eq!(report["downtime_ms"], 0, "{report:#}");
     assert_eq!(version(port).await, "1.1.0");
 
-    let (code, report) = update(&bed, &["alice", "--to", "v2.0.0"]);
+    let (code, report) = bed.update(&["alice", "--to", "v2.0.0"]);
     assert_eq!(code, 1, "{report:#}");
     assert_eq!(report["outcome"], "rolled_back", "{report:#}");
     assert_eq!(report["step"], "gate", "{report:#}");
@@ -130,7 +97,7 @@ async fn blue_green_updates_under_load_lose_no_request() {
         "{report:#}"
     );
 
-    let (code, report) = update(&bed, &["alice", "--to", "v3.0.0"]);
+    let (code, report) = bed.update(&["alice", "--to", "v3.0.0"]);
     assert_eq!(code, 1, "{report:#}");
     assert_eq!(report["outcome"], "rolled_back", "{report:#}");
 
@@ -167,7 +134,7 @@ async fn serve_restarts_with_its_routes_and_takes_older_instances_at_their_updat
     assert_eq!(version(late).await, "1.0.0");
 
     // Its next update moves it behind the proxy; the gap is measured and reported.
-    let (code, report) = update(&bed, &["early", "--to", "v1.1.0"]);
+    let (code, report) = bed.update(&["early", "--to", "v1.1.0"]);
     assert_eq!(code, 0, "{report:#}");
     let gap = report["downtime_ms"].as_u64().unwrap();
     assert!(gap > 0, "{report:#}");
@@ -305,7 +272,7 @@ async fn instances_share_one_port_by_host_name() {
     let (status, _) = ask("carol.test.lan").await;
     assert_eq!(status, 404);
     // After an update, the shared port follows the new container too.
-    let (code, report) = update(&bed, &["alice", "--to", "v1.1.0"]);
+    let (code, report) = bed.update(&["alice", "--to", "v1.1.0"]);
     assert_eq!(code, 0, "{report:#}");
     let (_, body) = ask("alice.test.lan").await;
     assert!(body.contains("\"1.1.0\""), "{body}");

@@ -18,19 +18,9 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::Duration;
 
-use fleet_tests::cli::CliBed;
+use fleet_tests::cli::{CliBed, FAST_HEALTH};
 use fleet_tests::image::Behaviour;
 use fleet_tests::load::Load;
-
-/// A fast probe policy, so a version that never becomes healthy fails in seconds.
-const FAST_HEALTH: [&str; 6] = [
-    "--health-start-period",
-    "3s",
-    "--health-interval",
-    "500ms",
-    "--health-deadline",
-    "20s",
-];
 
 async fn bed() -> CliBed {
     static NEXT: AtomicU16 = AtomicU16::new(0);
@@ -38,24 +28,14 @@ async fn bed() -> CliBed {
     let bed = CliBed::new(Path::new(env!("CARGO_BIN_EXE_fleet")), first_port)
         .await
         .unwrap();
-    bed.push("1.1.0", Behaviour::Healthy, &["v1.1.0"])
-        .await
-        .unwrap();
-    bed.push("2.0.0", Behaviour::NeverHealthy, &["v2.0.0"])
-        .await
-        .unwrap();
-    bed.push("3.0.0", Behaviour::Crash, &["v3.0.0"])
-        .await
-        .unwrap();
+    bed.push_releases().await.unwrap();
     bed
 }
 
 async fn get(port: u16, path: &str) -> serde_json::Value {
-    let url = format!("http://127.0.0.1:{port}{path}");
-    let body = fleet_tests::net::wait_http_ok(&url, Duration::from_secs(20))
+    fleet_tests::net::app_json(port, path, Duration::from_secs(20))
         .await
-        .unwrap();
-    serde_json::from_str(&body).unwrap()
+        .unwrap()
 }
 
 async fn counter(port: u16) -> i64 {
@@ -63,21 +43,9 @@ async fn counter(port: u16) -> i64 {
 }
 
 async fn version(port: u16) -> String {
-    get(port, "/api/version").await["version"]
-        .as_str()
+    fleet_tests::net::app_version(port, Duration::from_secs(20))
+        .await
         .unwrap()
-        .to_owned()
-}
-
-/// `fleet update ARGS --json` for one instance: its report and the exit code.
-fn update(bed: &CliBed, args: &[&str]) -> (i32, serde_json::Value) {
-    let mut all = vec!["update"];
-    all.extend_from_slice(args);
-    all.push("--json");
-    let (code, stdout, stderr) = bed.run(&all);
-    let reports: serde_json::Value = serde_json::from_str(&stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}\n{stderr}"));
-    (code, reports[0].clone())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -92,7 +60,7 @@ async fn updates_under_load_roll_back_bad_versions_and_keep_the_data() {
     let load = Load::start(&format!("http://127.0.0.1:{port}/api/version"), 4);
 
     // 1. v1.0.0 -> v1.1.0.
-    let (code, report) = update(&bed, &["alice", "--to", "v1.1.0"]);
+    let (code, report) = bed.update(&["alice", "--to", "v1.1.0"]);
     assert_eq!(code, 0, "{report:#}");
     assert_eq!(report["outcome"], "updated", "{report:#}");
     assert_eq!(report["from"]["version"], "1.0.0", "{report:#}");
@@ -103,7 +71,7 @@ async fn updates_under_load_roll_back_bad_versions_and_keep_the_data() {
     assert_eq!(counter(port).await, 3, "the data survived the update");
 
     // 2. A version that never becomes healthy: tried, rolled back, v1.1.0 serves.
-    let (code, report) = update(&bed, &["alice", "--to", "v2.0.0"]);
+    let (code, report) = bed.update(&["alice", "--to", "v2.0.0"]);
     assert_eq!(code, 1, "{report:#}");
     assert_eq!(report["outcome"], "rolled_back", "{report:#}");
     assert_eq!(report["step"], "gate", "{report:#}");
@@ -113,7 +81,7 @@ async fn updates_under_load_roll_back_bad_versions_and_keep_the_data() {
     assert_eq!(version(port).await, "1.1.0");
 
     // 3. A version that crashes on start: its output is in the reason.
-    let (code, report) = update(&bed, &["alice", "--to", "v3.0.0"]);
+    let (code, report) = bed.update(&["alice", "--to", "v3.0.0"]);
     assert_eq!(code, 1, "{report:#}");
     assert_eq!(report["outcome"], "rolled_back", "{report:#}");
     let reason = report["reason"].as_str().unwrap();
@@ -188,7 +156,7 @@ async fn dry_run_plans_and_up_to_date_changes_nothing() {
         stdout.contains("v1.0.0 (sha256:") && stdout.contains("-> v1.1.0"),
         "{stdout}"
     );
-    let (code, report) = update(&bed, &["alice"]);
+    let (code, report) = bed.update(&["alice"]);
     assert_eq!(code, 0);
     assert_eq!(report["outcome"], "unchanged");
     assert!(
@@ -216,7 +184,7 @@ async fn dry_run_plans_and_up_to_date_changes_nothing() {
         .push(&bed.docker, &bed.registry, "app", &["v1.2.0"])
         .await
         .unwrap();
-    let (code, report) = update(&bed, &["alice", "--to", "v1.2.0"]);
+    let (code, report) = bed.update(&["alice", "--to", "v1.2.0"]);
     assert_eq!(code, 1, "{report:#}");
     assert_eq!(report["outcome"], "rolled_back", "{report:#}");
     assert!(
@@ -385,7 +353,7 @@ async fn rollback_with_restore_data_brings_back_the_data_of_before_the_update() 
         }
     };
     bump(3).await;
-    let (code, report) = update(&bed, &["alice", "--to", "v1.1.0"]);
+    let (code, report) = bed.update(&["alice", "--to", "v1.1.0"]);
     assert_eq!(code, 0, "{report:#}");
     bump(2).await;
     assert_eq!(counter(port).await, 5);
