@@ -12,96 +12,16 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::Duration;
 
-use fleet_tests::docker::TestDocker;
-use fleet_tests::image::TestImage;
-use fleet_tests::registry::TestRegistry;
+use fleet_tests::cli::CliBed;
 
-/// A state directory whose `config.toml` gives the test its own port range, network,
-/// container names and labels (so `TestDocker` removes what fleet created), and a
-/// registry holding the test app as `app:v1`.
-struct Bed {
-    registry: TestRegistry,
-    // Removes the containers fleet created when the test ends.
-    _docker: TestDocker,
-    state: tempfile::TempDir,
-}
-
-impl Bed {
-    async fn new() -> Bed {
-        static NEXT: AtomicU16 = AtomicU16::new(0);
-        let first_port = 33000 + NEXT.fetch_add(1, Ordering::SeqCst) * 20;
-        let registry = TestRegistry::start().unwrap();
-        let docker = TestDocker::new().await.unwrap();
-        let image = TestImage::new("1.0.0").build(&docker).await.unwrap();
-        image
-            .push(&docker, &registry, "app", &["v1.0.0", "v1"])
-            .await
-            .unwrap();
-        docker.track_registry(&registry.docker_host());
-        let state = tempfile::tempdir().unwrap();
-        std::fs::write(
-            state.path().join("config.toml"),
-            docker.fleet_config(&docker.name(""), first_port, first_port + 19),
-        )
-        .unwrap();
-        Bed {
-            registry,
-            _docker: docker,
-            state,
-        }
-    }
-
-    /// Runs `fleet` on the bed's state directory: exit code, stdout, stderr.
-    fn run(&self, args: &[&str]) -> (i32, String, String) {
-        let output = Command::new(env!("CARGO_BIN_EXE_fleet"))
-            .args(args)
-            .env("NO_COLOR", "1")
-            .env("FLEET_LOG", "off")
-            .env("FLEET_STATE_DIR", self.state.path())
-            .env("DOCKER_CONFIG", self.state.path().join("docker"))
-            .output()
-            .unwrap();
-        (
-            output.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&output.stdout).into_owned(),
-            String::from_utf8_lossy(&output.stderr).into_owned(),
-        )
-    }
-
-    fn json(&self, args: &[&str]) -> serde_json::Value {
-        let (code, stdout, stderr) = self.run(args);
-        assert_eq!(code, 0, "fleet {args:?}: {stderr}");
-        serde_json::from_str(&stdout)
-            .unwrap_or_else(|e| panic!("not one JSON document ({e}): {stdout}"))
-    }
-
-    /// Creates a healthy instance of `app:v1` with `extra` arguments; its host port.
-    fn create(&self, name: &str, extra: &[&str]) -> u16 {
-        let image = format!("{}/app:v1", self.registry.docker_host());
-        let mut args = vec![
-            "create",
-            name,
-            "--image",
-            &image,
-            "--port",
-            "8080",
-            "--health-path",
-            "/api/health",
-            "--json",
-        ];
-        args.extend_from_slice(extra);
-        let created = self.json(&args);
-        let port = created["ports"][0]["host"].as_u64().unwrap();
-        u16::try_from(port).unwrap()
-    }
-
-    fn data_dir(&self, name: &str) -> PathBuf {
-        self.state.path().join("instances").join(name).join("data")
-    }
-
-    fn backups_dir(&self, name: &str) -> PathBuf {
-        self.state.path().join("backups").join(name)
-    }
+/// A bed of its own: state directory, registry holding the test app as `app:v1`, port
+/// range, network and container names.
+async fn bed() -> CliBed {
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let first_port = 33000 + NEXT.fetch_add(1, Ordering::SeqCst) * 20;
+    CliBed::new(Path::new(env!("CARGO_BIN_EXE_fleet")), first_port)
+        .await
+        .unwrap()
 }
 
 /// A tmpfs of `size` mounted at a directory, unmounted when dropped (on panic too).
@@ -180,7 +100,7 @@ fn entries(dir: &Path) -> Vec<String> {
 /// fails saying so, leaves no partial archive and no record, and the app keeps serving.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_fails_the_backup_and_leaves_nothing_behind() {
-    let bed = Bed::new().await;
+    let bed = bed().await;
     let port = bed.create("alice", &[]);
     // 6 MiB that do not compress, for a 2 MiB disk.
     write_random(&bed.data_dir("alice").join("blob.bin"), 6 << 20);
@@ -226,7 +146,7 @@ async fn a_full_disk_fails_the_backup_and_leaves_nothing_behind() {
 /// beside the archive before it is streamed in): the same failure, nothing left behind.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_during_the_sqlite_snapshot_leaves_nothing_behind() {
-    let bed = Bed::new().await;
+    let bed = bed().await;
     let port = bed.create("alice", &[]);
     // A 4 MiB database of random blobs, for a 2 MiB disk.
     let db = rusqlite::Connection::open(bed.data_dir("alice").join("big.db")).unwrap();
@@ -263,7 +183,7 @@ async fn a_full_disk_during_the_sqlite_snapshot_leaves_nothing_behind() {
 /// started (and no gap after them).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backup_while_the_app_commits_holds_every_row_committed_before_it() {
-    let bed = Bed::new().await;
+    let bed = bed().await;
     let port = bed.create("alice", &["-e", "TESTAPP_WRITE_EVERY_MS=0"]);
     let mut before = get(port, "/api/writes").await;
     for _ in 0..200 {
@@ -328,7 +248,7 @@ async fn a_backup_while_the_app_commits_holds_every_row_committed_before_it() {
 /// records a backup.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backup_errors_name_what_is_missing_or_wrong() {
-    let bed = Bed::new().await;
+    let bed = bed().await;
     bed.create("alice", &[]);
 
     let fails = |args: &[&str], code: i32, message: &str| {
