@@ -184,8 +184,8 @@ fn options() -> Result<Options, String> {
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
-        // cargo bench passes `--bench`; nothing else is ours.
-        if arg == "--bench" {
+        // cargo bench passes `--bench`, and `cargo xtask bench proxy -- ...` a `--`.
+        if arg == "--bench" || arg == "--" {
             continue;
         }
         let value = args.next().ok_or_else(|| format!("{arg} needs a value"))?;

@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use tokio::sync::{Notify, watch};
 
-use crate::pool::{Pool, PoolSettings};
+use crate::client::RawConn;
+use crate::pool::{Conn, Pool, PoolSettings};
 
 /// What is in flight on one backend at one moment.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -27,8 +28,11 @@ pub struct BackendStats {
 
 pub(crate) struct Backend {
     pub(crate) addr: SocketAddr,
-    /// Idle keep-alive connections to `addr`.
-    pub(crate) pool: Pool,
+    /// Idle keep-alive connections to `addr` for hyper's client: requests with a body,
+    /// and upgrades.
+    pub(crate) pool: Pool<Conn>,
+    /// Idle keep-alive connections to `addr` for requests without a body.
+    pub(crate) raw: Pool<RawConn>,
     requests: AtomicUsize,
     upgraded: AtomicUsize,
     served: AtomicU64,
@@ -47,7 +51,8 @@ impl Backend {
     ) -> Self {
         Self {
             addr,
-            pool: Pool::new(addr, settings, connections),
+            pool: Pool::new(addr, Arc::clone(&settings), Arc::clone(&connections)),
+            raw: Pool::new(addr, settings, connections),
             requests: AtomicUsize::new(0),
             upgraded: AtomicUsize::new(0),
             served: AtomicU64::new(0),

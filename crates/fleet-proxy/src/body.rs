@@ -8,6 +8,7 @@ use http_body_util::Full;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 
 use crate::backend::InFlight;
+use crate::client::{self, Framing, RawConn};
 use crate::limits::BodyTooLarge;
 use crate::pool::Conn;
 
@@ -72,6 +73,7 @@ impl Body for RequestBody {
 /// counts as in flight on it, or a page of the proxy's own.
 pub(crate) enum ResponseBody {
     Upstream(UpstreamBody),
+    Raw(RawBody),
     Page(Full<Bytes>),
 }
 
@@ -99,7 +101,37 @@ impl Drop for UpstreamBody {
     }
 }
 
+/// The backend's response body read by [`crate::client`] from a plain connection, and
+/// what the exchange holds until its end, as for [`UpstreamBody`].
+pub(crate) struct RawBody {
+    framing: Framing,
+    exchange: Option<(InFlight, RawConn)>,
+}
+
+impl RawBody {
+    fn finish(&mut self) {
+        if let Some((in_flight, conn)) = self.exchange.take()
+            && self.framing.is_done()
+        {
+            in_flight.backend().raw.checkin(conn);
+        }
+    }
+}
+
+impl Drop for RawBody {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
 impl ResponseBody {
+    pub(crate) fn raw(framing: Framing, in_flight: InFlight, conn: RawConn) -> Self {
+        Self::Raw(RawBody {
+            framing,
+            exchange: Some((in_flight, conn)),
+        })
+    }
+
     pub(crate) fn upstream(body: Incoming, in_flight: InFlight, conn: Conn) -> Self {
         Self::Upstream(UpstreamBody {
             body,
@@ -132,6 +164,19 @@ impl Body for ResponseBody {
                 }
                 Poll::Ready(frame.map(|frame| frame.map_err(Into::into)))
             }
+            Self::Raw(raw) => {
+                let Some((_, conn)) = raw.exchange.as_mut() else {
+                    return Poll::Ready(None);
+                };
+                let frame = ready!(client::poll_body(conn, &mut raw.framing, cx));
+                match &frame {
+                    // As above: the exchange is over with its last byte.
+                    Some(Ok(_)) if raw.framing.is_done() => raw.finish(),
+                    Some(Ok(_)) => {}
+                    Some(Err(_)) | None => raw.finish(),
+                }
+                Poll::Ready(frame.map(|frame| frame.map_err(Into::into)))
+            }
             Self::Page(page) => Pin::new(page)
                 .poll_frame(cx)
                 .map_err(|never| match never {}),
@@ -141,6 +186,7 @@ impl Body for ResponseBody {
     fn is_end_stream(&self) -> bool {
         match self {
             Self::Upstream(upstream) => upstream.body.is_end_stream(),
+            Self::Raw(raw) => raw.framing.is_done(),
             Self::Page(page) => page.is_end_stream(),
         }
     }
@@ -148,6 +194,11 @@ impl Body for ResponseBody {
     fn size_hint(&self) -> SizeHint {
         match self {
             Self::Upstream(upstream) => upstream.body.size_hint(),
+            Self::Raw(raw) => match raw.framing {
+                Framing::Length(left) => SizeHint::with_exact(left),
+                Framing::Done => SizeHint::with_exact(0),
+                Framing::Chunked(_) | Framing::Close => SizeHint::default(),
+            },
             Self::Page(page) => page.size_hint(),
         }
     }

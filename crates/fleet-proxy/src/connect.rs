@@ -46,6 +46,13 @@ pub(crate) struct UpstreamIo {
     count: Arc<AtomicUsize>,
 }
 
+impl UpstreamIo {
+    /// The socket, for [`crate::client`], which reads and writes it itself.
+    pub(crate) fn stream(&mut self) -> &mut TcpStream {
+        self.io.inner_mut()
+    }
+}
+
 impl Drop for UpstreamIo {
     fn drop(&mut self) {
         self.count.fetch_sub(1, Ordering::Relaxed);

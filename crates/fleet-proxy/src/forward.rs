@@ -10,12 +10,15 @@ use std::task::Poll;
 
 use http::header::HOST;
 use http::uri::PathAndQuery;
-use http::{Extensions, HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
+use http::{
+    Extensions, HeaderValue, Method, Request, Response, StatusCode, Uri, Version, request, response,
+};
 use hyper::body::{Body, Incoming};
 use hyper::upgrade::OnUpgrade;
 
 use crate::backend::{Backend, InFlight};
 use crate::body::{RequestBody, ResponseBody};
+use crate::client::{self, ExchangeError, Framing, RawConn};
 use crate::headers::{is_upgrade, set_forwarded, strip_hop_by_hop};
 use crate::limits::{declared_too_large, is_body_too_large};
 use crate::pages::Page;
@@ -38,11 +41,12 @@ pub(crate) struct ClientConn {
 
 /// Why the backend gave no response.
 enum Failure {
-    /// No connection: the request was not sent and comes back (boxed: this is the
-    /// rare path).
-    Connect(ConnectError, Box<Request<RequestBody>>),
+    /// No connection: the request was not sent.
+    Connect(ConnectError),
     /// The exchange failed once the request was handed to a connection.
     Exchange(hyper::Error),
+    /// The exchange on a plain connection failed.
+    Raw(ExchangeError),
     Timeout,
 }
 
@@ -65,27 +69,39 @@ pub(crate) async fn forward(
         return Page::NoRoute.response();
     };
     let upgrade = is_upgrade(request.headers());
-    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
-    // Only a request that can be sent again whole is retried: idempotent, no body.
-    let retry = !upgrade && is_idempotent(request.method()) && request.body().is_end_stream();
-    let upstream = upstream_request(request, upgrade, conn, host.as_ref(), limit, &route.backend);
-
-    let mut sent = exchange(shared, in_flight.backend(), upstream).await;
-    if retry && let Err(Failure::Connect(error, request)) = sent {
-        if !is_refused(&error) {
-            return failed(&route, &Failure::Connect(error, request));
+    if !upgrade && request.body().is_end_stream() && request.method() != Method::CONNECT {
+        // No body to send and no protocol switch: the lean client's case.
+        let (mut head, _) = request.into_parts();
+        rewrite_head(&mut head, upgrade, conn, host.as_ref(), &route.backend);
+        // Only a request that can be sent again whole is retried: idempotent.
+        let idempotent = is_idempotent(&head.method);
+        let mut sent = exchange_raw(shared, in_flight.backend(), &head, idempotent).await;
+        if idempotent && let Err(Failure::Connect(error)) = &sent {
+            if !is_refused(error) {
+                return failed(&route, &sent.err().expect("a failure"));
+            }
+            tracing::info!(route = %route.name, backend = %route.backend.addr, "connection refused; retrying once");
+            drop(in_flight);
+            tokio::time::sleep(shared.config.retry_delay).await;
+            // Look again: the route may have been switched to a backend that is up.
+            let Some(again) = shared.routes.enter(conn.port, lookup_host) else {
+                return Page::NoRoute.response();
+            };
+            (route, in_flight) = again;
+            sent = exchange_raw(shared, in_flight.backend(), &head, idempotent).await;
         }
-        tracing::info!(route = %route.name, backend = %route.backend.addr, "connection refused; retrying once");
-        drop(in_flight);
-        tokio::time::sleep(shared.config.retry_delay).await;
-        // Look again: the route may have been switched to a backend that is up.
-        let Some(again) = shared.routes.enter(conn.port, lookup_host) else {
-            return Page::NoRoute.response();
+        return match sent {
+            Ok((response, upstream_conn, framing)) => {
+                respond_raw(&route, response, framing, in_flight, upstream_conn)
+            }
+            Err(failure) => failed(&route, &failure),
         };
-        (route, in_flight) = again;
-        sent = exchange(shared, in_flight.backend(), *request).await;
     }
-    match sent {
+    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
+    let (mut head, body) = request.into_parts();
+    rewrite_head(&mut head, upgrade, conn, host.as_ref(), &route.backend);
+    let upstream = Request::from_parts(head, RequestBody::new(body, limit));
+    match exchange(shared, in_flight.backend(), upstream).await {
         Ok((response, upstream_conn)) => respond(
             conn,
             &route,
@@ -110,17 +126,15 @@ fn is_idempotent(method: &Method) -> bool {
     )
 }
 
-/// The client's request as it goes to the backend: origin-form target, HTTP/1.1,
-/// hop-by-hop headers out, `X-Forwarded-*` in, the body streamed under the limit.
-fn upstream_request(
-    request: Request<Incoming>,
+/// The client's request head as it goes to the backend: origin-form target, HTTP/1.1,
+/// hop-by-hop headers out, `X-Forwarded-*` in.
+fn rewrite_head(
+    parts: &mut request::Parts,
     upgrade: bool,
     conn: &ClientConn,
     host: Option<&HeaderValue>,
-    limit: Option<u64>,
     backend: &Backend,
-) -> Request<RequestBody> {
-    let (mut parts, body) = request.into_parts();
+) {
     if parts.uri.scheme().is_some() || parts.uri.authority().is_some() {
         let path = parts
             .uri
@@ -144,7 +158,40 @@ fn upstream_request(
     // Room for the three `X-Forwarded-*` headers at once, rather than growing twice.
     parts.headers.reserve(3);
     set_forwarded(&mut parts.headers, &conn.client_ip, &PROTO_HTTP);
-    Request::from_parts(parts, RequestBody::new(body, limit))
+}
+
+/// Sends a request without a body on a pooled plain connection, or a new one, and waits
+/// for the response head up to the response timeout. A pooled connection found closed
+/// is left for another when the request did not reach the backend, or may be sent again.
+async fn exchange_raw(
+    shared: &Shared,
+    backend: &Backend,
+    head: &request::Parts,
+    idempotent: bool,
+) -> Result<(response::Parts, RawConn, Framing), Failure> {
+    let timeout = shared.config.response_timeout;
+    while let Some(mut conn) = backend.raw.checkout() {
+        conn.arm(timeout);
+        match client::send(&mut conn, head).await {
+            Ok((response, framing)) => return Ok((response, conn, framing)),
+            Err(ExchangeError::Closed { sent }) if !sent || idempotent => {}
+            Err(error) => return Err(raw_failure(error)),
+        }
+    }
+    let mut conn = backend.raw.open_raw().await.map_err(Failure::Connect)?;
+    conn.arm(timeout);
+    match client::send(&mut conn, head).await {
+        Ok((response, framing)) => Ok((response, conn, framing)),
+        Err(ExchangeError::Closed { .. }) => Err(Failure::Connect(ConnectError::Closed)),
+        Err(error) => Err(raw_failure(error)),
+    }
+}
+
+fn raw_failure(error: ExchangeError) -> Failure {
+    match error {
+        ExchangeError::TimedOut => Failure::Timeout,
+        error => Failure::Raw(error),
+    }
 }
 
 /// Sends the request on a pooled connection, or a new one, and waits for the response
@@ -166,14 +213,11 @@ async fn exchange(
             Err(Sent::TimedOut) => return Err(Failure::Timeout),
         }
     }
-    let mut conn = match backend.pool.open().await {
-        Ok(conn) => conn,
-        Err(error) => return Err(Failure::Connect(error, Box::new(request))),
-    };
+    let mut conn = backend.pool.open().await.map_err(Failure::Connect)?;
     conn.arm(timeout);
     match send_on(&mut conn, request).await {
         Ok(response) => Ok((response, conn)),
-        Err(Sent::Not(request)) => Err(Failure::Connect(ConnectError::Closed, request)),
+        Err(Sent::Not(_)) => Err(Failure::Connect(ConnectError::Closed)),
         Err(Sent::Failed(error)) => Err(Failure::Exchange(error)),
         Err(Sent::TimedOut) => Err(Failure::Timeout),
     }
@@ -261,6 +305,29 @@ fn respond(
     )
 }
 
+/// The backend's response to a request without a body, on its way to the client.
+fn respond_raw(
+    route: &Route,
+    mut response: response::Parts,
+    framing: Framing,
+    in_flight: InFlight,
+    upstream_conn: RawConn,
+) -> Response<ResponseBody> {
+    if response.status == StatusCode::SWITCHING_PROTOCOLS {
+        tracing::warn!(route = %route.name, "the backend switched protocols unasked");
+        return Page::BadGateway {
+            route: &route.name,
+            reason: "an unexpected protocol switch",
+        }
+        .response();
+    }
+    strip_hop_by_hop(&mut response.headers, false);
+    Response::from_parts(
+        response,
+        ResponseBody::raw(framing, in_flight, upstream_conn),
+    )
+}
+
 fn failed(route: &Route, failure: &Failure) -> Response<ResponseBody> {
     let backend = route.backend.addr;
     let reason = match failure {
@@ -271,7 +338,7 @@ fn failed(route: &Route, failure: &Failure) -> Response<ResponseBody> {
         Failure::Exchange(error) if is_body_too_large(error) => {
             return Page::BodyTooLarge.response();
         }
-        Failure::Connect(ConnectError::Io(error), _) => {
+        Failure::Connect(ConnectError::Io(error)) => {
             tracing::warn!(route = %route.name, %backend, %error, "cannot connect to the backend");
             match error.kind() {
                 io::ErrorKind::ConnectionRefused => "connection refused",
@@ -279,12 +346,16 @@ fn failed(route: &Route, failure: &Failure) -> Response<ResponseBody> {
                 _ => "cannot connect",
             }
         }
-        Failure::Connect(ConnectError::Closed, _) => {
+        Failure::Connect(ConnectError::Closed) => {
             tracing::warn!(route = %route.name, %backend, "the backend closed a new connection at once");
             "the connection failed"
         }
-        Failure::Connect(ConnectError::Handshake(error), _) | Failure::Exchange(error) => {
+        Failure::Connect(ConnectError::Handshake(error)) | Failure::Exchange(error) => {
             tracing::warn!(route = %route.name, %backend, error = %chain(error), "the exchange with the backend failed");
+            "the connection failed"
+        }
+        Failure::Raw(error) => {
+            tracing::warn!(route = %route.name, %backend, %error, "the exchange with the backend failed");
             "the connection failed"
         }
     };

@@ -65,6 +65,7 @@
 
 mod backend;
 mod body;
+mod client;
 mod config;
 mod connect;
 mod drain;

@@ -5,6 +5,10 @@
 //! switches and the old backend is dropped after its drain, its idle connections close
 //! with it. A connection goes back to the pool only once its response was read to the
 //! end, so every pooled connection is between exchanges.
+//!
+//! A backend has two pools: hyper's client connections ([`Conn`]), for requests with a
+//! body and upgrades, and plain ones ([`crate::client::RawConn`]) for requests without a
+//! body, most of them, which [`crate::client`] sends at less cost.
 
 use std::future::Future as _;
 use std::net::SocketAddr;
@@ -38,6 +42,26 @@ pub(crate) struct Conn {
     timer: Pin<Box<Sleep>>,
 }
 
+/// What a pool needs of a connection.
+pub(crate) trait Pooled {
+    /// Whether an idle connection was closed (or is otherwise unfit for another
+    /// exchange) meanwhile.
+    fn is_closed(&mut self) -> bool;
+
+    /// Whether a connection whose exchange just ended can serve another.
+    fn is_reusable(&self) -> bool;
+}
+
+impl Pooled for Conn {
+    fn is_closed(&mut self) -> bool {
+        self.send.is_closed()
+    }
+
+    fn is_reusable(&self) -> bool {
+        !self.send.is_closed()
+    }
+}
+
 impl Conn {
     /// Starts the wait for a response: it must start within `timeout`.
     pub(crate) fn arm(&mut self, timeout: Duration) {
@@ -49,22 +73,17 @@ impl Conn {
     pub(crate) fn expired(&mut self, cx: &mut Context<'_>) -> bool {
         self.timer.as_mut().poll(cx).is_ready()
     }
-
-    /// Whether the connection is closed.
-    pub(crate) fn is_closed(&self) -> bool {
-        self.send.is_closed()
-    }
 }
 
-pub(crate) struct Pool {
-    addr: SocketAddr,
-    settings: Arc<PoolSettings>,
+pub(crate) struct Pool<C> {
+    pub(crate) addr: SocketAddr,
+    pub(crate) settings: Arc<PoolSettings>,
     /// Open upstream connections to `addr`, counted by every pool at that address.
-    open: Arc<AtomicUsize>,
-    idle: Mutex<Vec<(Conn, Instant)>>,
+    pub(crate) open: Arc<AtomicUsize>,
+    idle: Mutex<Vec<(C, Instant)>>,
 }
 
-impl Pool {
+impl<C: Pooled> Pool<C> {
     pub(crate) fn new(
         addr: SocketAddr,
         settings: Arc<PoolSettings>,
@@ -83,9 +102,9 @@ impl Pool {
     }
 
     /// The most recently used idle connection that is still open, if any.
-    pub(crate) fn checkout(&self) -> Option<Conn> {
+    pub(crate) fn checkout(&self) -> Option<C> {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        while let Some((conn, since)) = idle.pop() {
+        while let Some((mut conn, since)) = idle.pop() {
             if since.elapsed() > self.settings.idle_timeout {
                 // Newest first: every connection below this one is older still.
                 idle.clear();
@@ -99,8 +118,8 @@ impl Pool {
     }
 
     /// Gives back a connection whose exchange ended cleanly.
-    pub(crate) fn checkin(&self, conn: Conn) {
-        if conn.is_closed() {
+    pub(crate) fn checkin(&self, conn: C) {
+        if !conn.is_reusable() {
             return;
         }
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
@@ -108,7 +127,9 @@ impl Pool {
             idle.push((conn, Instant::now()));
         }
     }
+}
 
+impl Pool<Conn> {
     /// Opens a new connection, its HTTP/1.1 state kept by a task of its own.
     pub(crate) async fn open(&self) -> Result<Conn, ConnectError> {
         let io = connect(
