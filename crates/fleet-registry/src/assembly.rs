@@ -8,12 +8,15 @@
 //! images. It is kept, and kept public, for that release path.
 //!
 //! Everything is reproducible: the same inputs give the same digests (tar entries
-//! sorted, owned by 0:0, dated 1970; gzip without a timestamp; JSON with sorted keys; no
-//! `created` dates).
+//! sorted, owned by 0:0 unless given an owner, dated 1970 unless given a date; gzip
+//! without a timestamp; JSON with sorted keys; no `created` date unless given one). A
+//! release dates its entries and its configuration from `SOURCE_DATE_EPOCH`
+//! ([`LayerBuilder::mtime`], [`ImageBuilder::created`]), so the same commit and epoch give
+//! the same digests, byte for byte.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write as _;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use oci_client::manifest::{
@@ -30,16 +33,32 @@ use crate::reference::ImageRef;
 
 /// Files and directories for one layer.
 ///
+/// Entries are owned by root and dated 1970 unless told otherwise: [`owner`] gives one
+/// entry another owner (a state directory for a non-root user), [`mtime`] dates them all
+/// (from `SOURCE_DATE_EPOCH`).
+///
 /// ```
 /// use fleet_registry::LayerBuilder;
 ///
 /// let layer = LayerBuilder::new().file("app/run", b"#!/bin/sh\n".to_vec(), 0o755).directory("data", 0o700).build()?;
 /// assert_eq!(layer, LayerBuilder::new().directory("data", 0o700).file("app/run", b"#!/bin/sh\n".to_vec(), 0o755).build()?);
+///
+/// let owned = LayerBuilder::new()
+///     .directory("var/lib/app", 0o700)
+///     .owner("var/lib/app", 65532, 65532)
+///     .mtime(1_700_000_000)
+///     .build()?;
+/// assert_ne!(owned, LayerBuilder::new().directory("var/lib/app", 0o700).build()?);
 /// # Ok::<(), fleet_registry::Error>(())
 /// ```
+///
+/// [`owner`]: LayerBuilder::owner
+/// [`mtime`]: LayerBuilder::mtime
 #[derive(Debug, Clone, Default)]
 pub struct LayerBuilder {
     entries: BTreeMap<String, Entry>,
+    owners: BTreeMap<String, (u64, u64)>,
+    mtime: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -81,6 +100,23 @@ impl LayerBuilder {
         self
     }
 
+    /// Makes the entry at `path` (a file or directory added before or after, or a parent
+    /// directory added for one) owned by `uid:gid` rather than `0:0`. [`build`] fails if
+    /// nothing is at `path`.
+    ///
+    /// [`build`]: LayerBuilder::build
+    pub fn owner(mut self, path: &str, uid: u64, gid: u64) -> LayerBuilder {
+        self.owners.insert(clean(path), (uid, gid));
+        self
+    }
+
+    /// Dates every entry `seconds` after 1970 (a release's `SOURCE_DATE_EPOCH`) rather
+    /// than at 0. The gzip header stays undated.
+    pub fn mtime(mut self, seconds: u64) -> LayerBuilder {
+        self.mtime = seconds;
+        self
+    }
+
     /// Writes the tar and gzips it.
     pub fn build(&self) -> Result<Layer, Error> {
         let failed = |source: std::io::Error| Error::Assembly {
@@ -97,12 +133,19 @@ impl LayerBuilder {
                 parent = up;
             }
         }
+        if let Some(path) = self.owners.keys().find(|path| !entries.contains_key(*path)) {
+            return Err(failed(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("an owner is given for {path:?}, which the layer does not hold"),
+            )));
+        }
         let mut tar = tar::Builder::new(Vec::new());
         for (path, entry) in &entries {
+            let (uid, gid) = self.owners.get(path).copied().unwrap_or((0, 0));
             let mut header = tar::Header::new_gnu();
-            header.set_mtime(0);
-            header.set_uid(0);
-            header.set_gid(0);
+            header.set_mtime(self.mtime);
+            header.set_uid(uid);
+            header.set_gid(gid);
             match entry {
                 Entry::File { contents, mode } => {
                     header.set_entry_type(tar::EntryType::Regular);
@@ -197,8 +240,10 @@ impl Healthcheck {
 ///     .env("PORT", "8080")
 ///     .user("65532:65532")
 ///     .expose(8080)
+///     .created(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000))
 ///     .build()?;
 /// assert_eq!(image.platform().to_string(), "linux/arm64");
+/// assert!(String::from_utf8_lossy(image.config()).contains(r#""created":"2023-11-14T22:13:20Z""#));
 /// # Ok::<(), fleet_registry::Error>(())
 /// ```
 #[derive(Debug, Clone)]
@@ -213,6 +258,7 @@ pub struct ImageBuilder {
     labels: BTreeMap<String, String>,
     exposed: BTreeSet<u16>,
     healthcheck: Option<Healthcheck>,
+    created: Option<SystemTime>,
 }
 
 /// An assembled image: its configuration, manifest and layers, ready to push.
@@ -239,6 +285,7 @@ impl ImageBuilder {
             labels: BTreeMap::new(),
             exposed: BTreeSet::new(),
             healthcheck: None,
+            created: None,
         }
     }
 
@@ -293,6 +340,14 @@ impl ImageBuilder {
     /// Sets the health check.
     pub fn healthcheck(mut self, healthcheck: Healthcheck) -> ImageBuilder {
         self.healthcheck = Some(healthcheck);
+        self
+    }
+
+    /// Sets the configuration's `created` date (RFC 3339, whole seconds, UTC), which
+    /// `docker image ls` shows; without it the configuration has none. A release gives
+    /// its `SOURCE_DATE_EPOCH`, so the date is reproducible too.
+    pub fn created(mut self, created: SystemTime) -> ImageBuilder {
+        self.created = Some(created);
         self
     }
 
@@ -356,6 +411,9 @@ impl ImageBuilder {
         if let Some(variant) = self.platform.variant() {
             config["variant"] = json!(variant);
         }
+        if let Some(created) = self.created {
+            config["created"] = json!(rfc3339(created)?);
+        }
         let config = Bytes::from(serde_json::to_vec(&config).map_err(json_failed)?);
         let manifest = json!({
             "schemaVersion": 2,
@@ -376,6 +434,18 @@ impl ImageBuilder {
             layers: self.layers.clone(),
         })
     }
+}
+
+/// `2023-11-14T22:13:20Z`: whole seconds in UTC, as Docker and BuildKit write `created`.
+fn rfc3339(time: SystemTime) -> Result<String, Error> {
+    let failed = |message: String| Error::Assembly {
+        what: "the creation date".to_owned(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidInput, message),
+    };
+    let timestamp = jiff::Timestamp::try_from(time).map_err(|e| failed(e.to_string()))?;
+    let seconds =
+        jiff::Timestamp::from_second(timestamp.as_second()).map_err(|e| failed(e.to_string()))?;
+    Ok(seconds.to_string())
 }
 
 fn json_failed(error: serde_json::Error) -> Error {
@@ -525,6 +595,64 @@ mod tests {
         usr/bin/ 755 0:0 mtime=0 size=0
         usr/bin/fleet 755 0:0 mtime=0 size=6
         ");
+    }
+
+    #[test]
+    fn entries_can_have_an_owner_and_a_date() {
+        let layer = LayerBuilder::new()
+            .directory("var/lib/fleet", 0o700)
+            .owner("var/lib/fleet", 65532, 65532)
+            .owner("var/lib", 1, 2)
+            .file("usr/local/bin/fleet", b"binary".to_vec(), 0o755)
+            .mtime(1_700_000_000)
+            .build()
+            .unwrap();
+        insta::assert_snapshot!(listing(&layer), @r"
+        usr/ 755 0:0 mtime=1700000000 size=0
+        usr/local/ 755 0:0 mtime=1700000000 size=0
+        usr/local/bin/ 755 0:0 mtime=1700000000 size=0
+        usr/local/bin/fleet 755 0:0 mtime=1700000000 size=6
+        var/ 755 0:0 mtime=1700000000 size=0
+        var/lib/ 755 1:2 mtime=1700000000 size=0
+        var/lib/fleet/ 700 65532:65532 mtime=1700000000 size=0
+        ");
+        // The gzip header stays undated: bytes 4..8 are its MTIME.
+        assert_eq!(&layer.blob()[4..8], &[0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn an_owner_for_a_path_the_layer_does_not_hold_is_an_error() {
+        let error = LayerBuilder::new()
+            .file("app", b"1".to_vec(), 0o755)
+            .owner("data", 65532, 65532)
+            .build()
+            .unwrap_err();
+        assert_eq!(
+            format!("{error}: {}", std::error::Error::source(&error).unwrap()),
+            r#"cannot assemble a layer: an owner is given for "data", which the layer does not hold"#
+        );
+    }
+
+    #[test]
+    fn the_creation_date_is_whole_seconds_in_utc() {
+        let check = |time: SystemTime| -> String {
+            let image = ImageBuilder::new("linux/amd64".parse().unwrap())
+                .created(time)
+                .build()
+                .unwrap();
+            let config: serde_json::Value = serde_json::from_slice(image.config()).unwrap();
+            config["created"].to_string()
+        };
+        let epoch = std::time::UNIX_EPOCH;
+        assert_eq!(check(epoch), r#""1970-01-01T00:00:00Z""#);
+        assert_eq!(
+            check(epoch + Duration::from_millis(1_700_000_000_900)),
+            r#""2023-11-14T22:13:20Z""#
+        );
+        let undated = ImageBuilder::new("linux/amd64".parse().unwrap())
+            .build()
+            .unwrap();
+        assert!(!String::from_utf8_lossy(undated.config()).contains("created"));
     }
 
     #[test]
