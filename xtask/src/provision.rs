@@ -1,5 +1,6 @@
-//! Provisioning: the Debian packages the tests need, moto's S3 server (PyPI), and a
-//! Docker Engine that answers.
+//! Provisioning: the Debian packages the tests need, moto's S3 server (PyPI), the arm64
+//! BusyBox of the image builder's test (Debian's `busybox-static:arm64`), and a Docker
+//! Engine that answers.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -271,4 +272,135 @@ pub(crate) fn remove_test_images(run: &str) {
         .args(&ids)
         .stdout(Stdio::null())
         .status();
+}
+
+/// The Debian package whose binary is the arm64 payload of the image builder's test
+/// (`xtask/tests/image_builder.rs`): no arm64 Rust standard library can be installed
+/// here, and BusyBox is a genuinely arm64, static executable.
+const ARM64_BUSYBOX_PACKAGE: &str = "busybox-static:arm64";
+
+/// Where [`ensure_arm64_busybox`] puts the package's files, under cargo's target
+/// directory; the test looks there (or at `FLEET_ARM64_BUSYBOX`).
+const ARM64_BUSYBOX_DIR: &str = "busybox-static-arm64";
+
+/// Provides the arm64 BusyBox of the image builder's test at
+/// `<target dir>/busybox-static-arm64/bin/busybox`, unless it is there: as root on
+/// Debian, `apt-get download`s [`ARM64_BUSYBOX_PACKAGE`] with apt state of its own (arm64
+/// package lists in a private directory, so the system's architectures and lists stay as
+/// they are) and unpacks it with `dpkg-deb -x`. Fails naming the package otherwise.
+/// `FLEET_ARM64_BUSYBOX`, naming a file, stands in for it (the test reads it too).
+pub(crate) fn ensure_arm64_busybox() -> anyhow::Result<std::path::PathBuf> {
+    if let Some(given) = std::env::var_os("FLEET_ARM64_BUSYBOX").map(std::path::PathBuf::from)
+        && given.is_file()
+    {
+        return Ok(given);
+    }
+    let dir = cargo_target_dir()?.join(ARM64_BUSYBOX_DIR);
+    let busybox = dir.join("bin/busybox");
+    if busybox.is_file() {
+        return Ok(busybox);
+    }
+    if !is_root() || !Path::new("/usr/bin/apt-get").exists() {
+        bail!(
+            "the image builder's test needs an arm64 static binary, {busybox}, from Debian's \
+             {ARM64_BUSYBOX_PACKAGE}: run `cargo xtask test` as root on Debian, which \
+             downloads it, or unpack it there by hand (`apt-get download \
+             {ARM64_BUSYBOX_PACKAGE}` after `dpkg --add-architecture arm64 && apt-get \
+             update`, then `dpkg-deb -x busybox-static_*_arm64.deb {dir}`)",
+            busybox = busybox.display(),
+            dir = dir.display()
+        );
+    }
+    eprintln!(
+        "xtask: downloading {ARM64_BUSYBOX_PACKAGE} (the image builder test's arm64 binary; once)"
+    );
+    let apt = dir.with_extension("apt");
+    for sub in ["lists/partial", "cache/archives/partial"] {
+        std::fs::create_dir_all(apt.join(sub))
+            .with_context(|| format!("cannot create {}", apt.join(sub).display()))?;
+    }
+    let apt_get = |args: &[&str]| {
+        let mut command = Command::new("apt-get");
+        command
+            .current_dir(&apt)
+            .args([
+                "-qq",
+                "-o",
+                "APT::Architecture=arm64",
+                "-o",
+                "APT::Architectures::=arm64",
+            ])
+            .arg("-o")
+            .arg(format!("Dir::State::Lists={}", apt.join("lists").display()))
+            .arg("-o")
+            .arg(format!("Dir::Cache={}", apt.join("cache").display()))
+            // The download lands in a directory of root's; apt's sandbox user may not write it.
+            .args(["-o", "APT::Sandbox::User=root"])
+            .args(args);
+        command
+    };
+    run_checked(&mut apt_get(&["update"])).with_context(|| {
+        format!("cannot read the arm64 package lists for {ARM64_BUSYBOX_PACKAGE}")
+    })?;
+    run_checked(&mut apt_get(&["download", ARM64_BUSYBOX_PACKAGE]))?;
+    let deb = std::fs::read_dir(&apt)
+        .with_context(|| format!("cannot list {}", apt.display()))?
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .find(|path| {
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            name.starts_with("busybox-static_") && name.ends_with("_arm64.deb")
+        })
+        .with_context(|| {
+            format!(
+                "apt-get download {ARM64_BUSYBOX_PACKAGE} left no .deb in {}",
+                apt.display()
+            )
+        })?;
+    // Unpacked beside, then renamed: an interrupted run leaves no half a package behind.
+    let unpacked = dir.with_extension("partial");
+    let _ = std::fs::remove_dir_all(&unpacked);
+    run_checked(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&unpacked))?;
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::rename(&unpacked, &dir)
+        .with_context(|| format!("cannot move {} to {}", unpacked.display(), dir.display()))?;
+    let _ = std::fs::remove_dir_all(&apt);
+    if !busybox.is_file() {
+        bail!(
+            "{ARM64_BUSYBOX_PACKAGE} has no bin/busybox (looked in {})",
+            dir.display()
+        );
+    }
+    Ok(busybox)
+}
+
+/// Cargo's target directory, as `cargo metadata` reports it (`CARGO_TARGET_DIR` and
+/// `build.target-dir` move it); the test bed finds it the same way
+/// (`fleet_tests::testapp::target_dir`).
+fn cargo_target_dir() -> anyhow::Result<std::path::PathBuf> {
+    let mut command = crate::cargo();
+    command.args([
+        "metadata",
+        "--format-version",
+        "1",
+        "--no-deps",
+        "--offline",
+    ]);
+    let output = command
+        .output()
+        .with_context(|| format!("cannot run {}", crate::describe(&command)))?;
+    if !output.status.success() {
+        bail!(
+            "`{}` failed ({}): {}",
+            crate::describe(&command),
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    let metadata: serde_json::Value =
+        serde_json::from_slice(&output.stdout).context("cannot read cargo metadata's output")?;
+    let dir = metadata["target_directory"]
+        .as_str()
+        .context("cargo metadata reports no target_directory")?;
+    Ok(std::path::PathBuf::from(dir))
 }
