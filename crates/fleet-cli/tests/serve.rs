@@ -277,3 +277,102 @@ async fn instances_share_one_port_by_host_name() {
     let (_, body) = ask("alice.test.lan").await;
     assert!(body.contains("\"1.1.0\""), "{body}");
 }
+
+/// Runs `fleet serve --check` (on `state`, with `env`): exit code, stdout, stderr.
+fn check(state: &Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_fleet"))
+        .args(["serve", "--check"])
+        .args(args)
+        .env_remove("FLEET_SERVE_API")
+        .envs(env.iter().copied())
+        .env("FLEET_STATE_DIR", state)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// `fleet serve` answers `GET /api/health` on `[serve] api`, and `fleet serve --check`
+/// (the container image's HEALTHCHECK) exits 0 while it does and 1 once it stopped, or
+/// when no address is set.
+#[test]
+fn serve_check_exits_0_while_the_api_answers_and_1_otherwise() {
+    let state = tempfile::tempdir().unwrap();
+    let port = fleet_tests::net::free_port().unwrap();
+    let api = format!("127.0.0.1:{port}");
+    std::fs::write(
+        state.path().join("config.toml"),
+        format!("[serve]\napi = \"{api}\"\n"),
+    )
+    .unwrap();
+    let serve = ServeProcess::start(Path::new(env!("CARGO_BIN_EXE_fleet")), state.path()).unwrap();
+
+    // The address from config.toml, from --api, from FLEET_SERVE_API.
+    let elsewhere = tempfile::tempdir().unwrap();
+    for (dir, args, env) in [
+        (state.path(), &[][..], &[][..]),
+        (elsewhere.path(), &["--api", api.as_str()][..], &[][..]),
+        (
+            elsewhere.path(),
+            &[][..],
+            &[("FLEET_SERVE_API", api.as_str())][..],
+        ),
+    ] {
+        let (code, stdout, stderr) = check(dir, args, env);
+        assert_eq!(code, 0, "{args:?} {env:?}: {stderr}");
+        assert_eq!(
+            stdout,
+            format!(
+                "healthy: fleet {} serving 0 routes\n",
+                env!("CARGO_PKG_VERSION")
+            )
+        );
+    }
+    let (code, stdout, _) = check(state.path(), &["--json"], &[]);
+    assert_eq!(code, 0);
+    let health: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        health,
+        serde_json::json!({"status": "ok", "version": env!("CARGO_PKG_VERSION"), "routes": 0})
+    );
+
+    // A second serve whose API address is taken does not start, and says why.
+    let other = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_fleet"))
+        .args(["serve", "--api", &api])
+        .env("FLEET_STATE_DIR", other.path())
+        .env("FLEET_LOG", "off")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot serve its API on {api}: ")),
+        "{stderr}"
+    );
+    assert!(!other.path().join("serve.sock").exists());
+
+    let (code, _) = serve.stop(Duration::from_secs(30)).unwrap();
+    assert_eq!(code, 0);
+    let (code, stdout, stderr) = check(state.path(), &[], &[]);
+    assert_eq!(code, 1, "{stdout}");
+    assert_eq!(stdout, "");
+    assert!(
+        stderr.starts_with(&format!(
+            "error: fleet serve is not healthy: cannot connect to http://{api}/api/health: "
+        )),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+
+    let (code, _, stderr) = check(elsewhere.path(), &[], &[]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.starts_with("error: no API address to check: set FLEET_SERVE_API"),
+        "{stderr}"
+    );
+}

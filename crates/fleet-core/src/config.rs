@@ -25,6 +25,7 @@
 //! [serve]                     # fleet serve: every instance also at NAME.DOMAIN:PORT
 //! shared_port = 80
 //! domain = "example.lan"
+//! api = "127.0.0.1:8090"       # GET /api/health there (off without it)
 //!
 //! [ports]
 //! first = 5001
@@ -93,9 +94,10 @@ pub struct FleetConfig {
     pub vars: FleetVars,
 }
 
-/// Host-name routing through `fleet serve`: with both set, every instance behind the
-/// proxy also answers at `http://NAME.DOMAIN:SHARED_PORT/` (its first port), so many
-/// instances share one port.
+/// What `fleet serve` serves besides each instance's host ports: host-name routing
+/// (with both `shared_port` and `domain` set, every instance behind the proxy also
+/// answers at `http://NAME.DOMAIN:SHARED_PORT/`, its first port, so many instances
+/// share one port) and its HTTP API.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
@@ -109,6 +111,10 @@ pub struct ServeSettings {
         skip_serializing_if = "Option::is_none"
     )]
     pub domain: Option<String>,
+    /// Where `fleet serve` answers `GET /api/health` (`fleet serve --api` and
+    /// `FLEET_SERVE_API` win over it); off when none is set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api: Option<std::net::SocketAddr>,
 }
 
 /// How many backups of each instance fleet keeps; applied after each backup and by
@@ -527,6 +533,9 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(inside.contains("inside [ports]"), "{inside}");
+        let api = load("[serve]\napi = \"127.0.0.1:8090\"\n").unwrap();
+        assert_eq!(api.serve.api, Some("127.0.0.1:8090".parse().unwrap()));
+        assert!(load("[serve]\napi = \"localhost\"\n").is_err());
         let half = load("[serve]\nshared_port = 80\n").unwrap_err().to_string();
         assert!(half.contains("both shared_port and domain"), "{half}");
         assert!(load("[serve]\nshared_port = 80\ndomain = \"bad domain\"\n").is_err());

@@ -1,7 +1,12 @@
 //! `fleet serve`: fleet's proxy for the state directory, in the foreground.
 
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::bail;
+use fleet_core::serve::ApiCheck;
 
 use crate::cli::RegistryArgs;
 use crate::commands::{Context, open_fleet};
@@ -11,6 +16,16 @@ pub(crate) struct Args {
     /// Print a systemd unit that runs `fleet serve` for this state directory, and exit.
     #[arg(long)]
     print_systemd_unit: bool,
+
+    /// Also answer `GET /api/health` over HTTP on this address (`127.0.0.1:8090`);
+    /// `[serve] api` in config.toml otherwise, off without either.
+    #[arg(long, env = "FLEET_SERVE_API", value_name = "ADDR")]
+    api: Option<SocketAddr>,
+
+    /// Ask the API of a running `fleet serve` (at `--api`) whether it is healthy, and
+    /// exit: 0 when it answers 200, 1 otherwise (a container's HEALTHCHECK).
+    #[arg(long, conflicts_with = "print_systemd_unit")]
+    check: bool,
 
     #[command(flatten)]
     registry: RegistryArgs,
@@ -22,6 +37,13 @@ pub(crate) fn run(context: &Context, args: &Args) -> anyhow::Result<ExitCode> {
         let state = std::path::absolute(&context.state_dir)?;
         context.out.lines(&[systemd_unit(&exe, &state)])?;
         return Ok(ExitCode::SUCCESS);
+    }
+    let api = match args.api {
+        Some(addr) => Some(addr),
+        None => fleet_core::FleetConfig::load(&context.state_dir)?.serve.api,
+    };
+    if args.check {
+        return check(context, api);
     }
     // The proxy serves on every core.
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -37,7 +59,13 @@ pub(crate) fn run(context: &Context, args: &Args) -> anyhow::Result<ExitCode> {
             context.state_dir.display(),
             context.state_dir.join(fleet_core::serve::SOCKET).display()
         ));
-        let report = fleet.serve(stop_signal()).await?;
+        if let Some(addr) = api {
+            context.out.note(&format!(
+                "API on http://{addr}{}",
+                fleet_core::serve::HEALTH_PATH
+            ));
+        }
+        let report = fleet.serve(api, stop_signal()).await?;
         anyhow::Ok(report)
     })?;
     context.out.note(&format!(
@@ -47,6 +75,39 @@ pub(crate) fn run(context: &Context, args: &Args) -> anyhow::Result<ExitCode> {
         report.shutdown.upgraded_closed
     ));
     Ok(ExitCode::SUCCESS)
+}
+
+/// How long `--check` waits for the answer: well within a HEALTHCHECK's timeout.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// `fleet serve --check`: exit 0 when the API at `api` answers healthy, 1 otherwise.
+fn check(context: &Context, api: Option<SocketAddr>) -> anyhow::Result<ExitCode> {
+    let Some(api) = api else {
+        bail!(
+            "no API address to check: set FLEET_SERVE_API (or --api, or [serve] api in \
+             config.toml) to the address `fleet serve` answers on"
+        );
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    match runtime.block_on(fleet_core::serve::check(api, CHECK_TIMEOUT)) {
+        ApiCheck::Healthy(health) => {
+            if context.out.is_json() {
+                context.out.json(&health)?;
+            } else {
+                context.out.lines(&[format!(
+                    "healthy: fleet {} serving {} route{}",
+                    health.version,
+                    health.routes,
+                    if health.routes == 1 { "" } else { "s" }
+                )])?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ApiCheck::Unhealthy { reason } => bail!("fleet serve is not healthy: {reason}"),
+        _ => bail!("fleet serve is not healthy"),
+    }
 }
 
 /// Resolves on SIGTERM or SIGINT (Ctrl-C).

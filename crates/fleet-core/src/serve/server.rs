@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use fleet_proxy::{Listener, Proxy, ProxyConfig, RouteName, RouteRule, ShutdownReport, Switch};
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
-use tokio::net::{UnixListener, UnixStream};
+use tokio::net::{TcpListener, UnixListener, UnixStream};
 
+use super::api;
 use super::control::{ControlClient, Drained, Request, Response, RouteSpec, SOCKET};
 use crate::error::Error;
 use crate::fleet::Fleet;
@@ -78,12 +79,15 @@ impl State {
 impl Fleet {
     /// Runs fleet's proxy for this state directory until `shutdown` resolves, then
     /// drains it: the routes of the store on their host ports, and the control socket
-    /// (`<state dir>/serve.sock`, 0600) through which `fleet update` switches them.
+    /// (`<state dir>/serve.sock`, 0600) through which `fleet update` switches them, and
+    /// with `api`, the HTTP API on that address (`GET /api/health`).
     /// Interrupted deployments of every instance are recovered once it serves.
     ///
-    /// Fails when another `fleet serve` answers on this state directory.
+    /// Fails when another `fleet serve` answers on this state directory, or when it
+    /// cannot listen on `api`.
     pub async fn serve(
         self: Arc<Self>,
+        api: Option<SocketAddr>,
         shutdown: impl std::future::Future<Output = ()>,
     ) -> Result<ServeReport, Error> {
         let path = self.dirs.root().join(SOCKET);
@@ -120,11 +124,29 @@ impl Fleet {
                 tracing::warn!(route = %route.name, "{reason}");
             }
         }
+        // Before the socket: a serve that cannot listen on its API leaves nothing behind.
+        let api_listener = match api {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| failed(format!("cannot serve its API on {addr}: {e}")))?,
+            ),
+            None => None,
+        };
         let socket =
             UnixListener::bind(&path).map_err(|e| failed(format!("cannot listen: {e}")))?;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
             .map_err(|e| failed(format!("cannot make it private: {e}")))?;
         tracing::info!(routes = routes.len(), socket = %path.display(), "serving");
+        let api_task = api_listener.map(|listener| {
+            let state = Arc::clone(&state);
+            let count: api::RouteCount = Arc::new(move || state.proxy.routes().list().len());
+            tokio::spawn(async move {
+                if let Err(error) = api::run(listener, count, std::future::pending()).await {
+                    tracing::warn!("API: {error}");
+                }
+            })
+        });
 
         let recovery = {
             let fleet = Arc::clone(&self);
@@ -145,6 +167,10 @@ impl Fleet {
             }
         }
         recovery.abort();
+        // A draining serve is no longer healthy: its API goes first.
+        if let Some(task) = api_task {
+            task.abort();
+        }
         drop(socket);
         let _ = std::fs::remove_file(&path);
         let shutdown = state.proxy.shutdown(drain).await;
