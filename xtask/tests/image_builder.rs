@@ -99,9 +99,20 @@ fn release_inputs(root: &Path, busybox: &Path, source_date_epoch: i64) -> ImageI
     }
 }
 
-/// The workspace's `fleet` binary, built if needed (cargo has released its lock while
-/// the test binaries run, so this does not wait on `cargo test` itself).
+/// The workspace's `fleet` binary: the one `cargo test --workspace` built beside this
+/// test's profile directory (fleet-cli's tests need it), else built now. Building it
+/// while other test binaries run `fleet` could replace it under them (a `-p fleet-cli`
+/// build may resolve features differently and relink it), so the built one is preferred.
 fn fleet_binary() -> anyhow::Result<PathBuf> {
+    let profile_dir = std::env::current_exe()?
+        .parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf);
+    if let Some(built) = profile_dir.map(|dir| dir.join("fleet"))
+        && built.is_file()
+    {
+        return Ok(built);
+    }
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let output = Command::new(cargo)
         .current_dir(fleet_tests::workspace_root())
