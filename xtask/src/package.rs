@@ -1,0 +1,309 @@
+//! The packaging check of `cargo xtask test` (and of CI): every library crate packages for
+//! crates.io and builds from its packaged sources alone, so a crate that could not be
+//! published is caught the day it breaks, not on release day.
+//!
+//! It runs `cargo package --workspace` with verification, leaving out the members that
+//! are never published (`publish = false`: xtask, the test bed, the test app), which
+//! `cargo metadata` names. `--allow-dirty`: the check runs on work trees with changes
+//! (that is when it is useful); a release publishes from a clean tree, where
+//! `cargo publish` refuses a dirty one itself.
+//!
+//! The verification builds into the workspace's target directory (`CARGO_TARGET_DIR` is
+//! set to it when unset; cargo would otherwise build each packaged crate in a target
+//! directory of its own under `target/package/`, which it deletes on the next run, so
+//! every run would build every dependency again), with the workspace's dev profile (the
+//! packaged manifests do not carry `[profile]`, so it is passed as `--config`), so the
+//! dependencies the workspace build compiled are reused. What is left is building the
+//! fleet crates themselves from their packages, every run: cargo unpacks them afresh (and
+//! so must the local registry through which the packaged crates see each other, see
+//! [`remove_unpacked_packages`] and [`forget_packaged_builds`]).
+
+use std::io::{BufRead as _, BufReader, IsTerminal as _};
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Instant;
+
+use anyhow::{Context as _, bail};
+
+use crate::{cargo, describe};
+
+/// The root manifest's `[profile.dev]` and `[profile.dev.package."*"]`, as `--config`
+/// values: verification builds the packaged crates outside the workspace, where the root
+/// manifest's profiles do not apply (a test below keeps them in step).
+const DEV_PROFILE: [&str; 3] = [
+    r#"profile.dev.debug="line-tables-only""#,
+    r#"profile.dev.package."*".debug=false"#,
+    r#"profile.dev.package."*".opt-level=2"#,
+];
+
+/// Fails, after cargo's own messages, when a library crate cannot be packaged or does not
+/// build from its package; the error names the crate.
+pub(crate) fn check() -> anyhow::Result<()> {
+    let started = Instant::now();
+    let metadata = workspace_metadata()?;
+    remove_unpacked_packages(&metadata)?;
+    if let Some(target) = metadata["target_directory"].as_str() {
+        forget_packaged_builds(Path::new(target), &metadata)?;
+    }
+    let mut command = cargo();
+    command.args(["package", "--workspace", "--allow-dirty"]);
+    for name in unpublished_members(&metadata) {
+        command.args(["--exclude", &name]);
+    }
+    for value in DEV_PROFILE {
+        command.args(["--config", value]);
+    }
+    if std::env::var_os("CARGO_TARGET_DIR").is_none()
+        && let Some(target) = metadata["target_directory"].as_str()
+    {
+        command.env("CARGO_TARGET_DIR", target);
+    }
+    if std::io::stderr().is_terminal() {
+        command.arg("--color=always");
+    }
+    eprintln!("xtask: $ {}", describe(&command));
+    let mut child = command
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot run {}", describe(&command)))?;
+    // cargo's messages go on to the terminal as they come; the last crate it named is
+    // the one an error is about.
+    let mut current: Option<String> = None;
+    if let Some(stderr) = child.stderr.take() {
+        for line in BufReader::new(stderr).lines() {
+            let line = line.context("cannot read cargo's messages")?;
+            eprintln!("{line}");
+            if let Some(name) = crate_named(&line) {
+                current = Some(name);
+            }
+        }
+    }
+    let status = child
+        .wait()
+        .with_context(|| format!("cannot run {}", describe(&command)))?;
+    if !status.success() {
+        match current {
+            Some(name) => bail!(
+                "{name} cannot be published: `cargo package` failed on it (cargo's messages \
+                 above say why)"
+            ),
+            None => bail!("`{}` failed ({status})", describe(&command)),
+        }
+    }
+    eprintln!(
+        "xtask: every library crate packages and builds from its package ({:.1} s)",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn workspace_metadata() -> anyhow::Result<serde_json::Value> {
+    let mut command = cargo();
+    command.args(["metadata", "--format-version", "1", "--no-deps"]);
+    let output = command
+        .output()
+        .with_context(|| format!("cannot run {}", describe(&command)))?;
+    if !output.status.success() {
+        bail!(
+            "`{}` failed ({}): {}",
+            describe(&command),
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    serde_json::from_slice(&output.stdout).context("cargo metadata printed no JSON")
+}
+
+/// Removes the copies of the workspace's packages that an earlier run unpacked into
+/// cargo's source cache. `cargo package --workspace` serves the packaged crates to each
+/// other from a local registry, whose crates cargo unpacks into
+/// `$CARGO_HOME/registry/src/-HASH/NAME-VERSION` once and reuses while the version does
+/// not change: without this, fleet-cli would be verified against the fleet-core of the
+/// first run.
+fn remove_unpacked_packages(metadata: &serde_json::Value) -> anyhow::Result<()> {
+    let cargo_home = match std::env::var_os("CARGO_HOME") {
+        Some(home) => std::path::PathBuf::from(home),
+        None => match std::env::var_os("HOME") {
+            Some(home) => Path::new(&home).join(".cargo"),
+            None => return Ok(()),
+        },
+    };
+    let Ok(sources) = std::fs::read_dir(cargo_home.join("registry/src")) else {
+        return Ok(());
+    };
+    let packages: Vec<String> = metadata["packages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|package| {
+            Some(format!(
+                "{}-{}",
+                package["name"].as_str()?,
+                package["version"].as_str()?
+            ))
+        })
+        .collect();
+    // The local registry has no host name: its directory is `-HASH`; crates.io's is
+    // `index.crates.io-HASH` and is left alone.
+    for source in sources.flatten() {
+        if !source.file_name().to_string_lossy().starts_with('-') {
+            continue;
+        }
+        for package in &packages {
+            let unpacked = source.path().join(package);
+            if unpacked.is_dir() {
+                std::fs::remove_dir_all(&unpacked)
+                    .with_context(|| format!("cannot remove {}", unpacked.display()))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Makes cargo rebuild the workspace crates that an earlier verification built as
+/// registry crates (fleet-core, as fleet-cli's dependency, comes from the local registry
+/// above). Cargo never checks a registry crate's sources for changes, only its version,
+/// so in a shared target directory fleet-cli would be verified against an old fleet-core.
+/// Their fingerprints are the ones of a workspace crate's name whose dependency file
+/// lists no source file (a path crate's lists every one); removing one forces that one
+/// build again and leaves the workspace's own builds alone.
+fn forget_packaged_builds(target: &Path, metadata: &serde_json::Value) -> anyhow::Result<()> {
+    let names: Vec<&str> = metadata["packages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|package| package["name"].as_str())
+        .collect();
+    let Ok(fingerprints) = std::fs::read_dir(target.join("debug/.fingerprint")) else {
+        return Ok(());
+    };
+    for fingerprint in fingerprints.flatten() {
+        let dir_name = fingerprint.file_name().to_string_lossy().into_owned();
+        let Some((name, _hash)) = dir_name.rsplit_once('-') else {
+            continue;
+        };
+        if !names.contains(&name) {
+            continue;
+        }
+        let dep_info = fingerprint
+            .path()
+            .join(format!("dep-lib-{}", name.replace('-', "_")));
+        let Ok(contents) = std::fs::read(&dep_info) else {
+            continue;
+        };
+        let lists_sources = contents.windows(3).any(|window| window == b".rs");
+        if !lists_sources {
+            std::fs::remove_dir_all(fingerprint.path())
+                .with_context(|| format!("cannot remove {}", fingerprint.path().display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// The workspace members with `publish = false` (`"publish": []` in cargo metadata).
+fn unpublished_members(metadata: &serde_json::Value) -> Vec<String> {
+    metadata["packages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|package| package["publish"].as_array().is_some_and(Vec::is_empty))
+        .filter_map(|package| package["name"].as_str())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The crate a status line of `cargo package` is about: `Packaging NAME vX (path)` and
+/// `Verifying NAME vX (path)`, colours removed.
+fn crate_named(line: &str) -> Option<String> {
+    let plain = strip_ansi(line);
+    let mut words = plain.split_whitespace();
+    match words.next()? {
+        "Packaging" | "Verifying" => {
+            let name = words.next()?;
+            let version = words.next().unwrap_or_default();
+            Some(format!("{name} {version}").trim_end().to_owned())
+        }
+        _ => None,
+    }
+}
+
+/// `text` without the ANSI escape sequences `--color=always` adds.
+fn strip_ansi(text: &str) -> String {
+    let mut plain = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // ESC [ parameters final-byte: skip up to the final byte (a letter).
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            plain.push(c);
+        }
+    }
+    plain
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check_line(line: &str) -> String {
+        crate_named(line).unwrap_or_else(|| "-".to_owned())
+    }
+
+    #[test]
+    fn the_crate_an_error_is_about_is_the_last_one_cargo_named() {
+        let cases = [
+            (
+                "   Packaging fleet-core v0.1.0 (/w/crates/fleet-core)",
+                "fleet-core v0.1.0",
+            ),
+            (
+                "   Verifying fleet-cli v0.1.0 (/w/crates/fleet-cli)",
+                "fleet-cli v0.1.0",
+            ),
+            (
+                "\u{1b}[1m\u{1b}[92m   Verifying\u{1b}[0m fleet-proxy v0.1.0 (/w)",
+                "fleet-proxy v0.1.0",
+            ),
+            ("   Compiling tokio v1.54.0", "-"),
+            ("    Packaged 42 files, 120.0KiB (30.0KiB compressed)", "-"),
+            ("error: failed to verify package tarball", "-"),
+        ];
+        for (line, expected) in cases {
+            assert_eq!(check_line(line), expected, "{line:?}");
+        }
+    }
+
+    /// The `--config` values must say what the root manifest's dev profile says, or
+    /// verification builds every dependency a second time.
+    #[test]
+    fn the_verification_profile_is_the_workspace_dev_profile() {
+        let manifest = std::fs::read_to_string(crate::workspace_root().join("Cargo.toml"))
+            .expect("the root Cargo.toml is readable");
+        let section = |header: &str| -> Vec<String> {
+            manifest
+                .lines()
+                .skip_while(|line| line.trim() != header)
+                .skip(1)
+                .take_while(|line| !line.trim_start().starts_with('['))
+                .map(str::trim)
+                .filter(|line| !line.is_empty() && !line.starts_with('#'))
+                .map(|line| line.replace(' ', ""))
+                .collect()
+        };
+        let mut expected: Vec<String> = section("[profile.dev]")
+            .into_iter()
+            .map(|setting| format!("profile.dev.{setting}"))
+            .collect();
+        expected.extend(
+            section(r#"[profile.dev.package."*"]"#)
+                .into_iter()
+                .map(|setting| format!(r#"profile.dev.package."*".{setting}"#)),
+        );
+        assert_eq!(DEV_PROFILE.to_vec(), expected);
+    }
+}
