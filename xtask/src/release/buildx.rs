@@ -47,9 +47,18 @@ pub(crate) fn command(
     for (key, value) in image::labels(inputs)? {
         command.arg("--label").arg(format!("{key}={value}"));
     }
+    // The Dockerfile's own labels come from these; the --label values above win anyway.
+    let labels = image::labels(inputs)?;
     command
         .arg("--build-arg")
         .arg(format!("FLEET_VERSION={}", inputs.version))
+        .arg("--build-arg")
+        .arg(format!("FLEET_REVISION={}", inputs.revision))
+        .arg("--build-arg")
+        .arg(format!(
+            "FLEET_CREATED={}",
+            labels["org.opencontainers.image.created"]
+        ))
         .arg("--build-arg")
         .arg(format!("SOURCE_DATE_EPOCH={}", inputs.source_date_epoch))
         .args(["--provenance=false", "--sbom=false"]);
@@ -111,6 +120,8 @@ mod tests {
           --label org.opencontainers.image.url=https://github.com/fleet-rs/fleet
           --label org.opencontainers.image.version=1.4.2
           --build-arg FLEET_VERSION=1.4.2
+          --build-arg FLEET_REVISION=0123456789abcdef0123456789abcdef01234567
+          --build-arg FLEET_CREATED=2023-11-14T22:13:20Z
           --build-arg SOURCE_DATE_EPOCH=1700000000
           --provenance=false
           --sbom=false
