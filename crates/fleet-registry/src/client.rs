@@ -164,6 +164,50 @@ impl Resolved {
     }
 }
 
+/// The HTTP client, verifying servers against the system's CA certificates, or against
+/// Mozilla's (compiled in, from `webpki-root-certs`) where the system has none: a
+/// `FROM scratch` image, a minimal host. rustls's platform verifier fails to set up
+/// without a single root, and fleet should still reach registries then.
+fn http_client(config: &ClientConfig) -> Result<reqwest::Client, Error> {
+    let builder = || {
+        reqwest::Client::builder()
+            .user_agent(config.user_agent.clone())
+            .timeout(config.timeout)
+            .connect_timeout(config.connect_timeout)
+    };
+    let system = match builder().build() {
+        Ok(client) => return Ok(client),
+        Err(error) => error,
+    };
+    // Only the roots differ from the first attempt, so the roots were what failed.
+    let mozilla = webpki_root_certs::TLS_SERVER_ROOT_CERTS
+        .iter()
+        .filter_map(|der| reqwest::Certificate::from_der(der).ok());
+    match builder().tls_certs_only(mozilla).build() {
+        Ok(client) => {
+            tracing::debug!(
+                error = %error_chain(&system),
+                "no usable CA certificates on this system; \
+                 verifying registries against Mozilla's roots compiled into fleet"
+            );
+            Ok(client)
+        }
+        Err(_) => Err(Error::ClientSetup(system)),
+    }
+}
+
+/// An error and its causes, `: `-separated.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut out = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    out
+}
+
 /// What a 404 means to the request that got it.
 pub(crate) enum Missing {
     /// The repository: [`Error::RepositoryNotFound`].
@@ -178,12 +222,7 @@ pub(crate) enum Missing {
 impl Client {
     /// A client with this configuration.
     pub fn new(config: ClientConfig) -> Result<Client, Error> {
-        let http = reqwest::Client::builder()
-            .user_agent(config.user_agent.clone())
-            .timeout(config.timeout)
-            .connect_timeout(config.connect_timeout)
-            .build()
-            .map_err(Error::ClientSetup)?;
+        let http = http_client(&config)?;
         let policy = Policy {
             retries: config.retries,
             backoff: config.backoff,
@@ -530,5 +569,63 @@ fn manifest_reference(image: &ImageRef) -> String {
         (Some(digest), _) => digest.to_string(),
         (None, Some(tag)) => tag.to_owned(),
         (None, None) => "latest".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Set in the child process of [`builds_without_system_ca_certificates`].
+    const CHILD: &str = "FLEET_REGISTRY_TEST_NO_SYSTEM_CERTS";
+
+    /// With `SSL_CERT_FILE` and `SSL_CERT_DIR` naming an empty file and an empty
+    /// directory (which rustls-native-certs reads instead of the system's store), as in
+    /// a `FROM scratch` image, a client builds and speaks to a plain-HTTP registry on
+    /// loopback. Environment variables are process-wide, so the check runs in a child.
+    #[test]
+    fn builds_without_system_ca_certificates() {
+        let empty = tempfile::tempdir().unwrap();
+        let file = empty.path().join("ca-certificates.crt");
+        std::fs::write(&file, "").unwrap();
+        let dir = empty.path().join("certs");
+        std::fs::create_dir(&dir).unwrap();
+        let output = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "client::tests::without_system_ca_certificates"])
+            .args(["--ignored", "--nocapture", "--test-threads", "1"])
+            .env(CHILD, "1")
+            .env("SSL_CERT_FILE", &file)
+            .env("SSL_CERT_DIR", &dir)
+            .output()
+            .unwrap();
+        let out = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success() && out.contains("1 passed"),
+            "{out}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    #[tokio::test]
+    #[ignore = "run by builds_without_system_ca_certificates, in an empty certificate environment"]
+    async fn without_system_ca_certificates() {
+        assert!(std::env::var_os(CHILD).is_some(), "run by its parent test");
+        // The system's verifier alone cannot be set up here: the fallback is tested.
+        assert!(reqwest::Client::builder().build().is_err());
+
+        let app = axum::Router::new().route(
+            "/v2/app/tags/list",
+            axum::routing::get(|| async {
+                axum::Json(serde_json::json!({"name": "app", "tags": ["v1.0.0"]}))
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+
+        let client =
+            Client::new(ClientConfig::default().credentials(CredentialSource::Anonymous)).unwrap();
+        let image: ImageRef = format!("{addr}/app").parse().unwrap();
+        assert_eq!(client.fetch_tags(&image).await.unwrap(), ["v1.0.0"]);
     }
 }
