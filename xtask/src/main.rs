@@ -1,11 +1,12 @@
 //! Project automation for fleet, run as `cargo xtask <task>`.
 //!
 //! - `test [ARGS...]`: provisions what the tests need (Debian's `docker-registry`,
-//!   `skopeo` and `zstd`; moto's S3 server from PyPI; `cargo-machete` from crates.io),
-//!   checks that no package declares a dependency it does not use (`unused_deps.rs`) and
-//!   that the Docker Engine answers, then runs `cargo test --workspace [ARGS...]` and
-//!   removes the test app images the run built. (The test bed builds the static test app
-//!   itself.)
+//!   `skopeo` and `zstd`; moto's S3 server from PyPI; `cargo-machete` from crates.io;
+//!   Debian's arm64 BusyBox for the image builder's test), checks that no package declares
+//!   a dependency it does not use (`unused_deps.rs`), that every library crate packages
+//!   and builds from its package (`package.rs`) and that the Docker Engine answers, then
+//!   runs `cargo test --workspace [ARGS...]` and removes the test app images the run
+//!   built. (The test bed builds the static test app itself.)
 //! - `demo [--keep]`: the main job on a fresh machine: a demo fleet on the local Docker
 //!   Engine, built without pulling anything from the internet.
 //! - `bench <name>`: runs the benchmark of one crate (`registry`, `health`, `backup`,
@@ -15,21 +16,25 @@
 //!   `fleet serve` against recreate under load, and 20 instances four at a time).
 //! - `man`: writes the man pages in `docs/man/` from fleet's clap definition (fleet-cli's
 //!   test that checks them writes them when `FLEET_UPDATE_MAN` is set).
+//! - `release`: releases fleet (`release/`, docs/releasing.md): versions, changelog,
+//!   commit and tag, images (buildx, or the daemonless builder on fleet-registry), crates.
 //!
-//! xtask depends on `anyhow` and `serde_json` (to read cargo's messages) only: it shells
-//! out to `cargo` (`cargo install` too), `apt-get` and `docker`, and prints what it does.
-//! Builds show cargo's own progress; binaries are found where cargo says it put them, so
-//! `CARGO_TARGET_DIR` and `build.target-dir` work. Errors are one line: `xtask: error: `
-//! and the chain of causes.
+//! xtask shells out to `cargo` (`cargo install` too), `git`, `apt-get` and `docker`, and
+//! prints what it does. Builds show cargo's own progress; binaries are found where cargo
+//! says it put them, so `CARGO_TARGET_DIR` and `build.target-dir` work. Errors are one
+//! line: `xtask: error: ` and the chain of causes.
 
 // This is a terminal program.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod artifacts;
+mod package;
 mod provision;
 #[cfg(test)]
 mod readme;
+mod release;
 mod unused_deps;
+mod workflows;
 
 use std::os::unix::process::CommandExt as _;
 use std::path::PathBuf;
@@ -44,7 +49,9 @@ tasks:
                    Docker, run cargo test --workspace
   demo [--keep]    run a demo fleet on the local Docker Engine (no internet needed)
   bench <name>     run a benchmark: registry | health | backup | core | proxy | update
-  man              write the man pages in docs/man/ from fleet's command line";
+  man              write the man pages in docs/man/ from fleet's command line
+  release [...]    release fleet: versions, changelog, tag, images, crates
+                   (cargo xtask release --help)";
 
 fn main() -> ExitCode {
     match run() {
@@ -72,6 +79,7 @@ fn run() -> anyhow::Result<ExitCode> {
         Some("demo") => demo(&rest),
         Some("bench") => bench(&rest),
         Some("man") => man(),
+        Some("release") => release::run(&rest),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(ExitCode::SUCCESS)
@@ -122,8 +130,15 @@ fn test(args: &[String]) -> anyhow::Result<ExitCode> {
         ("docker-compose", "docker-compose"),
     ])?;
     provision::ensure_moto_server()?;
+    // The GitHub workflow schema check of xtask/tests/workflows.rs.
+    workflows::ensure_check_jsonschema()?;
+    // The arm64 payload of the release image builder's test.
+    provision::ensure_arm64_busybox()?;
     // First: it takes seconds, and an unused dependency fails the run whatever the tests say.
     unused_deps::check()?;
+    // Every library crate packages and builds from its package alone: a crate that could
+    // not be published fails the run the day it breaks.
+    package::check()?;
     provision::ensure_docker()?;
     // Every test process removes the test app images it built when it exits; the run's
     // label also lets the images of a process killed mid-run go at the end.
