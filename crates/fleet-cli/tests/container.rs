@@ -1,9 +1,11 @@
 //! fleet's container image (issue 13), built from the repository's Dockerfile with a
 //! static `fleet` (its prebuilt path: no Rust image is pulled) and run as
 //! `docs/container.md` says: host network, the Docker socket with its group, the state
-//! directory mounted at its own path and owned by 65532. It becomes `healthy` through
-//! its `HEALTHCHECK` (`fleet serve --check`), runs as non-root, carries its labels, serves
-//! an instance created through it, and exits 0 on SIGTERM; everything is removed after.
+//! directory mounted at its own path and owned by 65532, no CA certificates mounted. It
+//! becomes `healthy` through its `HEALTHCHECK` (`fleet serve --check`), runs as non-root,
+//! carries its labels, serves instances created through it (running as 65532 and as
+//! root; one running as another user cannot write its data directory), and exits 0 on
+//! SIGTERM; everything is removed after.
 //!
 //! The static binary is built once into `<target dir>/static-fleet` (dependencies
 //! unoptimised: this test only needs it to run), or taken from `FLEET_STATIC_BIN`.
@@ -353,9 +355,8 @@ async fn the_image_runs_fleet_serve_healthy_as_non_root_and_stops_cleanly() {
         &socket_gid.to_string(),
         "--volume",
         &format!("{state}:{state}"),
-        // The image has no CA certificates; fleet will not start without any.
-        "--volume",
-        "/etc/ssl/certs:/etc/ssl/certs:ro",
+        // No CA certificates are mounted: fleet verifies registries against the roots
+        // compiled into it when the image has none.
         "--env",
         &format!("FLEET_STATE_DIR={state}"),
         "--env",
@@ -405,6 +406,70 @@ async fn the_image_runs_fleet_serve_healthy_as_non_root_and_stops_cleanly() {
     ]))
     .unwrap();
     assert_eq!(health["routes"], 1, "{health}");
+
+    // An app that runs as root (an image with no USER) writes to the data directory
+    // fleet made as 65532 under the 0700 state directory: the Engine resolves the bind
+    // mount, and root in the instance's container keeps Docker's default capabilities
+    // (CAP_DAC_OVERRIDE).
+    fleet_tests::image::TestImage::new("1.0.0")
+        .user(None)
+        .build(&bed.docker)
+        .await
+        .unwrap()
+        .push(&bed.docker, &bed.registry, "rootapp", &["v1"])
+        .await
+        .unwrap();
+    let root_image = format!("{}/rootapp:v1", bed.registry.docker_host());
+    let mut create = vec![
+        "exec",
+        &name,
+        "fleet",
+        "create",
+        "bob",
+        "--image",
+        &root_image,
+        "--port",
+        "8080",
+        "--health-path",
+        "/api/health",
+        "--json",
+    ];
+    create.extend_from_slice(&FAST_HEALTH);
+    let created: serde_json::Value = serde_json::from_str(&docker(&create)).unwrap();
+    let bob = u16::try_from(created["ports"][0]["host"].as_u64().unwrap()).unwrap();
+    let version = fleet_tests::net::app_version(bob, Duration::from_secs(20))
+        .await
+        .unwrap();
+    assert_eq!(version, "1.0.0");
+    let data = bed.state.path().join("instances/bob/data");
+    let owner = |path: &Path| {
+        use std::os::unix::fs::MetadataExt as _;
+        let meta = std::fs::metadata(path).unwrap();
+        (meta.uid(), meta.gid())
+    };
+    assert_eq!(owner(&data), (65532, 65532), "{}", data.display());
+    assert_eq!(owner(&data.join("testapp.db")), (0, 0));
+
+    // An app that runs as another user (the test app's image is 10001:10001) cannot:
+    // fleet, not root here, cannot hand it the data directory (docs/container.md).
+    let mut create = vec![
+        "exec",
+        &name,
+        "fleet",
+        "create",
+        "carol",
+        "--image",
+        &image_ref,
+        "--port",
+        "8080",
+        "--health-path",
+        "/api/health",
+    ];
+    create.extend_from_slice(&FAST_HEALTH);
+    let output = Command::new("docker").args(&create).output().unwrap();
+    assert!(!output.status.success(), "{output:?}");
+    let carol = bed.state.path().join("instances/carol/data");
+    assert!(!carol.join("testapp.db").exists());
 
     // SIGTERM: it drains and exits 0; the instance's port is refused while it is down.
     docker(&["stop", "--time", "45", &name]);
