@@ -94,10 +94,22 @@ impl ProberBuilder {
     /// system's roots and the extra ones, and one that does not, for the targets that
     /// opt out of verification.
     pub fn build(self) -> Result<Prober, Error> {
-        let verified = client(self.redirect_limit)
-            .tls_certs_merge(self.roots)
+        let verified = match client(self.redirect_limit)
+            .tls_certs_merge(self.roots.clone())
             .build()
-            .map_err(Error::Client)?;
+        {
+            Ok(client) => client,
+            // No roots on the system (a FROM-scratch image): Mozilla's, compiled in.
+            Err(error) => client(self.redirect_limit)
+                .tls_certs_merge(self.roots)
+                .tls_certs_merge(
+                    webpki_root_certs::TLS_SERVER_ROOT_CERTS
+                        .iter()
+                        .filter_map(|der| reqwest::Certificate::from_der(der).ok()),
+                )
+                .build()
+                .map_err(|_| Error::Client(error))?,
+        };
         let unverified = client(self.redirect_limit)
             .tls_danger_accept_invalid_certs(true)
             .build()
@@ -161,6 +173,57 @@ mod tests {
         insta::assert_snapshot!(check("-----BEGIN PRIVATE KEY-----\nAAEC\n-----END PRIVATE KEY-----\n"), @"invalid PEM root certificates: no CERTIFICATE block found");
         insta::assert_snapshot!(check("-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n"), @"invalid PEM root certificates: a certificate is not valid PEM: base64 decode error: InvalidCharacter(33)");
         insta::assert_snapshot!(check("-----BEGIN CERTIFICATE-----\nAAEC\n"), @"invalid PEM root certificates: a certificate is not valid PEM: missing section end marker: [67, 69, 82, 84, 73, 70, 73, 67, 65, 84, 69]");
+    }
+
+    /// Set in the child process of [`builds_and_probes_without_system_ca_certificates`].
+    const CHILD: &str = "FLEET_HEALTH_TEST_NO_SYSTEM_CERTS";
+
+    /// With `SSL_CERT_FILE` and `SSL_CERT_DIR` naming an empty file and an empty
+    /// directory (which rustls-native-certs reads instead of the system's store), as in a
+    /// `FROM scratch` image, the prober still builds (on Mozilla's compiled-in roots) and
+    /// probes. Environment variables are process-wide, so the test runs itself again in a
+    /// child process with them set, and checks there.
+    #[tokio::test]
+    async fn builds_and_probes_without_system_ca_certificates() {
+        if std::env::var_os(CHILD).is_none() {
+            let empty =
+                std::env::temp_dir().join(format!("fleet-health-no-certs-{}", std::process::id()));
+            let dir = empty.join("certs");
+            std::fs::create_dir_all(&dir).unwrap();
+            let file = empty.join("ca-certificates.crt");
+            std::fs::write(&file, "").unwrap();
+            let output = std::process::Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "--exact",
+                    "builder::tests::builds_and_probes_without_system_ca_certificates",
+                ])
+                .args(["--nocapture", "--test-threads", "1"])
+                .env(CHILD, "1")
+                .env("SSL_CERT_FILE", &file)
+                .env("SSL_CERT_DIR", &dir)
+                .output()
+                .unwrap();
+            let _ = std::fs::remove_dir_all(&empty);
+            let out = String::from_utf8_lossy(&output.stdout);
+            assert!(
+                output.status.success() && out.contains("1 passed"),
+                "{out}{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            return;
+        }
+        // The system's verifier alone cannot be set up here: the fallback is tested.
+        assert!(reqwest::Client::builder().build().is_err());
+        let app = axum::Router::new().route("/health", axum::routing::get(|| async { "ok" }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let prober = Prober::builder().build().unwrap();
+        let target = crate::ProbeTarget::http(&format!("http://{addr}/health")).unwrap();
+        let result = prober
+            .probe(&target, std::time::Duration::from_secs(5))
+            .await;
+        assert_eq!(result.outcome, crate::Health::Healthy, "{result:?}");
     }
 
     #[test]
