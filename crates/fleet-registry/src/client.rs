@@ -582,34 +582,35 @@ mod tests {
     /// With `SSL_CERT_FILE` and `SSL_CERT_DIR` naming an empty file and an empty
     /// directory (which rustls-native-certs reads instead of the system's store), as in
     /// a `FROM scratch` image, a client builds and speaks to a plain-HTTP registry on
-    /// loopback. Environment variables are process-wide, so the check runs in a child.
-    #[test]
-    fn builds_without_system_ca_certificates() {
-        let empty = tempfile::tempdir().unwrap();
-        let file = empty.path().join("ca-certificates.crt");
-        std::fs::write(&file, "").unwrap();
-        let dir = empty.path().join("certs");
-        std::fs::create_dir(&dir).unwrap();
-        let output = std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "client::tests::without_system_ca_certificates"])
-            .args(["--ignored", "--nocapture", "--test-threads", "1"])
-            .env(CHILD, "1")
-            .env("SSL_CERT_FILE", &file)
-            .env("SSL_CERT_DIR", &dir)
-            .output()
-            .unwrap();
-        let out = String::from_utf8_lossy(&output.stdout);
-        assert!(
-            output.status.success() && out.contains("1 passed"),
-            "{out}{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-
+    /// loopback. Environment variables are process-wide, so the test runs itself again in
+    /// a child process with them set, and checks there.
     #[tokio::test]
-    #[ignore = "run by builds_without_system_ca_certificates, in an empty certificate environment"]
-    async fn without_system_ca_certificates() {
-        assert!(std::env::var_os(CHILD).is_some(), "run by its parent test");
+    async fn builds_without_system_ca_certificates() {
+        if std::env::var_os(CHILD).is_none() {
+            let empty = tempfile::tempdir().unwrap();
+            let file = empty.path().join("ca-certificates.crt");
+            std::fs::write(&file, "").unwrap();
+            let dir = empty.path().join("certs");
+            std::fs::create_dir(&dir).unwrap();
+            let output = std::process::Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "--exact",
+                    "client::tests::builds_without_system_ca_certificates",
+                ])
+                .args(["--nocapture", "--test-threads", "1"])
+                .env(CHILD, "1")
+                .env("SSL_CERT_FILE", &file)
+                .env("SSL_CERT_DIR", &dir)
+                .output()
+                .unwrap();
+            let out = String::from_utf8_lossy(&output.stdout);
+            assert!(
+                output.status.success() && out.contains("1 passed"),
+                "{out}{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            return;
+        }
         // The system's verifier alone cannot be set up here: the fallback is tested.
         assert!(reqwest::Client::builder().build().is_err());
 
