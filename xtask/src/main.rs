@@ -32,6 +32,7 @@ mod package;
 mod provision;
 #[cfg(test)]
 mod readme;
+#[cfg(feature = "release")]
 mod release;
 mod unused_deps;
 mod workflows;
@@ -79,7 +80,7 @@ fn run() -> anyhow::Result<ExitCode> {
         Some("demo") => demo(&rest),
         Some("bench") => bench(&rest),
         Some("man") => man(),
-        Some("release") => release::run(&rest),
+        Some("release") => release(&rest),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(ExitCode::SUCCESS)
@@ -88,6 +89,25 @@ fn run() -> anyhow::Result<ExitCode> {
             eprintln!("{USAGE}");
             Ok(ExitCode::from(2))
         }
+    }
+}
+
+/// `cargo xtask release`: the release module, or (in the `cargo xtask` build, which leaves
+/// it out) xtask built with it, in this process's place.
+fn release(args: &[String]) -> anyhow::Result<ExitCode> {
+    #[cfg(feature = "release")]
+    {
+        release::run(args)
+    }
+    #[cfg(not(feature = "release"))]
+    {
+        let mut command = cargo();
+        command
+            .args(["run", "--quiet", "--package", "xtask", "--features", "release", "--"])
+            .arg("release")
+            .args(args);
+        let error = command.exec();
+        Err(error).with_context(|| format!("cannot run {}", describe(&command)))
     }
 }
 
