@@ -134,7 +134,7 @@ mod tests {
             .lines()
             .find(|line| line.starts_with("xtask ="))
             .expect("the xtask alias");
-        assert_eq!(alias, r#"xtask = "run --package xtask --""#);
+        assert_eq!(alias, r#"xtask = "run --package xtask --no-default-features --""#);
     }
 
     #[test]

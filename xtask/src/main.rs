@@ -103,7 +103,8 @@ fn release(args: &[String]) -> anyhow::Result<ExitCode> {
     {
         let mut command = cargo();
         command
-            .args(["run", "--quiet", "--package", "xtask", "--features", "release", "--"])
+            // Not --quiet: the first build with the feature takes minutes, shown by cargo.
+            .args(["run", "--package", "xtask", "--features", "release", "--"])
             .arg("release")
             .args(args);
         let error = command.exec();

@@ -177,7 +177,8 @@ fn entry(commit: &Commit) -> Option<Entry> {
 /// A commit written `area: what` (or just `what`).
 fn area_entry(commit: &Commit) -> Entry {
     let (scope, description) = match commit.subject.split_once(": ") {
-        Some((area, what)) if !area.is_empty() && area.len() <= 40 => {
+        // An area is a name or two (`fleet-core`, `xtask test`), not a sentence.
+        Some((area, what)) if !area.is_empty() && area.split_whitespace().count() <= 3 => {
             (Some(area.trim().to_owned()), what.trim().to_owned())
         }
         _ => (None, commit.subject.trim().to_owned()),

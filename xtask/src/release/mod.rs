@@ -143,11 +143,19 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(code));
         }
     };
-    let plan = plan(&args)?;
+    let mut plan = plan(&args)?;
     print!("{}", plan.describe());
     if args.dry_run {
         println!("\ndry run: nothing was changed");
-        return Ok(ExitCode::SUCCESS);
+        let mut blockers = std::mem::take(&mut plan.blockers);
+        return match blockers.len() {
+            0 => Ok(ExitCode::SUCCESS),
+            1 => Err(blockers.remove(0).context("the release would stop")),
+            _ => {
+                let all: Vec<String> = blockers.iter().map(|error| format!("{error:#}")).collect();
+                bail!("the release would stop:\n- {}", all.join("\n- "))
+            }
+        };
     }
     execute(&args, &plan)?;
     Ok(ExitCode::SUCCESS)
@@ -167,12 +175,20 @@ struct Plan {
     run_tests: bool,
     repository: ImageRef,
     existing_tags: Vec<String>,
+    /// Whether the work tree has changes (a dry run goes on).
+    dirty: bool,
+    /// Why the release would stop (a dry run shows the plan, then fails with these).
+    blockers: Vec<anyhow::Error>,
+    /// Why the registry's tags or the crates index could not be read (a dry run goes
+    /// on without them; a release stops).
+    unknown: Vec<String>,
     tags: ReleaseTags,
     builder: Builder,
     sources: Vec<(Platform, image::BinarySource)>,
     crates: CratesStep,
     push: bool,
     cargo_profile: String,
+    allow_missing_platform: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -184,6 +200,8 @@ enum Builder {
 #[derive(Debug)]
 enum CratesStep {
     Publish(Vec<publish::CrateRelease>),
+    /// A dry run that could not read the index: the crates, in order.
+    Unknown(Vec<String>),
     Skipped(&'static str),
 }
 
@@ -193,7 +211,16 @@ fn plan(args: &Args) -> anyhow::Result<Plan> {
         None => crate::workspace_root(),
     };
     let repo = Repo::open(&root)?;
-    repo.ensure_clean()?;
+    // A dry run shows the plan of a tree with changes too, then fails as the release would.
+    let mut blockers = Vec::new();
+    let dirty = match repo.ensure_clean() {
+        Ok(()) => false,
+        Err(error) if args.dry_run => {
+            blockers.push(error);
+            true
+        }
+        Err(error) => return Err(error),
+    };
     let current = version::read(&root)?;
     let version = match (&args.version, args.bump) {
         (Some(version), _) => version.clone(),
@@ -239,7 +266,15 @@ fn plan(args: &Args) -> anyhow::Result<Plan> {
         .registry
         .parse()
         .with_context(|| format!("--registry {}: not an image repository", args.registry))?;
-    let existing_tags = registry_tags(&repository)?;
+    let mut unknown = Vec::new();
+    let existing_tags = match registry_tags(&repository) {
+        Ok(tags) => tags,
+        Err(error) if args.dry_run => {
+            unknown.push(format!("{error:#}: the tags below assume an empty repository"));
+            Vec::new()
+        }
+        Err(error) => return Err(error),
+    };
     let sha = tagged
         .as_deref()
         .map(|commit| commit.parse::<CommitSha>())
@@ -256,7 +291,17 @@ fn plan(args: &Args) -> anyhow::Result<Plan> {
     // Fails naming each platform without a binary, unless --allow-missing-platform.
     let sources = match builder {
         Builder::Daemonless => {
-            image::binary_sources(&image_inputs(args, &root, &version, "", 0))?
+            let mut inputs = image_inputs(args, &root, &version, "", 0);
+            match image::binary_sources(&inputs) {
+                Ok(sources) => sources,
+                // A dry run shows every platform, then fails naming the missing ones.
+                Err(error) if args.dry_run => {
+                    blockers.push(error);
+                    inputs.allow_missing_platform = true;
+                    image::binary_sources(&inputs)?
+                }
+                Err(error) => return Err(error),
+            }
         }
         Builder::Buildx => Vec::new(),
     };
@@ -264,7 +309,16 @@ fn plan(args: &Args) -> anyhow::Result<Plan> {
     let crates = if args.no_publish_crates {
         CratesStep::Skipped("--no-publish-crates")
     } else {
-        CratesStep::Publish(publish::plan(&root, &version, &args.crates_index)?)
+        match publish::plan(&root, &version, &args.crates_index) {
+            Ok(crates) => CratesStep::Publish(crates),
+            Err(error) if args.dry_run => {
+                unknown.push(format!(
+                    "{error:#}: whether each crate is already published is not known"
+                ));
+                CratesStep::Unknown(publish::publish_order(&root)?)
+            }
+            Err(error) => return Err(error),
+        }
     };
 
     Ok(Plan {
@@ -278,12 +332,16 @@ fn plan(args: &Args) -> anyhow::Result<Plan> {
         run_tests: !args.skip_tests,
         repository,
         existing_tags,
+        dirty,
+        blockers,
+        unknown,
         tags,
         builder,
         sources,
         crates,
         push: args.push,
         cargo_profile: args.cargo_profile.clone(),
+        allow_missing_platform: args.allow_missing_platform,
     })
 }
 
@@ -370,7 +428,12 @@ impl Plan {
         } else {
             "tests skipped (--skip-tests)"
         };
-        let _ = writeln!(out, "  checks     the work tree is clean; {tests}");
+        let clean = if self.dirty {
+            "the work tree has changes (the release would stop here)"
+        } else {
+            "the work tree is clean"
+        };
+        let _ = writeln!(out, "  checks     {clean}; {tests}");
         match &self.tagged {
             Some(commit) => {
                 let _ = writeln!(
@@ -442,8 +505,11 @@ impl Plan {
                             self.cargo_profile
                         ),
                         image::BinarySource::Given(path) => format!("{} (given)", path.display()),
-                        image::BinarySource::Missing { why } => {
-                            format!("left out (--allow-missing-platform): {why}")
+                        image::BinarySource::Missing { .. } if self.allow_missing_platform => {
+                            "no binary: left out (--allow-missing-platform)".to_owned()
+                        }
+                        image::BinarySource::Missing { .. } => {
+                            "no binary: the release would stop (below)".to_owned()
                         }
                     };
                     let _ = writeln!(out, "             {platform}: {source}");
@@ -459,6 +525,14 @@ impl Plan {
         match &self.crates {
             CratesStep::Skipped(why) => {
                 let _ = writeln!(out, "  crates     not published ({why})");
+            }
+            CratesStep::Unknown(names) => {
+                let _ = writeln!(
+                    out,
+                    "  crates     in this order, each unless the index has {} already: {}",
+                    self.version,
+                    names.join(", ")
+                );
             }
             CratesStep::Publish(crates) => {
                 let when = if self.push {
@@ -481,6 +555,9 @@ impl Plan {
                     );
                 }
             }
+        }
+        for what in &self.unknown {
+            let _ = writeln!(out, "  unknown    {what}");
         }
         if self.tagged.is_none() {
             out.push_str("\nchangelog section:\n\n");

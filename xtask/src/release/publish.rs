@@ -17,7 +17,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::Path;
 use std::process::Command;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
@@ -75,11 +74,11 @@ pub(crate) fn plan(
     version: &semver::Version,
     index: &str,
 ) -> anyhow::Result<Vec<CrateRelease>> {
-    plan_with(&agent(ureq::Proxy::try_from_env()), root, version, index)
+    plan_with(&IndexClient::new(true)?, root, version, index)
 }
 
 fn plan_with(
-    agent: &ureq::Agent,
+    agent: &IndexClient,
     root: &Path,
     version: &semver::Version,
     index: &str,
@@ -305,44 +304,58 @@ fn index_path(name: &str) -> String {
     }
 }
 
-/// The HTTP client of the index requests: HTTPS through rustls with the aws-lc-rs provider
-/// (which the workspace builds already), trusting the Mozilla roots.
-fn agent(proxy: Option<ureq::Proxy>) -> ureq::Agent {
-    let tls = ureq::tls::TlsConfig::builder()
-        .unversioned_rustls_crypto_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
-        .build();
-    ureq::Agent::config_builder()
-        // Statuses are answers here (404 is "not published"), not transport errors.
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(30)))
-        .proxy(proxy)
-        .tls_config(tls)
-        .build()
-        .into()
+/// The HTTP client of the index requests: reqwest, as fleet-registry uses it (rustls
+/// trusting the system's roots, as cargo does, so a TLS-inspecting proxy the system
+/// trusts works too), on a runtime of its own.
+struct IndexClient {
+    client: reqwest::Client,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl IndexClient {
+    /// A client; with `env_proxy`, through the proxies the environment names.
+    fn new(env_proxy: bool) -> anyhow::Result<IndexClient> {
+        let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(30));
+        if !env_proxy {
+            builder = builder.no_proxy();
+        }
+        Ok(IndexClient {
+            client: builder
+                .build()
+                .context("cannot set up an HTTP client for the crates index")?,
+            runtime: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?,
+        })
+    }
+
+    /// The status and body of a GET of `url`.
+    fn get(&self, url: &str) -> anyhow::Result<(u16, String)> {
+        self.runtime.block_on(async {
+            let response = self.client.get(url).send().await?;
+            let status = response.status().as_u16();
+            Ok((status, response.text().await?))
+        })
+    }
 }
 
 /// Whether the sparse index at `index` lists `version` of `name`. A missing file (404, or
 /// 410 and 451, which cargo reads the same way) means the crate was never published.
 fn is_published(
-    agent: &ureq::Agent,
+    agent: &IndexClient,
     index: &str,
     name: &str,
     version: &semver::Version,
 ) -> anyhow::Result<bool> {
     let url = format!("{}/{}", index.trim_end_matches('/'), index_path(name));
-    let mut response = agent
+    let (status, body) = agent
         .get(&url)
-        .call()
         .with_context(|| format!("cannot read the index file of {name} at {url}"))?;
-    match response.status().as_u16() {
+    match status {
         200 => {}
         404 | 410 | 451 => return Ok(false),
         status => bail!("the index file of {name} at {url} answered HTTP {status}"),
     }
-    let body = response
-        .body_mut()
-        .read_to_string()
-        .with_context(|| format!("cannot read the index file of {name} at {url}"))?;
     versions_listed(&body)
         .with_context(|| format!("the index file of {name} at {url} is not a sparse index file"))
         .map(|versions| versions.contains(version))
@@ -502,7 +515,12 @@ mod tests {
     fn plan_against(index: &Index, version: &str) -> anyhow::Result<Vec<CrateRelease>> {
         // No proxy from the environment: the index is on 127.0.0.1.
         let version = version.parse().expect("a version");
-        plan_with(&agent(None), &crate::workspace_root(), &version, &index.url)
+        plan_with(
+            &IndexClient::new(false).expect("a client"),
+            &crate::workspace_root(),
+            &version,
+            &index.url,
+        )
     }
 
     fn lines(plan: &[CrateRelease]) -> String {
