@@ -18,13 +18,14 @@ use std::task::{Context, Poll, Waker, ready};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
-use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
+use http::header::{CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version, request, response};
 use hyper::body::Frame;
 use tokio::io::AsyncWrite;
 use tokio::time::{Instant, Sleep};
 
 use crate::connect::{UpstreamIo, connect};
+use crate::headers::{X_FORWARDED_FOR, is_forwarded, write_forwarded};
 use crate::pool::{ConnectError, Pool, Pooled};
 
 /// The most headers a response (or its trailers) may carry, as hyper's client allows.
@@ -171,9 +172,10 @@ impl Framing {
 pub(crate) async fn send(
     conn: &mut RawConn,
     head: &request::Parts,
+    forwarded: Forwarded<'_>,
 ) -> Result<(response::Parts, Framing), ExchangeError> {
     let reused = std::mem::replace(&mut conn.reused, true);
-    encode_head(&mut conn.write, head);
+    encode_head(&mut conn.write, head, forwarded);
     if let Err(error) = write_all(conn).await {
         return Err(match error {
             // A pooled connection the backend closed: the request did not get there
@@ -229,20 +231,47 @@ fn is_closed_error(error: &io::Error) -> bool {
     )
 }
 
-/// The request line and headers, origin-form target, HTTP/1.1.
-fn encode_head(buf: &mut Vec<u8>, head: &request::Parts) {
+/// Who asked and how, for the `X-Forwarded-*` headers the head is written with.
+#[derive(Clone, Copy)]
+pub(crate) struct Forwarded<'a> {
+    pub(crate) client_ip: &'a HeaderValue,
+    pub(crate) proto: &'a HeaderValue,
+}
+
+/// The request line and headers, origin-form target, HTTP/1.1, with the
+/// `X-Forwarded-*` headers [`crate::headers::set_forwarded`] would set (written here
+/// rather than inserted in the header map first, which cost more than the rest of the
+/// head's encoding).
+fn encode_head(buf: &mut Vec<u8>, head: &request::Parts, forwarded: Forwarded<'_>) {
     buf.clear();
     buf.extend_from_slice(head.method.as_str().as_bytes());
     buf.push(b' ');
     let target = head.uri.path_and_query().map_or("/", |path| path.as_str());
     buf.extend_from_slice(target.as_bytes());
     buf.extend_from_slice(b" HTTP/1.1\r\n");
+    let mut host = None;
+    let mut forwarded_for = false;
     for (name, value) in &head.headers {
+        if *name == HOST {
+            // The first, as `set_forwarded` takes it.
+            host = host.or(Some(value));
+        } else if is_forwarded(name) {
+            forwarded_for |= *name == X_FORWARDED_FOR;
+            continue;
+        }
         buf.extend_from_slice(name.as_str().as_bytes());
         buf.extend_from_slice(b": ");
         buf.extend_from_slice(value.as_bytes());
         buf.extend_from_slice(b"\r\n");
     }
+    write_forwarded(
+        buf,
+        &head.headers,
+        forwarded_for,
+        host,
+        forwarded.client_ip,
+        forwarded.proto,
+    );
     buf.extend_from_slice(b"\r\n");
 }
 
@@ -294,9 +323,16 @@ fn parse_head(conn: &mut RawConn) -> Result<Option<StatusLine>, ExchangeError> {
     if conn.read.is_empty() {
         return Ok(None);
     }
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut response = httparse::Response::new(&mut headers);
-    let len = match response.parse(&conn.read) {
+    // Left uninitialised: httparse writes the ones it parses (initialising all 100
+    // cost more than parsing a short head).
+    let mut headers =
+        [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut []);
+    let len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut response,
+        &conn.read,
+        &mut headers,
+    ) {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) if conn.read.len() >= MAX_HEAD_BYTES => {
             return Err(ExchangeError::Invalid("the response head is too large"));
@@ -774,10 +810,32 @@ mod tests {
         head.headers.append("x-many", HeaderValue::from_static("1"));
         head.headers.append("x-many", HeaderValue::from_static("2"));
         let mut buf = Vec::new();
-        encode_head(&mut buf, &head);
+        let forwarded = Forwarded {
+            client_ip: &HeaderValue::from_static("192.0.2.1"),
+            proto: &HeaderValue::from_static("http"),
+        };
+        encode_head(&mut buf, &head, forwarded);
         assert_eq!(
-            String::from_utf8(buf).unwrap(),
-            "GET /a?b=c HTTP/1.1\r\nhost: app.test\r\nx-many: 1\r\nx-many: 2\r\n\r\n"
+            String::from_utf8(buf.clone()).unwrap(),
+            "GET /a?b=c HTTP/1.1\r\nhost: app.test\r\nx-many: 1\r\nx-many: 2\r\n\
+             x-forwarded-for: 192.0.2.1\r\nx-forwarded-proto: http\r\n\
+             x-forwarded-host: app.test\r\n\r\n"
+        );
+        // What the client sent of them is replaced, but for the addresses before.
+        head.headers
+            .append("x-forwarded-for", HeaderValue::from_static("203.0.113.7"));
+        head.headers
+            .append("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
+        head.headers
+            .insert("x-forwarded-proto", HeaderValue::from_static("https"));
+        head.headers
+            .insert("x-forwarded-host", HeaderValue::from_static("spoofed.test"));
+        head.headers.remove("host");
+        encode_head(&mut buf, &head, forwarded);
+        assert_eq!(
+            String::from_utf8(buf.clone()).unwrap(),
+            "GET /a?b=c HTTP/1.1\r\nx-many: 1\r\nx-many: 2\r\n\
+             x-forwarded-for: 203.0.113.7, 10.0.0.1, 192.0.2.1\r\nx-forwarded-proto: http\r\n\r\n"
         );
     }
 }

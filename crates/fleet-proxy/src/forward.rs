@@ -18,7 +18,7 @@ use hyper::upgrade::OnUpgrade;
 
 use crate::backend::{Backend, InFlight};
 use crate::body::{RequestBody, ResponseBody};
-use crate::client::{self, ExchangeError, Framing, RawConn};
+use crate::client::{self, ExchangeError, Forwarded, Framing, RawConn};
 use crate::headers::{is_upgrade, set_forwarded, strip_hop_by_hop};
 use crate::limits::{declared_too_large, is_body_too_large};
 use crate::pages::Page;
@@ -72,10 +72,16 @@ pub(crate) async fn forward(
     if !upgrade && request.body().is_end_stream() && request.method() != Method::CONNECT {
         // No body to send and no protocol switch: the lean client's case.
         let (mut head, _) = request.into_parts();
-        rewrite_head(&mut head, upgrade, conn, host.as_ref(), &route.backend);
+        // The lean client writes the `X-Forwarded-*` headers into the head itself.
+        rewrite_target(&mut head, upgrade, host.as_ref(), &route.backend);
+        let forwarded = Forwarded {
+            client_ip: &conn.client_ip,
+            proto: &PROTO_HTTP,
+        };
         // Only a request that can be sent again whole is retried: idempotent.
         let idempotent = is_idempotent(&head.method);
-        let mut sent = exchange_raw(shared, in_flight.backend(), &head, idempotent).await;
+        let mut sent =
+            exchange_raw(shared, in_flight.backend(), &head, forwarded, idempotent).await;
         if idempotent && let Err(Failure::Connect(error)) = &sent {
             if !is_refused(error) {
                 return failed(&route, &sent.err().expect("a failure"));
@@ -88,7 +94,7 @@ pub(crate) async fn forward(
                 return Page::NoRoute.response();
             };
             (route, in_flight) = again;
-            sent = exchange_raw(shared, in_flight.backend(), &head, idempotent).await;
+            sent = exchange_raw(shared, in_flight.backend(), &head, forwarded, idempotent).await;
         }
         return match sent {
             Ok((response, upstream_conn, framing)) => {
@@ -135,6 +141,19 @@ fn rewrite_head(
     host: Option<&HeaderValue>,
     backend: &Backend,
 ) {
+    rewrite_target(parts, upgrade, host, backend);
+    // Room for the three `X-Forwarded-*` headers at once, rather than growing twice.
+    parts.headers.reserve(3);
+    set_forwarded(&mut parts.headers, &conn.client_ip, &PROTO_HTTP);
+}
+
+/// [`rewrite_head`] but for the `X-Forwarded-*` headers.
+fn rewrite_target(
+    parts: &mut request::Parts,
+    upgrade: bool,
+    host: Option<&HeaderValue>,
+    backend: &Backend,
+) {
     if parts.uri.scheme().is_some() || parts.uri.authority().is_some() {
         let path = parts
             .uri
@@ -155,9 +174,6 @@ fn rewrite_head(
         });
         parts.headers.insert(HOST, host);
     }
-    // Room for the three `X-Forwarded-*` headers at once, rather than growing twice.
-    parts.headers.reserve(3);
-    set_forwarded(&mut parts.headers, &conn.client_ip, &PROTO_HTTP);
 }
 
 /// Sends a request without a body on a pooled plain connection, or a new one, and waits
@@ -167,12 +183,13 @@ async fn exchange_raw(
     shared: &Shared,
     backend: &Backend,
     head: &request::Parts,
+    forwarded: Forwarded<'_>,
     idempotent: bool,
 ) -> Result<(response::Parts, RawConn, Framing), Failure> {
     let timeout = shared.config.response_timeout;
     while let Some(mut conn) = backend.raw.checkout() {
         conn.arm(timeout);
-        match client::send(&mut conn, head).await {
+        match client::send(&mut conn, head, forwarded).await {
             Ok((response, framing)) => return Ok((response, conn, framing)),
             Err(ExchangeError::Closed { sent }) if !sent || idempotent => {}
             Err(error) => return Err(raw_failure(error)),
@@ -180,7 +197,7 @@ async fn exchange_raw(
     }
     let mut conn = backend.raw.open_raw().await.map_err(Failure::Connect)?;
     conn.arm(timeout);
-    match client::send(&mut conn, head).await {
+    match client::send(&mut conn, head, forwarded).await {
         Ok((response, framing)) => Ok((response, conn, framing)),
         Err(ExchangeError::Closed { .. }) => Err(Failure::Connect(ConnectError::Closed)),
         Err(error) => Err(raw_failure(error)),

@@ -2,7 +2,7 @@
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
-static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub(crate) static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
@@ -108,6 +108,47 @@ pub(crate) fn set_forwarded(headers: &mut HeaderMap, client_ip: &HeaderValue, pr
         None => {
             headers.remove(&X_FORWARDED_HOST);
         }
+    }
+}
+
+/// Whether a request header is one of the `X-Forwarded-*` headers the proxy sets
+/// itself, which [`write_forwarded`] replaces.
+pub(crate) fn is_forwarded(name: &HeaderName) -> bool {
+    let name = name.as_str();
+    name.len() >= 15
+        && name.starts_with("x-forwarded-")
+        && (name == X_FORWARDED_FOR.as_str()
+            || name == X_FORWARDED_PROTO.as_str()
+            || name == X_FORWARDED_HOST.as_str())
+}
+
+/// [`set_forwarded`] for a request head written as bytes: the `X-Forwarded-*` lines
+/// that function would leave in `headers`, written after the other headers (which
+/// must be written without the ones [`is_forwarded`] names). `host` is the request's
+/// `Host` header, if any; `forwarded_for` whether it has `X-Forwarded-For`.
+pub(crate) fn write_forwarded(
+    buf: &mut Vec<u8>,
+    headers: &HeaderMap,
+    forwarded_for: bool,
+    host: Option<&HeaderValue>,
+    client_ip: &HeaderValue,
+    proto: &HeaderValue,
+) {
+    buf.extend_from_slice(b"x-forwarded-for: ");
+    if forwarded_for {
+        for value in headers.get_all(&X_FORWARDED_FOR) {
+            buf.extend_from_slice(value.as_bytes());
+            buf.extend_from_slice(b", ");
+        }
+    }
+    buf.extend_from_slice(client_ip.as_bytes());
+    buf.extend_from_slice(b"\r\nx-forwarded-proto: ");
+    buf.extend_from_slice(proto.as_bytes());
+    buf.extend_from_slice(b"\r\n");
+    if let Some(host) = host {
+        buf.extend_from_slice(b"x-forwarded-host: ");
+        buf.extend_from_slice(host.as_bytes());
+        buf.extend_from_slice(b"\r\n");
     }
 }
 
