@@ -79,6 +79,7 @@ mod pool;
 mod proxy;
 mod routes;
 mod server;
+mod timer;
 mod track;
 mod upgrade;
 

@@ -14,6 +14,7 @@ use tokio::sync::watch;
 
 use crate::forward::{self, ClientConn};
 use crate::proxy::Shared;
+use crate::timer::ConnTimer;
 use crate::track::Tracker;
 
 /// After closing what was left at a timeout, how long to wait for the tasks to end.
@@ -189,10 +190,11 @@ async fn serve_connection(
             }
         })
     };
+    // The connection's own settings, for a header read timer of its own.
+    let mut http = shared.http.clone();
+    http.timer(ConnTimer::new(shared.config.header_read_timeout));
     let mut connection = pin!(
-        shared
-            .http
-            .serve_connection(TokioIo::new(stream), service)
+        http.serve_connection(TokioIo::new(stream), service)
             .with_upgrades()
     );
     tokio::select! {
