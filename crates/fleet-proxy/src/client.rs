@@ -200,11 +200,14 @@ pub(crate) async fn send(
             }
             return Ok((response, framing));
         }
-        let read = poll_fn(|cx| {
-            if conn.timer.as_mut().poll(cx).is_ready() {
-                return Poll::Ready(Err(ExchangeError::TimedOut));
+        // The timer is looked at when there is nothing to read: a backend that keeps
+        // sending a head never whole still times out, at its first pause after the
+        // deadline (or when the head grows too large).
+        let read = poll_fn(|cx| match poll_fill(&mut conn.io, &mut conn.read, cx) {
+            Poll::Pending if conn.timer.as_mut().poll(cx).is_ready() => {
+                Poll::Ready(Err(ExchangeError::TimedOut))
             }
-            poll_fill(&mut conn.io, &mut conn.read, cx).map_err(ExchangeError::Io)
+            read => read.map_err(ExchangeError::Io),
         })
         .await;
         match read {
@@ -281,14 +284,15 @@ async fn write_all(conn: &mut RawConn) -> Result<(), ExchangeError> {
     } = conn;
     let mut written = 0;
     while written < write.len() {
-        let wrote = poll_fn(|cx| {
-            if timer.as_mut().poll(cx).is_ready() {
-                return Poll::Ready(Err(ExchangeError::TimedOut));
-            }
-            Pin::new(io.stream())
-                .poll_write(cx, &write[written..])
-                .map_err(ExchangeError::Io)
-        })
+        // As for reading: the timer is looked at when the backend takes nothing.
+        let wrote = poll_fn(
+            |cx| match Pin::new(io.stream()).poll_write(cx, &write[written..]) {
+                Poll::Pending if timer.as_mut().poll(cx).is_ready() => {
+                    Poll::Ready(Err(ExchangeError::TimedOut))
+                }
+                wrote => wrote.map_err(ExchangeError::Io),
+            },
+        )
         .await?;
         if wrote == 0 {
             return Err(ExchangeError::Io(io::ErrorKind::WriteZero.into()));
@@ -315,6 +319,29 @@ struct StatusLine {
     len: usize,
     code: u16,
     version: Version,
+    seen: Seen,
+}
+
+/// Which of the headers that frame a response or end its connection it has: looked up
+/// in its header map only when it does (most responses have no `Transfer-Encoding` and
+/// no `Connection`).
+#[derive(Clone, Copy, Default)]
+struct Seen {
+    transfer_encoding: bool,
+    content_length: bool,
+    connection: bool,
+}
+
+impl Seen {
+    fn note(&mut self, name: &HeaderName) {
+        if *name == TRANSFER_ENCODING {
+            self.transfer_encoding = true;
+        } else if *name == CONTENT_LENGTH {
+            self.content_length = true;
+        } else if *name == CONNECTION {
+            self.connection = true;
+        }
+    }
 }
 
 /// Parses the response head at the start of `conn.read` once it is whole, noting the
@@ -345,9 +372,11 @@ fn parse_head(conn: &mut RawConn) -> Result<Option<StatusLine>, ExchangeError> {
     };
     let base = conn.read.as_ptr() as usize;
     conn.spans.clear();
+    let mut seen = Seen::default();
     for header in response.headers.iter() {
         let name = HeaderName::from_bytes(header.name.as_bytes())
             .map_err(|_| ExchangeError::Invalid("a malformed header name"))?;
+        seen.note(&name);
         let start = header.value.as_ptr() as usize - base;
         conn.spans.push((name, start..start + header.value.len()));
     }
@@ -356,7 +385,12 @@ fn parse_head(conn: &mut RawConn) -> Result<Option<StatusLine>, ExchangeError> {
         Some(0) => Version::HTTP_10,
         _ => Version::HTTP_11,
     };
-    Ok(Some(StatusLine { len, code, version }))
+    Ok(Some(StatusLine {
+        len,
+        code,
+        version,
+        seen,
+    }))
 }
 
 /// Takes the parsed response head out of `conn.read`: its status and headers (sharing
@@ -375,8 +409,8 @@ fn response_head(
             .map_err(|_| ExchangeError::Invalid("a malformed header value"))?;
         headers.append(name, value);
     }
-    let framing = framing(method, status, &mut headers)?;
-    conn.keep_alive = keeps_alive(line.version, &headers);
+    let framing = framing(method, status, &mut headers, line.seen)?;
+    conn.keep_alive = keeps_alive(line.version, &headers, line.seen);
     let (mut parts, ()) = http::Response::new(()).into_parts();
     parts.status = status;
     parts.version = line.version;
@@ -390,6 +424,7 @@ fn framing(
     method: &Method,
     status: StatusCode,
     headers: &mut HeaderMap,
+    seen: Seen,
 ) -> Result<Framing, ExchangeError> {
     Ok(
         if *method == Method::HEAD
@@ -398,7 +433,7 @@ fn framing(
             || status == StatusCode::NOT_MODIFIED
         {
             Framing::Done
-        } else if headers.contains_key(TRANSFER_ENCODING) {
+        } else if seen.transfer_encoding {
             // The last coding must be chunked to delimit the body; otherwise the body ends
             // when the connection does. `Content-Length` means nothing then.
             headers.remove(CONTENT_LENGTH);
@@ -407,7 +442,7 @@ fn framing(
             } else {
                 Framing::Close
             }
-        } else if headers.contains_key(CONTENT_LENGTH) {
+        } else if seen.content_length {
             Framing::Length(content_length(headers)?)
         } else {
             Framing::Close
@@ -452,7 +487,10 @@ fn content_length(headers: &HeaderMap) -> Result<u64, ExchangeError> {
 
 /// Whether the backend keeps the connection open after this response: HTTP/1.1 unless
 /// `Connection: close`, HTTP/1.0 only with `Connection: keep-alive`.
-fn keeps_alive(version: Version, headers: &HeaderMap) -> bool {
+fn keeps_alive(version: Version, headers: &HeaderMap, seen: Seen) -> bool {
+    if !seen.connection {
+        return version != Version::HTTP_10;
+    }
     let mut tokens = headers
         .get_all(CONNECTION)
         .iter()
@@ -699,13 +737,13 @@ mod tests {
             httparse::Status::Partial => return "more".to_owned(),
         };
         let mut spans = Vec::new();
+        let mut seen = Seen::default();
         let base = read.as_ptr() as usize;
         for header in response.headers.iter() {
             let start = header.value.as_ptr() as usize - base;
-            spans.push((
-                HeaderName::from_bytes(header.name.as_bytes()).unwrap(),
-                start..start + header.value.len(),
-            ));
+            let name = HeaderName::from_bytes(header.name.as_bytes()).unwrap();
+            seen.note(&name);
+            spans.push((name, start..start + header.value.len()));
         }
         let line = StatusLine {
             len,
@@ -715,6 +753,7 @@ mod tests {
             } else {
                 Version::HTTP_11
             },
+            seen,
         };
         let bytes = read.split_to(len).freeze();
         match framing_of(method, &line, &bytes, spans) {
@@ -737,8 +776,8 @@ mod tests {
             );
         }
         let status = StatusCode::from_u16(line.code).unwrap();
-        let framing = framing(method, status, &mut headers)?;
-        Ok((framing, keeps_alive(line.version, &headers)))
+        let framing = framing(method, status, &mut headers, line.seen)?;
+        Ok((framing, keeps_alive(line.version, &headers, line.seen)))
     }
 
     #[test]
