@@ -48,7 +48,7 @@ pub(crate) struct RawConn {
     spans: Vec<(HeaderName, Range<usize>)>,
     /// The deadline of the response head the connection waits for (see
     /// [`crate::pool::Conn`]: one timer per connection, moved later per exchange).
-    timer: Pin<Box<Sleep>>,
+    timer: Deadline,
     /// Whether the backend lets the connection serve another exchange after this one.
     keep_alive: bool,
     /// Whether an exchange ended on it before (a pooled connection).
@@ -79,10 +79,48 @@ impl Pooled for RawConn {
     }
 }
 
+/// A connection's response deadline, on one Tokio sleep that is moved only when it
+/// must be: at once to an earlier deadline, and to a later one (the usual case, each
+/// exchange's deadline being later than the one before) only when it fires first. It
+/// expires at the deadline last set all the same.
+struct Deadline {
+    sleep: Pin<Box<Sleep>>,
+    at: Instant,
+}
+
+impl Deadline {
+    fn new(timeout: Duration) -> Self {
+        let sleep = Box::pin(tokio::time::sleep(timeout));
+        let at = sleep.deadline();
+        Self { sleep, at }
+    }
+
+    fn set(&mut self, at: Instant) {
+        self.at = at;
+        if self.sleep.deadline() > at {
+            self.sleep.as_mut().reset(at);
+        }
+    }
+
+    /// Whether the deadline has passed; if not, the task is woken when it does.
+    fn poll_expired(&mut self, cx: &mut Context<'_>) -> bool {
+        loop {
+            if self.sleep.as_mut().poll(cx).is_pending() {
+                return false;
+            }
+            if self.sleep.deadline() >= self.at {
+                return true;
+            }
+            // An earlier exchange's deadline has passed: on to this one's.
+            self.sleep.as_mut().reset(self.at);
+        }
+    }
+}
+
 impl RawConn {
     /// Starts the wait for a response: it must start within `timeout`.
     pub(crate) fn arm(&mut self, timeout: Duration) {
-        self.timer.as_mut().reset(Instant::now() + timeout);
+        self.timer.set(Instant::now() + timeout);
     }
 }
 
@@ -101,7 +139,7 @@ impl Pool<RawConn> {
             read: BytesMut::new(),
             write: Vec::new(),
             spans: Vec::new(),
-            timer: Box::pin(tokio::time::sleep(self.settings.connect_timeout)),
+            timer: Deadline::new(self.settings.connect_timeout),
             keep_alive: true,
             reused: false,
         })
@@ -204,7 +242,7 @@ pub(crate) async fn send(
         // sending a head never whole still times out, at its first pause after the
         // deadline (or when the head grows too large).
         let read = poll_fn(|cx| match poll_fill(&mut conn.io, &mut conn.read, cx) {
-            Poll::Pending if conn.timer.as_mut().poll(cx).is_ready() => {
+            Poll::Pending if conn.timer.poll_expired(cx) => {
                 Poll::Ready(Err(ExchangeError::TimedOut))
             }
             read => read.map_err(ExchangeError::Io),
@@ -287,7 +325,7 @@ async fn write_all(conn: &mut RawConn) -> Result<(), ExchangeError> {
         // As for reading: the timer is looked at when the backend takes nothing.
         let wrote = poll_fn(
             |cx| match Pin::new(io.stream()).poll_write(cx, &write[written..]) {
-                Poll::Pending if timer.as_mut().poll(cx).is_ready() => {
+                Poll::Pending if timer.poll_expired(cx) => {
                     Poll::Ready(Err(ExchangeError::TimedOut))
                 }
                 wrote => wrote.map_err(ExchangeError::Io),
@@ -668,6 +706,37 @@ fn trailers(read: &mut BytesMut) -> io::Result<Option<HeaderMap>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Waits (at most 10 s) for a deadline to pass, and says how long that took.
+    async fn wait(deadline: &mut Deadline) -> Duration {
+        let began = Instant::now();
+        let expired = poll_fn(|cx| {
+            if deadline.poll_expired(cx) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        });
+        tokio::time::timeout(Duration::from_secs(10), expired)
+            .await
+            .expect("the deadline passes");
+        began.elapsed()
+    }
+
+    #[tokio::test]
+    async fn a_deadline_expires_at_the_one_last_set() {
+        let mut deadline = Deadline::new(Duration::from_millis(20));
+        // Later than the sleep's: it fires first, and the wait goes on.
+        deadline.set(Instant::now() + Duration::from_millis(80));
+        assert!(wait(&mut deadline).await >= Duration::from_millis(79));
+        // Expired, then set later again.
+        deadline.set(Instant::now() + Duration::from_millis(50));
+        assert!(wait(&mut deadline).await >= Duration::from_millis(49));
+        // Earlier than the sleep's.
+        deadline.set(Instant::now() + Duration::from_secs(60));
+        deadline.set(Instant::now() + Duration::from_millis(30));
+        assert!(wait(&mut deadline).await >= Duration::from_millis(29));
+    }
 
     /// What the chunk-size line at the start of `input` gives, and what is left.
     fn check_chunk_size(input: &str) -> String {
