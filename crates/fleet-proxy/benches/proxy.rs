@@ -52,6 +52,8 @@ struct Run {
     requests: f64,
     /// CPU time (user + system) the proxy spent per request, in microseconds.
     cpu_us_per_request: f64,
+    /// The user-space part of it.
+    user_us_per_request: f64,
     p50_us: f64,
     p99_us: f64,
 }
@@ -117,17 +119,19 @@ fn run() -> Result<(), String> {
             let accepted_before = BACKEND_ACCEPTED.load(Ordering::Relaxed);
             let mut run = wrk(addr, &options, options.duration)?;
             let cpu = if is_fleet { fleet_cpu() } else { nginx.cpu() } - cpu_before;
-            run.cpu_us_per_request = cpu.as_secs_f64() * 1e6 / run.requests;
+            run.cpu_us_per_request = cpu.total().as_secs_f64() * 1e6 / run.requests;
+            run.user_us_per_request = cpu.user.as_secs_f64() * 1e6 / run.requests;
             let opened = BACKEND_ACCEPTED.load(Ordering::Relaxed) - accepted_before;
             let name = if is_fleet { "fleet-proxy" } else { "nginx" };
             println!(
                 "round {}  {name:<11}  {:>9.0} req/s   p50 {:>7.0} us   p99 {:>7.0} us   \
-                 cpu {:>5.1} us/req   {opened:>4} upstream connections opened",
+                 cpu {:>5.1} us/req (user {:>4.1})   {opened:>4} upstream connections opened",
                 round + 1,
                 run.requests_per_sec,
                 run.p50_us,
                 run.p99_us,
                 run.cpu_us_per_request,
+                run.user_us_per_request,
             );
             if is_fleet {
                 fleet_runs.push(run);
@@ -153,8 +157,12 @@ fn run() -> Result<(), String> {
         let (low, high) = spread(runs.iter().map(|run| run.requests_per_sec));
         println!(
             "{name:<11}  {:>9.0} req/s (runs {low:.0}-{high:.0})   p50 {:>7.0} us   p99 {:>7.0} us   \
-             cpu {:>5.1} us/req",
-            run.requests_per_sec, run.p50_us, run.p99_us, run.cpu_us_per_request
+             cpu {:>5.1} us/req (user {:>4.1})",
+            run.requests_per_sec,
+            run.p50_us,
+            run.p99_us,
+            run.cpu_us_per_request,
+            run.user_us_per_request
         );
     }
     println!(
@@ -168,8 +176,9 @@ fn run() -> Result<(), String> {
         fleet.p99_us / nginx.p99_us,
     );
     println!(
-        "fleet-proxy/nginx: CPU per request {:.2}x",
-        fleet.cpu_us_per_request / nginx.cpu_us_per_request
+        "fleet-proxy/nginx: CPU per request {:.2}x (user {:.2}x)",
+        fleet.cpu_us_per_request / nginx.cpu_us_per_request,
+        fleet.user_us_per_request / nginx.user_us_per_request
     );
     Ok(())
 }
@@ -363,14 +372,14 @@ http {{
     }
 
     /// The CPU time nginx's processes (master and worker) have used.
-    fn cpu(&self) -> Duration {
+    fn cpu(&self) -> Cpu {
         let master = self.child.id();
         let children = std::fs::read_to_string(format!("/proc/{master}/task/{master}/children"))
             .unwrap_or_default();
         std::iter::once(master.to_string())
             .chain(children.split_whitespace().map(str::to_owned))
             .map(|pid| cpu_time(&format!("/proc/{pid}/stat")))
-            .sum()
+            .fold(Cpu::default(), Cpu::add)
     }
 
     fn version(&self) -> String {
@@ -396,9 +405,9 @@ impl Drop for Nginx {
 }
 
 /// The CPU time the threads of this process running fleet-proxy have used.
-fn fleet_cpu() -> Duration {
+fn fleet_cpu() -> Cpu {
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return Duration::ZERO;
+        return Cpu::default();
     };
     tasks
         .filter_map(Result::ok)
@@ -407,25 +416,62 @@ fn fleet_cpu() -> Duration {
                 .is_ok_and(|comm| comm.trim() == "fleet-proxy")
         })
         .map(|task| cpu_time(&task.path().join("stat").to_string_lossy()))
-        .sum()
+        .fold(Cpu::default(), Cpu::add)
 }
 
-/// User plus system time from a `/proc/.../stat` file (fields 14 and 15, in clock ticks
+/// CPU time used, in user space and in the kernel.
+#[derive(Clone, Copy, Default)]
+struct Cpu {
+    user: Duration,
+    system: Duration,
+}
+
+impl Cpu {
+    fn add(self, other: Self) -> Self {
+        Self {
+            user: self.user + other.user,
+            system: self.system + other.system,
+        }
+    }
+
+    fn total(self) -> Duration {
+        self.user + self.system
+    }
+}
+
+impl std::ops::Sub for Cpu {
+    type Output = Self;
+
+    fn sub(self, before: Self) -> Self {
+        Self {
+            user: self.user.saturating_sub(before.user),
+            system: self.system.saturating_sub(before.system),
+        }
+    }
+}
+
+/// User and system time from a `/proc/.../stat` file (fields 14 and 15, in clock ticks
 /// of 1/100 s, the `USER_HZ` of Linux on every architecture it runs on here).
-fn cpu_time(stat: &str) -> Duration {
+fn cpu_time(stat: &str) -> Cpu {
     let Ok(text) = std::fs::read_to_string(stat) else {
-        return Duration::ZERO;
+        return Cpu::default();
     };
     // The command name, in parentheses, may hold spaces: count fields after it.
     let Some((_, rest)) = text.rsplit_once(')') else {
-        return Duration::ZERO;
+        return Cpu::default();
     };
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = [11, 12]
-        .iter()
-        .filter_map(|&i| fields.get(i).and_then(|field| field.parse::<u64>().ok()))
-        .sum();
-    Duration::from_millis(ticks * 10)
+    let ticks = |i: usize| {
+        let ticks = fields
+            .get(i)
+            .and_then(|field| field.parse::<u64>().ok())
+            .unwrap_or(0);
+        Duration::from_millis(ticks * 10)
+    };
+    Cpu {
+        user: ticks(11),
+        system: ticks(12),
+    }
 }
 
 fn wait_until_serving(addr: SocketAddr) -> Result<(), String> {
@@ -479,6 +525,7 @@ fn parse_wrk(text: &str) -> Option<Run> {
         requests_per_sec: requests_per_sec?,
         requests: requests?,
         cpu_us_per_request: 0.0,
+        user_us_per_request: 0.0,
         p50_us: p50_us?,
         p99_us: p99_us?,
     })
@@ -515,6 +562,7 @@ fn medians(runs: &[Run]) -> Run {
         p99_us: median(runs.iter().map(|run| run.p99_us).collect()),
         requests: median(runs.iter().map(|run| run.requests).collect()),
         cpu_us_per_request: median(runs.iter().map(|run| run.cpu_us_per_request).collect()),
+        user_us_per_request: median(runs.iter().map(|run| run.user_us_per_request).collect()),
     }
 }
 
