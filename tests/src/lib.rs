@@ -41,6 +41,7 @@ pub mod load;
 pub mod net;
 pub mod registry;
 pub mod s3;
+pub mod static_fleet;
 pub mod testapp;
 pub mod tools;
 

@@ -20,6 +20,29 @@ pub(crate) struct Bin {
     pub(crate) name: &'static str,
 }
 
+/// The workspace's target directory, as `cargo metadata` reports it (so wherever
+/// `CARGO_TARGET_DIR` or `build.target-dir` puts it).
+pub(crate) fn target_dir() -> anyhow::Result<PathBuf> {
+    let mut command = crate::cargo();
+    command.args(["metadata", "--format-version", "1", "--no-deps", "--offline"]);
+    let output = command
+        .output()
+        .with_context(|| format!("cannot run {}", crate::describe(&command)))?;
+    if !output.status.success() {
+        anyhow::bail!(
+            "`{}` failed: {}",
+            crate::describe(&command),
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    let metadata: serde_json::Value =
+        serde_json::from_slice(&output.stdout).context("cargo metadata printed no JSON")?;
+    metadata["target_directory"]
+        .as_str()
+        .map(PathBuf::from)
+        .context("cargo metadata names no target directory")
+}
+
 /// Builds `bins` in one cargo run, showing cargo's progress and diagnostics as a plain
 /// `cargo build` would, and returns the path of each binary by name.
 pub(crate) fn build_bins(bins: &[Bin]) -> anyhow::Result<BTreeMap<String, PathBuf>> {

@@ -161,27 +161,57 @@ fn test(args: &[String]) -> anyhow::Result<ExitCode> {
     // Every test process removes the test app images it built when it exits; the run's
     // label also lets the images of a process killed mid-run go at the end.
     let run = provision::test_image_run();
-    let mut command = cargo();
-    command
-        // Every test binary runs even when one fails: one run shows every failure.
-        .args(["test", "--workspace", "--no-fail-fast"])
-        .args(args)
-        .env(provision::TESTAPP_RUN_ENV, &run);
+    let test_command = || {
+        let mut command = cargo();
+        command
+            // Every test binary runs even when one fails: one run shows every failure.
+            .args(["test", "--workspace", "--no-fail-fast"])
+            .args(args)
+            .env(provision::TESTAPP_RUN_ENV, &run);
+        command
+    };
+    // The test binaries first: then two builds that need no test result go on beside the
+    // tests, which mostly wait on containers, at a lower priority.
+    let mut compile = test_command();
+    compile.arg("--no-run");
+    run_checked(&mut compile)?;
+    let beside = std::thread::spawn(builds_beside_the_tests);
+    let mut command = test_command();
     eprintln!("xtask: $ {}", describe(&command));
     let status = command.status().context("cannot run cargo test")?;
     provision::remove_test_images(&run);
-    // Every library crate packages and builds from its package alone: a crate that could
-    // not be published fails the run the day it breaks. After the tests, so that its
-    // verification builds reuse the dependencies they compiled.
-    let packaged = package::check();
-    if let Err(error) = &packaged {
+    let beside = beside
+        .join()
+        .unwrap_or_else(|_| Err(anyhow::anyhow!("the builds beside the tests panicked")));
+    if let Err(error) = &beside {
         eprintln!("{}", error_line(error));
     }
-    Ok(if status.success() && packaged.is_ok() {
+    Ok(if status.success() && beside.is_ok() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// What `cargo xtask test` builds while the tests run (each in a target directory of its
+/// own, so neither waits on the tests' cargo nor they on it):
+/// - the static `fleet` of the container test (`fleet-static-build`, from the test bed;
+///   the test waits for it on cargo's lock and finds it built);
+/// - every library crate packaged and built from its package alone, so a crate that could
+///   not be published fails the run the day it breaks (`package.rs`).
+fn builds_beside_the_tests() -> anyhow::Result<()> {
+    let target = artifacts::target_dir()?;
+    let static_build = target.join("debug/fleet-static-build");
+    let built = run_checked(
+        Command::new("nice")
+            .args(["-n", "10"])
+            .arg(&static_build)
+            .current_dir(workspace_root())
+            .stdout(std::process::Stdio::null()),
+    );
+    let packaged = package::check(true);
+    built.context("the static fleet of the container test")?;
+    packaged
 }
 
 fn demo(args: &[String]) -> anyhow::Result<ExitCode> {

@@ -17,56 +17,14 @@ use std::time::{Duration, Instant};
 
 use fleet_tests::cli::{CliBed, FAST_HEALTH};
 
-/// The target the static binary is built for (glibc linked statically).
-const TARGET: &str = "x86_64-unknown-linux-gnu";
-
-/// The rustflags of the static build, as `CARGO_ENCODED_RUSTFLAGS`: the user's own and
-/// `+crt-static` (as the test app's build does, `fleet_tests::testapp`: with
-/// `RUSTFLAGS` set, as CI sets it, cargo ignores target rustflags from config).
-fn static_rustflags() -> String {
-    let mut flags: Vec<String> = match std::env::var("CARGO_ENCODED_RUSTFLAGS") {
-        Ok(encoded) if !encoded.is_empty() => encoded.split('\x1f').map(str::to_owned).collect(),
-        _ => std::env::var("RUSTFLAGS")
-            .unwrap_or_default()
-            .split_whitespace()
-            .map(str::to_owned)
-            .collect(),
-    };
-    flags.extend(["-C".to_owned(), "target-feature=+crt-static".to_owned()]);
-    flags.join("\x1f")
-}
-
-/// The static `fleet`: `FLEET_STATIC_BIN`, or built into `<target dir>/static-fleet`.
+/// The static `fleet`: `FLEET_STATIC_BIN`, or built by the test bed into
+/// `<target dir>/static-fleet` (`cargo xtask test` starts that build while the other tests
+/// run; this one then waits for cargo's lock on that directory and finds it done).
 fn static_fleet() -> PathBuf {
     if let Some(path) = std::env::var_os("FLEET_STATIC_BIN") {
         return PathBuf::from(path);
     }
-    let dir = fleet_tests::testapp::target_dir()
-        .unwrap()
-        .join("static-fleet");
-    #[allow(clippy::print_stderr)] // A build the user waits for says what it is.
-    {
-        eprintln!("building a static fleet into {}", dir.display());
-    }
-    let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-        .current_dir(fleet_tests::workspace_root())
-        .args(["build", "--package", "fleet-cli", "--bin", "fleet"])
-        .args(["--target", TARGET])
-        .arg("--target-dir")
-        .arg(&dir)
-        // Unoptimised, without debug info and stripped: the cheapest build that runs.
-        .args(["--config", "profile.dev.package.\"*\".opt-level=0"])
-        .args(["--config", "profile.dev.debug=false"])
-        .args(["--config", "profile.dev.strip=true"])
-        .env_remove("RUSTFLAGS")
-        .env("CARGO_ENCODED_RUSTFLAGS", static_rustflags())
-        .status()
-        .expect("cargo runs");
-    assert!(
-        status.success(),
-        "the static build of fleet failed ({status})"
-    );
-    dir.join(TARGET).join("debug/fleet")
+    fleet_tests::static_fleet::build().expect("the static build of fleet")
 }
 
 /// Runs `docker ARGS`, which must succeed; its stdout, trimmed.
