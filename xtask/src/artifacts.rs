@@ -24,7 +24,13 @@ pub(crate) struct Bin {
 /// `CARGO_TARGET_DIR` or `build.target-dir` puts it).
 pub(crate) fn target_dir() -> anyhow::Result<PathBuf> {
     let mut command = crate::cargo();
-    command.args(["metadata", "--format-version", "1", "--no-deps", "--offline"]);
+    command.args([
+        "metadata",
+        "--format-version",
+        "1",
+        "--no-deps",
+        "--offline",
+    ]);
     let output = command
         .output()
         .with_context(|| format!("cannot run {}", crate::describe(&command)))?;
@@ -157,7 +163,10 @@ mod tests {
             .lines()
             .find(|line| line.starts_with("xtask ="))
             .expect("the xtask alias");
-        assert_eq!(alias, r#"xtask = "run --package xtask --no-default-features --""#);
+        assert_eq!(
+            alias,
+            r#"xtask = "run --package xtask --no-default-features --""#
+        );
     }
 
     #[test]

@@ -294,5 +294,4 @@ mod tests {
             assert_eq!(check_line(line), expected, "{line:?}");
         }
     }
-
 }

@@ -52,10 +52,22 @@ impl Fixture {
         assert!(status.success(), "cargo generate-lockfile failed");
         fixture.commit_all("Initial import");
         fixture.git(&["tag", "--annotate", "v1.1.4", "-m", "fleet 1.1.4"]);
-        fixture.change("crates/fleet-registry/src/lib.rs", "feat(registry): resolve semver ranges", "");
-        fixture.change("crates/fleet-backup/src/lib.rs", "fix(backup): keep the newest pre-update backup", "");
+        fixture.change(
+            "crates/fleet-registry/src/lib.rs",
+            "feat(registry): resolve semver ranges",
+            "",
+        );
+        fixture.change(
+            "crates/fleet-backup/src/lib.rs",
+            "fix(backup): keep the newest pre-update backup",
+            "",
+        );
         fixture.change("docs.md", "docs: how to run fleet serve in a container", "");
-        fixture.change("crates/fleet-core/src/lib.rs", "fleet-core: journal each step before it runs", "");
+        fixture.change(
+            "crates/fleet-core/src/lib.rs",
+            "fleet-core: journal each step before it runs",
+            "",
+        );
         fixture.change(
             "crates/fleet-proxy/src/lib.rs",
             "perf(proxy): one allocation less per request",
@@ -88,7 +100,12 @@ impl Fixture {
             ("fleet-proxy", vec![]),
             (
                 "fleet-core",
-                vec!["fleet-registry", "fleet-health", "fleet-backup", "fleet-proxy"],
+                vec![
+                    "fleet-registry",
+                    "fleet-health",
+                    "fleet-backup",
+                    "fleet-proxy",
+                ],
             ),
             ("fleet-cli", vec!["fleet-core"]),
         ];
@@ -118,7 +135,10 @@ impl Fixture {
                     "fn main() {\n    if std::env::args().any(|arg| arg == \"--version\") {\n        println!(\"fleet {}\", env!(\"CARGO_PKG_VERSION\"));\n    }\n}\n",
                 );
             } else {
-                self.write(&format!("crates/{name}/src/lib.rs"), "//! A fixture crate.\n");
+                self.write(
+                    &format!("crates/{name}/src/lib.rs"),
+                    "//! A fixture crate.\n",
+                );
             }
         }
         self.write(".gitignore", "/target\n");
@@ -239,7 +259,12 @@ impl CratesIndex {
     }
 }
 
-fn redact(text: &str, fixture: &Fixture, registry: &TestRegistry, extra: &[(&Path, &str)]) -> String {
+fn redact(
+    text: &str,
+    fixture: &Fixture,
+    registry: &TestRegistry,
+    extra: &[(&Path, &str)],
+) -> String {
     let mut text = text.replace(&fixture.root().display().to_string(), "[REPO]");
     for (path, name) in extra {
         text = text.replace(&path.display().to_string(), name);
@@ -280,7 +305,12 @@ fn a_dry_run_prints_the_whole_plan_and_changes_nothing() {
     assert!(output.status.success(), "{}", stderr(&output));
     insta::assert_snapshot!(
         "dry_run_plan",
-        redact(&stdout(&output), &fixture, &registry, &[(arm64.path(), "[ARM64 BINARY]")])
+        redact(
+            &stdout(&output),
+            &fixture,
+            &registry,
+            &[(arm64.path(), "[ARM64 BINARY]")]
+        )
     );
     // Nothing changed: no commit, no tag, no file, no image.
     assert_eq!(fixture.git(&["rev-parse", "HEAD"]), head);
@@ -326,13 +356,18 @@ fn a_release_refuses_a_dirty_tree_a_version_going_back_and_a_tag_made_before() {
 
     let neither = fixture.release(&common);
     assert_eq!(neither.status.code(), Some(1));
-    assert!(stderr(&neither).contains("which version?"), "{}", stderr(&neither));
+    assert!(
+        stderr(&neither).contains("which version?"),
+        "{}",
+        stderr(&neither)
+    );
 
     fixture.write("scratch.txt", "not committed\n");
     let dirty = fixture.release(&[&["--bump", "patch"], &common[..]].concat());
     assert_eq!(dirty.status.code(), Some(1));
     assert!(
-        stderr(&dirty).contains("has changes; commit or stash them") && stderr(&dirty).contains("scratch.txt"),
+        stderr(&dirty).contains("has changes; commit or stash them")
+            && stderr(&dirty).contains("scratch.txt"),
         "{}",
         stderr(&dirty)
     );
@@ -358,7 +393,9 @@ fn registry_tags(registry: &TestRegistry) -> Vec<String> {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let client = Client::new(ClientConfig::default()).unwrap();
     let image: ImageRef = format!("{}/fleet", registry.host()).parse().unwrap();
-    let mut tags = runtime.block_on(client.fetch_tags(&image)).unwrap_or_default();
+    let mut tags = runtime
+        .block_on(client.fetch_tags(&image))
+        .unwrap_or_default();
     tags.sort();
     tags
 }
@@ -382,7 +419,11 @@ fn releases_of_a_new_line_an_older_line_and_a_prerelease_move_the_tags_by_the_ch
             "--registry",
             &repository,
         ]);
-        assert!(output.status.success(), "release {version}: {}", stderr(&output));
+        assert!(
+            output.status.success(),
+            "release {version}: {}",
+            stderr(&output)
+        );
         output
     };
 
@@ -390,17 +431,25 @@ fn releases_of_a_new_line_an_older_line_and_a_prerelease_move_the_tags_by_the_ch
     release("1.2.0");
     assert_eq!(fixture.version(), "1.2.0");
     let release_commit = fixture.git(&["rev-parse", "HEAD"]);
-    assert_eq!(fixture.git(&["rev-parse", "v1.2.0^{commit}"]), release_commit);
+    assert_eq!(
+        fixture.git(&["rev-parse", "v1.2.0^{commit}"]),
+        release_commit
+    );
     assert_eq!(fixture.git(&["log", "-1", "--format=%s"]), "Release v1.2.0");
     assert_eq!(fixture.git(&["status", "--porcelain"]), "");
     let changelog = std::fs::read_to_string(fixture.root().join("CHANGELOG.md")).unwrap();
     insta::assert_snapshot!("changelog_1_2_0", changelog);
     let lock = std::fs::read_to_string(fixture.root().join("Cargo.lock")).unwrap();
-    assert!(lock.contains("name = \"fleet-cli\"\nversion = \"1.2.0\""), "{lock}");
+    assert!(
+        lock.contains("name = \"fleet-cli\"\nversion = \"1.2.0\""),
+        "{lock}"
+    );
     let sha = format!("sha-{}", &release_commit[..7]);
-    let [v120, v12, v1, latest, by_sha] =
-        <[Option<String>; 5]>::try_from(digests(&registry, &["v1.2.0", "v1.2", "v1", "latest", &sha]))
-            .unwrap();
+    let [v120, v12, v1, latest, by_sha] = <[Option<String>; 5]>::try_from(digests(
+        &registry,
+        &["v1.2.0", "v1.2", "v1", "latest", &sha],
+    ))
+    .unwrap();
     assert!(v120.is_some());
     for other in [&v12, &v1, &latest, &by_sha] {
         assert_eq!(other, &v120);
@@ -440,12 +489,14 @@ fn releases_of_a_new_line_an_older_line_and_a_prerelease_move_the_tags_by_the_ch
         "",
     );
     let prerelease = release("2.0.0-rc.1");
-    assert!(stdout(&prerelease).contains("v2.0.0-rc.1"), "{}", stdout(&prerelease));
-    let [rc, v2, latest_rc, v1_rc] = <[Option<String>; 4]>::try_from(digests(
-        &registry,
-        &["v2.0.0-rc.1", "v2", "latest", "v1"],
-    ))
-    .unwrap();
+    assert!(
+        stdout(&prerelease).contains("v2.0.0-rc.1"),
+        "{}",
+        stdout(&prerelease)
+    );
+    let [rc, v2, latest_rc, v1_rc] =
+        <[Option<String>; 4]>::try_from(digests(&registry, &["v2.0.0-rc.1", "v2", "latest", "v1"]))
+            .unwrap();
     assert!(rc.is_some());
     assert_eq!(v2, None, "a prerelease must not take v2");
     assert_eq!(latest_rc, v120);
@@ -476,7 +527,11 @@ fn the_release_workflow_form_builds_and_pushes_a_commit_already_tagged() {
         &repository,
     ]);
     assert!(local.status.success(), "{}", stderr(&local));
-    assert!(stderr(&local).contains("nothing was pushed"), "{}", stderr(&local));
+    assert!(
+        stderr(&local).contains("nothing was pushed"),
+        "{}",
+        stderr(&local)
+    );
     assert!(registry_tags(&registry).is_empty());
     let head = fixture.git(&["rev-parse", "HEAD"]);
     // ...and the workflow, on the pushed tag, runs it again with --push.
@@ -499,7 +554,11 @@ fn the_release_workflow_form_builds_and_pushes_a_commit_already_tagged() {
         "{}",
         stdout(&workflow)
     );
-    assert_eq!(fixture.git(&["rev-parse", "HEAD"]), head, "no second commit");
+    assert_eq!(
+        fixture.git(&["rev-parse", "HEAD"]),
+        head,
+        "no second commit"
+    );
     let sha = format!("sha-{}", &head[..7]);
     let [version, latest, by_sha] =
         <[Option<String>; 3]>::try_from(digests(&registry, &["v1.2.0", "latest", &sha])).unwrap();

@@ -197,7 +197,11 @@ fn area_entry(commit: &Commit) -> Entry {
         || area.ends_with(".md")
     {
         Group::Documentation
-    } else if area == "test" || area == "tests" || area.starts_with("e2e") || area.ends_with(" tests") {
+    } else if area == "test"
+        || area == "tests"
+        || area.starts_with("e2e")
+        || area.ends_with(" tests")
+    {
         Group::Tests
     } else if matches!(first_word.as_str(), "fix" | "fixes" | "fixed") {
         Group::Fixed
@@ -263,7 +267,10 @@ mod tests {
     #[test]
     fn prepending_keeps_earlier_releases_and_one_header() {
         let first = prepend(None, "## [1.0.0](x) - 2026-01-01\n\n### Added\n\n- a\n");
-        let second = prepend(Some(&first), "## [1.1.0](y) - 2026-02-01\n\n### Fixed\n\n- b\n");
+        let second = prepend(
+            Some(&first),
+            "## [1.1.0](y) - 2026-02-01\n\n### Fixed\n\n- b\n",
+        );
         assert_eq!(second.matches("# Changelog").count(), 1);
         let newer = second.find("## [1.1.0]").unwrap();
         let older = second.find("## [1.0.0]").unwrap();

@@ -89,7 +89,12 @@ impl Repo {
     /// The commit a tag points at, if the tag exists.
     pub(crate) fn tag_commit(&self, tag: &str) -> anyhow::Result<Option<String>> {
         let output = self
-            .command(&["rev-parse", "--verify", "--quiet", &format!("refs/tags/{tag}^{{commit}}")])
+            .command(&[
+                "rev-parse",
+                "--verify",
+                "--quiet",
+                &format!("refs/tags/{tag}^{{commit}}"),
+            ])
             .output()
             .context("cannot run git")?;
         Ok(output
@@ -101,7 +106,14 @@ impl Repo {
     /// The newest release tag (`v` and a version) reachable from HEAD.
     pub(crate) fn last_release_tag(&self) -> anyhow::Result<Option<String>> {
         let output = self
-            .command(&["describe", "--tags", "--abbrev=0", "--match", "v[0-9]*", "HEAD"])
+            .command(&[
+                "describe",
+                "--tags",
+                "--abbrev=0",
+                "--match",
+                "v[0-9]*",
+                "HEAD",
+            ])
             .output()
             .context("cannot run git")?;
         Ok(output
@@ -113,7 +125,14 @@ impl Repo {
     /// The newest release tag reachable from `tag`'s parent: the release before `tag`.
     pub(crate) fn last_release_tag_before(&self, tag: &str) -> anyhow::Result<Option<String>> {
         let output = self
-            .command(&["describe", "--tags", "--abbrev=0", "--match", "v[0-9]*", &format!("{tag}^")])
+            .command(&[
+                "describe",
+                "--tags",
+                "--abbrev=0",
+                "--match",
+                "v[0-9]*",
+                &format!("{tag}^"),
+            ])
             .output()
             .context("cannot run git")?;
         Ok(output

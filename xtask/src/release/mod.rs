@@ -135,7 +135,9 @@ fn parse_binary(text: &str) -> Result<(Platform, PathBuf), String> {
 
 /// Runs the release task with its arguments.
 pub(crate) fn run(args: &[String]) -> anyhow::Result<ExitCode> {
-    let args = match Args::try_parse_from(std::iter::once("cargo xtask release".to_owned()).chain(args.iter().cloned())) {
+    let args = match Args::try_parse_from(
+        std::iter::once("cargo xtask release".to_owned()).chain(args.iter().cloned()),
+    ) {
         Ok(args) => args,
         Err(error) => {
             let code = if error.use_stderr() { 2 } else { 0 };
@@ -270,7 +272,9 @@ fn plan(args: &Args) -> anyhow::Result<Plan> {
     let existing_tags = match registry_tags(&repository) {
         Ok(tags) => tags,
         Err(error) if args.dry_run => {
-            unknown.push(format!("{error:#}: the tags below assume an empty repository"));
+            unknown.push(format!(
+                "{error:#}: the tags below assume an empty repository"
+            ));
             Vec::new()
         }
         Err(error) => return Err(error),
@@ -356,9 +360,11 @@ fn release_date() -> anyhow::Result<String> {
 
 fn source_date_epoch_env() -> anyhow::Result<Option<i64>> {
     match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(text) if !text.trim().is_empty() => Ok(Some(text.trim().parse().with_context(|| {
-            format!("SOURCE_DATE_EPOCH={text:?} is not a number of seconds")
-        })?)),
+        Ok(text) if !text.trim().is_empty() => {
+            Ok(Some(text.trim().parse().with_context(|| {
+                format!("SOURCE_DATE_EPOCH={text:?} is not a number of seconds")
+            })?))
+        }
         _ => Ok(None),
     }
 }
@@ -593,13 +599,19 @@ fn execute(args: &Args, plan: &Plan) -> anyhow::Result<()> {
                     return Err(error).with_context(|| format!("cannot read {}", path.display()));
                 }
             };
-            std::fs::write(&path, changelog::prepend(existing.as_deref(), &plan.changelog))
-                .with_context(|| format!("cannot write {}", path.display()))?;
+            std::fs::write(
+                &path,
+                changelog::prepend(existing.as_deref(), &plan.changelog),
+            )
+            .with_context(|| format!("cannot write {}", path.display()))?;
             let commit = repo.commit(
                 &["Cargo.toml", "Cargo.lock", "CHANGELOG.md"],
                 &format!("Release {tag}"),
             )?;
-            repo.tag(&tag, &format!("fleet {}\n\n{}", plan.version, plan.changelog))?;
+            repo.tag(
+                &tag,
+                &format!("fleet {}\n\n{}", plan.version, plan.changelog),
+            )?;
             step(&format!("git: commit {} tagged {tag}", &commit[..7]));
             commit
         }

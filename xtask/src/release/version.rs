@@ -55,8 +55,8 @@ fn next_prerelease(pre: &Prerelease) -> anyhow::Result<Prerelease> {
 /// The version in `<root>/Cargo.toml`'s `[workspace.package]`.
 pub(crate) fn read(root: &Path) -> anyhow::Result<Version> {
     let path = root.join("Cargo.toml");
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
     let manifest: toml_edit::DocumentMut = text
         .parse()
         .with_context(|| format!("{} is not valid TOML", path.display()))?;
@@ -84,9 +84,10 @@ pub(crate) fn read(root: &Path) -> anyhow::Result<Version> {
 /// own crates, which the members depend on by that version when published).
 pub(crate) fn write(root: &Path, version: &Version) -> anyhow::Result<()> {
     let path = root.join("Cargo.toml");
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
-    let updated = set(&text, version).with_context(|| format!("cannot update {}", path.display()))?;
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let updated =
+        set(&text, version).with_context(|| format!("cannot update {}", path.display()))?;
     std::fs::write(&path, updated).with_context(|| format!("cannot write {}", path.display()))
 }
 
