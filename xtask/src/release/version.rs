@@ -91,7 +91,7 @@ pub(crate) fn write(root: &Path, version: &Version) -> anyhow::Result<()> {
     std::fs::write(&path, updated).with_context(|| format!("cannot write {}", path.display()))
 }
 
-/// [`write`] on a manifest's text.
+/// [`write()`] on a manifest's text.
 fn set(text: &str, version: &Version) -> anyhow::Result<String> {
     let mut manifest: toml_edit::DocumentMut = text.parse()?;
     let version = version.to_string();
