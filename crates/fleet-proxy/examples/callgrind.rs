@@ -12,7 +12,7 @@
 //! process, which callgrind does not trace. At the end it prints the requests the
 //! backend answered and fleet-proxy's CPU time (user, system) per request, from
 //! `/proc`; with callgrind, divide the instructions of the `fleet-proxy` thread's
-//! profile (`callgrind.out.PID-TID`) by that count.
+//! profile (the third thread: `callgrind.out.PID-03`, its `totals:` line) by that count.
 
 // An example reports on stdout.
 #![allow(clippy::print_stdout)]
