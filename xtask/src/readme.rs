@@ -103,12 +103,9 @@ mod tests {
             "README lists as coming what docs/cli.md documents as built: {built:?}; move it \
              to `## What works today`"
         );
-        // Every item links the issue that tracks it.
+        // Every item links the issue that tracks it (when every filed issue is built, the
+        // section says what comes without a list).
         let items: Vec<&str> = coming.split("\n- ").skip(1).collect();
-        assert!(
-            !items.is_empty(),
-            "`## Coming next` lists nothing: {coming}"
-        );
         for item in items {
             assert!(
                 item.contains("/issues/"),
