@@ -12,26 +12,11 @@ use std::process::Command;
 
 use anyhow::{Context as _, bail};
 
-use crate::testapp::target_dir;
+// The user's rustflags and `+crt-static`, as the test app's build has them.
+use crate::testapp::{static_rustflags, target_dir};
 
 /// The target the static binary is built for.
 pub const TARGET: &str = "x86_64-unknown-linux-gnu";
-
-/// The rustflags of the static build, as `CARGO_ENCODED_RUSTFLAGS`: the user's own and
-/// `+crt-static` (as the test app's build does: with `RUSTFLAGS` set, as CI sets it,
-/// cargo ignores target rustflags from config).
-fn static_rustflags() -> String {
-    let mut flags: Vec<String> = match std::env::var("CARGO_ENCODED_RUSTFLAGS") {
-        Ok(encoded) if !encoded.is_empty() => encoded.split('\x1f').map(str::to_owned).collect(),
-        _ => std::env::var("RUSTFLAGS")
-            .unwrap_or_default()
-            .split_whitespace()
-            .map(str::to_owned)
-            .collect(),
-    };
-    flags.extend(["-C".to_owned(), "target-feature=+crt-static".to_owned()]);
-    flags.join("\x1f")
-}
 
 /// Builds the static `fleet` (or finds it up to date) and returns its path.
 pub fn build() -> anyhow::Result<PathBuf> {

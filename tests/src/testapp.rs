@@ -98,7 +98,7 @@ fn build_command(testapp_target_dir: &Path) -> Command {
 /// of those variables and ignores `target.<triple>.rustflags` when either is set, so with
 /// `RUSTFLAGS=-D warnings` (as CI sets) a target rustflag would be dropped and the binary
 /// would not be static: a `FROM scratch` image cannot run it.
-fn static_rustflags() -> String {
+pub(crate) fn static_rustflags() -> String {
     let mut flags: Vec<String> = match std::env::var("CARGO_ENCODED_RUSTFLAGS") {
         Ok(encoded) if !encoded.is_empty() => encoded.split('\x1f').map(str::to_owned).collect(),
         _ => std::env::var("RUSTFLAGS")

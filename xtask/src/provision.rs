@@ -28,14 +28,29 @@ fn moto_installed() -> bool {
     installed("moto_server") || user_bin().is_some_and(|dir| dir.join("moto_server").is_file())
 }
 
-/// The S3 tests' server: moto's, from PyPI. Installed with
-/// `python3 -m pip install --quiet 'moto[server]'` when `moto_server` is missing; where
-/// the system Python refuses installs of its own (PEP 668, Debian's
-/// externally-managed-environment), into the user's site (`~/.local`) instead.
-pub(crate) fn ensure_moto_server() -> anyhow::Result<()> {
-    if moto_installed() {
-        return Ok(());
-    }
+/// A Python package the tests need, for [`pip_install`]: its requirement, and the words
+/// the messages use for it.
+pub(crate) struct PipInstall {
+    /// What pip installs: `moto[server]`.
+    pub(crate) requirement: &'static str,
+    /// Who needs it: "the S3 tests need moto's server (`moto_server`)".
+    pub(crate) needed_by: &'static str,
+    /// What for, while it installs: "the S3 tests' server".
+    pub(crate) used_for: &'static str,
+    /// Its name in an error: "moto's server".
+    pub(crate) name: &'static str,
+}
+
+/// Installs a package with `python3 -m pip install`; where the system Python refuses
+/// installs of its own (PEP 668), into the user's site (`~/.local`) instead. Fails naming
+/// the command to run by hand when pip is missing or the install fails.
+pub(crate) fn pip_install(package: PipInstall) -> anyhow::Result<()> {
+    let PipInstall {
+        requirement,
+        needed_by,
+        used_for,
+        name,
+    } = package;
     let pip = Command::new("python3")
         .args(["-m", "pip", "--version"])
         .stdout(Stdio::null())
@@ -44,18 +59,17 @@ pub(crate) fn ensure_moto_server() -> anyhow::Result<()> {
         .is_ok_and(|status| status.success());
     if !pip {
         bail!(
-            "the S3 tests need moto's server (`moto_server`), and pip is missing to install \
-             it: install python3 and pip (`apt-get install python3-pip`), then run \
-             `python3 -m pip install 'moto[server]'`"
+            "{needed_by}, and pip is missing to install it: install python3 and pip \
+             (`apt-get install python3-pip`), then run `python3 -m pip install '{requirement}'`"
         );
     }
-    eprintln!("xtask: installing moto[server] from PyPI (the S3 tests' server; once)");
+    eprintln!("xtask: installing {requirement} from PyPI ({used_for}; once)");
     let install = |extra: &[&str]| -> anyhow::Result<std::process::Output> {
         let mut command = Command::new("python3");
         command
             .args(["-m", "pip", "install", "--quiet"])
             .args(extra)
-            .arg("moto[server]");
+            .arg(requirement);
         eprintln!("xtask: $ {}", crate::describe(&command));
         command
             .output()
@@ -69,11 +83,28 @@ pub(crate) fn ensure_moto_server() -> anyhow::Result<()> {
     }
     if !output.status.success() {
         bail!(
-            "cannot install moto's server (`python3 -m pip install 'moto[server]'` failed: \
-             {}); install it by hand and run `cargo xtask test` again",
+            "cannot install {name} (`python3 -m pip install '{requirement}'` failed: {}); \
+             install it by hand and run `cargo xtask test` again",
             String::from_utf8_lossy(&output.stderr).trim()
         );
     }
+    Ok(())
+}
+
+/// The S3 tests' server: moto's, from PyPI. Installed with
+/// `python3 -m pip install --quiet 'moto[server]'` when `moto_server` is missing; where
+/// the system Python refuses installs of its own (PEP 668, Debian's
+/// externally-managed-environment), into the user's site (`~/.local`) instead.
+pub(crate) fn ensure_moto_server() -> anyhow::Result<()> {
+    if moto_installed() {
+        return Ok(());
+    }
+    pip_install(PipInstall {
+        requirement: "moto[server]",
+        needed_by: "the S3 tests need moto's server (`moto_server`)",
+        used_for: "the S3 tests' server",
+        name: "moto's server",
+    })?;
     if !moto_installed() {
         bail!(
             "`moto_server` is still not found after installing moto[server]: add the \
@@ -295,7 +326,7 @@ pub(crate) fn ensure_arm64_busybox() -> anyhow::Result<std::path::PathBuf> {
     {
         return Ok(given);
     }
-    let dir = cargo_target_dir()?.join(ARM64_BUSYBOX_DIR);
+    let dir = crate::artifacts::target_dir()?.join(ARM64_BUSYBOX_DIR);
     let busybox = dir.join("bin/busybox");
     if busybox.is_file() {
         return Ok(busybox);
@@ -372,35 +403,4 @@ pub(crate) fn ensure_arm64_busybox() -> anyhow::Result<std::path::PathBuf> {
         );
     }
     Ok(busybox)
-}
-
-/// Cargo's target directory, as `cargo metadata` reports it (`CARGO_TARGET_DIR` and
-/// `build.target-dir` move it); the test bed finds it the same way
-/// (`fleet_tests::testapp::target_dir`).
-fn cargo_target_dir() -> anyhow::Result<std::path::PathBuf> {
-    let mut command = crate::cargo();
-    command.args([
-        "metadata",
-        "--format-version",
-        "1",
-        "--no-deps",
-        "--offline",
-    ]);
-    let output = command
-        .output()
-        .with_context(|| format!("cannot run {}", crate::describe(&command)))?;
-    if !output.status.success() {
-        bail!(
-            "`{}` failed ({}): {}",
-            crate::describe(&command),
-            output.status,
-            String::from_utf8_lossy(&output.stderr).trim()
-        );
-    }
-    let metadata: serde_json::Value =
-        serde_json::from_slice(&output.stdout).context("cannot read cargo metadata's output")?;
-    let dir = metadata["target_directory"]
-        .as_str()
-        .context("cargo metadata reports no target_directory")?;
-    Ok(std::path::PathBuf::from(dir))
 }

@@ -6,9 +6,8 @@
 //! and its PyPI wrapper downloads the binary from GitHub when it is installed.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
-use anyhow::{Context as _, bail};
+use anyhow::bail;
 
 /// The version installed: the schema is vendored, so a newer one may judge the same
 /// workflows differently; move it on purpose.
@@ -34,44 +33,12 @@ pub(crate) fn ensure_check_jsonschema() -> anyhow::Result<()> {
     if find().is_some() {
         return Ok(());
     }
-    let pip = Command::new("python3")
-        .args(["-m", "pip", "--version"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|status| status.success());
-    if !pip {
-        bail!(
-            "the workflow test needs `check-jsonschema`, and pip is missing to install it: \
-             install python3 and pip (`apt-get install python3-pip`), then run \
-             `python3 -m pip install '{CHECK_JSONSCHEMA}'`"
-        );
-    }
-    eprintln!("xtask: installing {CHECK_JSONSCHEMA} from PyPI (the workflow test's checker; once)");
-    let install = |extra: &[&str]| -> anyhow::Result<std::process::Output> {
-        let mut command = Command::new("python3");
-        command
-            .args(["-m", "pip", "install", "--quiet"])
-            .args(extra)
-            .arg(CHECK_JSONSCHEMA);
-        eprintln!("xtask: $ {}", crate::describe(&command));
-        command
-            .output()
-            .with_context(|| format!("cannot run {}", crate::describe(&command)))
-    };
-    let mut output = install(&[])?;
-    if !output.status.success()
-        && String::from_utf8_lossy(&output.stderr).contains("externally-managed-environment")
-    {
-        output = install(&["--user", "--break-system-packages"])?;
-    }
-    if !output.status.success() {
-        bail!(
-            "cannot install check-jsonschema (`python3 -m pip install '{CHECK_JSONSCHEMA}'` \
-             failed: {}); install it by hand and run `cargo xtask test` again",
-            String::from_utf8_lossy(&output.stderr).trim()
-        );
-    }
+    crate::provision::pip_install(crate::provision::PipInstall {
+        requirement: CHECK_JSONSCHEMA,
+        needed_by: "the workflow test needs `check-jsonschema`",
+        used_for: "the workflow test's checker",
+        name: "check-jsonschema",
+    })?;
     if find().is_none() {
         bail!(
             "`check-jsonschema` is still not found after installing it: add the directory \
