@@ -163,7 +163,23 @@ impl TestDocker {
     /// A fleet `config.toml` that keeps a fleet inside this test's bounds: loopback ports
     /// `first..=last`, a network of its own, containers named `<prefix><name>.<n>` and
     /// labelled with [`TestDocker::labels`] (so they are removed with the test's).
+    ///
+    /// # Panics
+    ///
+    /// When `first..=last` reaches into the kernel's ephemeral port range: an outgoing
+    /// connection of any test could hold one of those ports while a container restarts,
+    /// and publishing it again would fail now and then ("address already in use").
     pub fn fleet_config(&self, prefix: &str, first: u16, last: u16) -> String {
+        if let Some((low, high)) = ephemeral_ports()
+            && first <= high
+            && low <= last
+        {
+            panic!(
+                "the test's host ports {first}-{last} reach into the kernel's ephemeral port range {low}-{high} \
+                 (net.ipv4.ip_local_port_range), where outgoing connections take their local port; \
+                 give the test a range below {low}"
+            );
+        }
         let labels: String = self
             .labels()
             .iter()
@@ -393,4 +409,11 @@ impl Drop for TestDocker {
             }
         }
     }
+}
+
+/// The kernel's ephemeral port range (`net.ipv4.ip_local_port_range`), where Linux has it.
+fn ephemeral_ports() -> Option<(u16, u16)> {
+    let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+    let mut numbers = text.split_whitespace().map(str::parse::<u16>);
+    Some((numbers.next()?.ok()?, numbers.next()?.ok()?))
 }

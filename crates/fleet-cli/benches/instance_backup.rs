@@ -36,7 +36,7 @@ use fleet_tests::image::TestImage;
 use fleet_tests::registry::TestRegistry;
 
 /// The port range of the benchmark's instance (no test or other benchmark uses it).
-const FIRST_PORT: u16 = 34000;
+const FIRST_PORT: u16 = 11400;
 /// How long the load runs alone in each round.
 const IDLE: Duration = Duration::from_secs(4);
 /// Each load thread sends one request this often.

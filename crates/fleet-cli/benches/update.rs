@@ -25,7 +25,7 @@ use fleet_tests::image::Behaviour;
 use fleet_tests::load::Load;
 
 /// The benchmark's port range (no test or other benchmark uses it).
-const FIRST_PORT: u16 = 44000;
+const FIRST_PORT: u16 = 11600;
 
 fn env_number(name: &str, default: usize) -> usize {
     std::env::var(name)

@@ -4,7 +4,7 @@
 //! others untouched), one instance dropped from the file and `--prune`; and a file with
 //! mistakes refused before anything changes.
 //!
-//! Each test has its own state directory, registry, port range (49000 + 20 * k, used by
+//! Each test has its own state directory, registry, port range (11100 + 20 * k, used by
 //! no other test file), network and container names, removed when it ends.
 
 use std::path::Path;
@@ -15,7 +15,7 @@ use fleet_tests::cli::CliBed;
 
 async fn bed() -> CliBed {
     static NEXT: AtomicU16 = AtomicU16::new(0);
-    let first_port = 49000 + NEXT.fetch_add(1, Ordering::SeqCst) * 20;
+    let first_port = 11100 + NEXT.fetch_add(1, Ordering::SeqCst) * 20;
     CliBed::new(Path::new(env!("CARGO_BIN_EXE_fleet")), first_port)
         .await
         .unwrap()

@@ -3,7 +3,7 @@
 //! while archiving, an app committing to SQLite as fast as it can during the backup,
 //! and the errors of unknown instances, unknown backups and bad usage.
 //!
-//! Each test has its own state directory, registry, port range (33000 + 20 * k, used by
+//! Each test has its own state directory, registry, port range (10000 + 20 * k, used by
 //! no other test file), network and container names; everything it made, the tmpfs it
 //! mounts included, is removed when it ends, also when it fails.
 
@@ -18,7 +18,7 @@ use fleet_tests::cli::CliBed;
 /// range, network and container names.
 async fn bed() -> CliBed {
     static NEXT: AtomicU16 = AtomicU16::new(0);
-    let first_port = 33000 + NEXT.fetch_add(1, Ordering::SeqCst) * 20;
+    let first_port = 10000 + NEXT.fetch_add(1, Ordering::SeqCst) * 20;
     CliBed::new(Path::new(env!("CARGO_BIN_EXE_fleet")), first_port)
         .await
         .unwrap()

@@ -9,7 +9,7 @@
 //!
 //! The static binary is built once into `<target dir>/static-fleet` (dependencies
 //! unoptimised: this test only needs it to run), or taken from `FLEET_STATIC_BIN`.
-//! Ports: 51000-51999, used by no other test file.
+//! Ports: 11200-11299, used by no other test file.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -175,9 +175,9 @@ fn docker_socket() -> PathBuf {
 
 /// A loopback port in this file's range that nothing listens on now.
 fn api_port() -> u16 {
-    (51990..=51999)
+    (11290..=11299)
         .find(|port| std::net::TcpListener::bind(("127.0.0.1", *port)).is_ok())
-        .expect("a free port in 51990-51999")
+        .expect("a free port in 11290-11299")
 }
 
 /// Hands the state directory (and what the bed wrote in it) to the image's user.
@@ -234,7 +234,7 @@ fn wait_healthy(name: &str, timeout: Duration) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_image_runs_fleet_serve_healthy_as_non_root_and_stops_cleanly() {
     let binary = tokio::task::spawn_blocking(static_fleet).await.unwrap();
-    let bed = CliBed::with_ports(Path::new(env!("CARGO_BIN_EXE_fleet")), 51000, 20)
+    let bed = CliBed::with_ports(Path::new(env!("CARGO_BIN_EXE_fleet")), 11200, 20)
         .await
         .unwrap();
     let tag = format!("fleet-test-image:{}", bed.docker.run_id());

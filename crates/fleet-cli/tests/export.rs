@@ -4,7 +4,7 @@
 //! app (same digest, same host port, same environment, volume and memory limit)
 //! without fleet.
 //!
-//! Each test has its own state directory, registry, port range (48000 + 20 * k, used by
+//! Each test has its own state directory, registry, port range (11000 + 20 * k, used by
 //! no other test file), network, container names and compose project, removed when it
 //! ends, whether it passes or not.
 
@@ -20,7 +20,7 @@ use fleet_tests::cli::CliBed;
 
 async fn bed() -> CliBed {
     static NEXT: AtomicU16 = AtomicU16::new(0);
-    let first_port = 48000 + NEXT.fetch_add(1, Ordering::SeqCst) * 20;
+    let first_port = 11000 + NEXT.fetch_add(1, Ordering::SeqCst) * 20;
     CliBed::new(Path::new(env!("CARGO_BIN_EXE_fleet")), first_port)
         .await
         .unwrap()

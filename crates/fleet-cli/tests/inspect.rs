@@ -4,7 +4,7 @@
 //! the container, ports, a health probe made now and the last deployment; and `-q`,
 //! which leaves stderr empty where `create` would show its progress.
 //!
-//! Each test has its own state directory, registry, port range (47000 + 20 * k, used by
+//! Each test has its own state directory, registry, port range (10900 + 20 * k, used by
 //! no other test file), network and container names, removed when it ends.
 
 use std::path::Path;
@@ -15,7 +15,7 @@ use fleet_tests::image::Behaviour;
 
 async fn bed() -> CliBed {
     static NEXT: AtomicU16 = AtomicU16::new(0);
-    let first_port = 47000 + NEXT.fetch_add(1, Ordering::SeqCst) * 20;
+    let first_port = 10900 + NEXT.fetch_add(1, Ordering::SeqCst) * 20;
     CliBed::new(Path::new(env!("CARGO_BIN_EXE_fleet")), first_port)
         .await
         .unwrap()

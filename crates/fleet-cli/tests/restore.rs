@@ -5,7 +5,7 @@
 //! changes; a restored instance that does not come back gets its previous data back;
 //! `backup.exec` runs in the container and `backup.stop` measures its downtime.
 //!
-//! Each test has its own state directory, registry, port range (35000 + 20 * k, used by
+//! Each test has its own state directory, registry, port range (10200 + 20 * k, used by
 //! no other test file), network and container names, removed when it ends.
 
 use std::path::Path;
@@ -17,7 +17,7 @@ use fleet_tests::cli::CliBed;
 
 async fn bed() -> CliBed {
     static NEXT: AtomicU16 = AtomicU16::new(0);
-    let first_port = 35000 + NEXT.fetch_add(1, Ordering::SeqCst) * 20;
+    let first_port = 10200 + NEXT.fetch_add(1, Ordering::SeqCst) * 20;
     CliBed::new(Path::new(env!("CARGO_BIN_EXE_fleet")), first_port)
         .await
         .unwrap()

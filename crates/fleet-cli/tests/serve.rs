@@ -5,7 +5,7 @@
 //! serves the same routes at once; an instance created before it moves behind it at
 //! its next update, the gap measured.
 //!
-//! Each test has its own state directory, registry, port range (39000 + 20 * k, used by
+//! Each test has its own state directory, registry, port range (10600 + 20 * k, used by
 //! no other test file), network and container names, and its own `fleet serve` process,
 //! all removed when it ends.
 
@@ -18,7 +18,7 @@ use fleet_tests::load::Load;
 
 async fn bed() -> CliBed {
     static NEXT: AtomicU16 = AtomicU16::new(0);
-    let first_port = 39000 + NEXT.fetch_add(1, Ordering::SeqCst) * 20;
+    let first_port = 10600 + NEXT.fetch_add(1, Ordering::SeqCst) * 20;
     let bed = CliBed::new(Path::new(env!("CARGO_BIN_EXE_fleet")), first_port)
         .await
         .unwrap();

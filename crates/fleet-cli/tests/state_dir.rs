@@ -331,3 +331,67 @@ fn read_commands_work_for_a_user_who_cannot_write_the_state_directory() {
     assert_eq!(std::fs::read(&database).unwrap(), before);
     assert_eq!(std::fs::metadata(&database).unwrap().uid(), 65534);
 }
+
+/// Host ports in the kernel's ephemeral range get a note at `create`: an outgoing
+/// connection can hold one while the instance restarts (this project's own tests lost
+/// a recreate update that way), so the operator hears of it before it happens.
+#[test]
+fn ports_in_the_kernel_ephemeral_range_get_a_note_at_create() {
+    let kernel = fleet_core::ephemeral_ports().expect("this Linux has ip_local_port_range");
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    let (first, last) = (*kernel.start(), kernel.start() + 9);
+    std::fs::write(
+        state.join("config.toml"),
+        format!("[ports]\nfirst = {first}\nlast = {last}\n"),
+    )
+    .unwrap();
+    // Nothing listens on port 1: the create fails at resolving, after the note.
+    let (code, _, stderr) = fleet(
+        &state,
+        "",
+        &[
+            "create",
+            "alice",
+            "--image",
+            "127.0.0.1:1/app:v1",
+            "--port",
+            "8080",
+            "--no-start",
+        ],
+    );
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "note: host ports {first}-{last} of [ports] in {}/config.toml are in the kernel's ephemeral port range {}-{} (net.ipv4.ip_local_port_range)",
+            state.display(),
+            kernel.start(),
+            kernel.end()
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("the default is 5001-5999"), "{stderr}");
+
+    // Outside it, no note.
+    std::fs::write(
+        state.join("config.toml"),
+        format!("[ports]\nfirst = {}\nlast = {}\n", first - 10, first - 1),
+    )
+    .unwrap();
+    let (code, _, stderr) = fleet(
+        &state,
+        "",
+        &[
+            "create",
+            "alice",
+            "--image",
+            "127.0.0.1:1/app:v1",
+            "--port",
+            "8080",
+            "--no-start",
+        ],
+    );
+    assert_eq!(code, 1, "{stderr}");
+    assert!(!stderr.contains("ephemeral"), "{stderr}");
+}

@@ -3,7 +3,7 @@
 //! values rendered from its allocated port, its name and vars; a key without a value
 //! fails `fleet create` with exit 2, naming the key and the instance, and leaves nothing.
 //!
-//! Each test has its own state directory, registry, port range (46000 + 20 * k, used by
+//! Each test has its own state directory, registry, port range (10800 + 20 * k, used by
 //! no other test file), network and container names, removed when it ends.
 
 use std::io::Write as _;
@@ -16,7 +16,7 @@ use fleet_tests::cli::CliBed;
 /// A bed whose `config.toml` also holds fleet-wide and group vars.
 async fn bed() -> CliBed {
     static NEXT: AtomicU16 = AtomicU16::new(0);
-    let first_port = 46000 + NEXT.fetch_add(1, Ordering::SeqCst) * 20;
+    let first_port = 10800 + NEXT.fetch_add(1, Ordering::SeqCst) * 20;
     let bed = CliBed::new(Path::new(env!("CARGO_BIN_EXE_fleet")), first_port)
         .await
         .unwrap();

@@ -11,7 +11,7 @@
 //! Instances follow the channel `v1.0` (so v1.0.0), and updates name their target
 //! with `--to`.
 //!
-//! Each test has its own state directory, registry, port range (37000 + 20 * k, used by
+//! Each test has its own state directory, registry, port range (10400 + 20 * k, used by
 //! no other test file), network and container names, removed when it ends.
 
 use std::path::Path;
@@ -24,7 +24,7 @@ use fleet_tests::load::Load;
 
 async fn bed() -> CliBed {
     static NEXT: AtomicU16 = AtomicU16::new(0);
-    let first_port = 37000 + NEXT.fetch_add(1, Ordering::SeqCst) * 20;
+    let first_port = 10400 + NEXT.fetch_add(1, Ordering::SeqCst) * 20;
     let bed = CliBed::new(Path::new(env!("CARGO_BIN_EXE_fleet")), first_port)
         .await
         .unwrap();
@@ -397,7 +397,7 @@ async fn ten_instances_update_in_parallel_after_their_canary() {
         "c3",
         "--json",
     ]);
-    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
     let reports: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     let outcomes: Vec<&str> = reports
         .as_array()
@@ -425,7 +425,7 @@ async fn ten_instances_update_in_parallel_after_their_canary() {
         "--canary",
         "c3",
     ]);
-    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
     assert_eq!(stdout.lines().count(), 10, "{stdout}");
     assert!(stdout.lines().all(|l| l.contains("updated in")), "{stdout}");
     assert!(versions(&bed).iter().all(|tag| tag == "v1.1.0"));

@@ -80,7 +80,7 @@ pub use fleet::{
 };
 pub use health::{Health, UnknownHealth};
 pub use name::InstanceName;
-pub use ports::{PortRange, bindable};
+pub use ports::{PortRange, bindable, ephemeral_ports};
 pub use registry::RegistryResolver;
 #[cfg(any(test, feature = "test-util"))]
 pub use resolve::StaticResolver;

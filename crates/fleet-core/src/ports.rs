@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
+use std::ops::RangeInclusive;
 
 use serde::{Deserialize, Serialize};
 
@@ -122,6 +123,42 @@ impl PortRange {
     pub fn step(&self) -> u16 {
         self.step
     }
+
+    /// The candidates of this range inside `ports` (from the first to the last of them),
+    /// if any: `[ports]` against [`ephemeral_ports`], say.
+    ///
+    /// ```
+    /// use fleet_core::PortRange;
+    /// let range = PortRange::new(32000, 33000, 10)?;
+    /// assert_eq!(range.overlap(&(32768..=60999)), Some(32770..=33000));
+    /// assert_eq!(range.overlap(&(1024..=31999)), None);
+    /// # Ok::<(), fleet_core::Error>(())
+    /// ```
+    pub fn overlap(&self, ports: &RangeInclusive<u16>) -> Option<RangeInclusive<u16>> {
+        let mut inside = self.iter().filter(|port| ports.contains(port));
+        let first = inside.next()?;
+        Some(first..=inside.last().unwrap_or(first))
+    }
+}
+
+/// The range the kernel takes the local port of an outgoing connection from
+/// (`net.ipv4.ip_local_port_range` on Linux), or `None` where it cannot be read.
+///
+/// A host port fleet allocates inside it can be held by any process's outgoing
+/// connection while the instance's container restarts (a recreate update, a restore, a
+/// restart), and publishing the port again then fails with "address already in use".
+/// `[ports]` belongs outside it, as fleet's default (5001-5999) is.
+pub fn ephemeral_ports() -> Option<RangeInclusive<u16>> {
+    let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+    parse_ephemeral(&text)
+}
+
+/// `"32768\t60999\n"` as `32768..=60999`.
+fn parse_ephemeral(text: &str) -> Option<RangeInclusive<u16>> {
+    let mut numbers = text.split_whitespace().map(str::parse::<u16>);
+    let first = numbers.next()?.ok()?;
+    let last = numbers.next()?.ok()?;
+    (first <= last).then_some(first..=last)
 }
 
 /// Whether `port` can be bound on the host right now (IPv4 on all addresses, and IPv6
@@ -164,6 +201,30 @@ pub(crate) fn host_check(
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn the_kernel_ephemeral_range_is_read_as_the_proc_file_writes_it() {
+        assert_eq!(parse_ephemeral("32768\t60999\n"), Some(32768..=60999));
+        assert_eq!(parse_ephemeral("1024 65535"), Some(1024..=65535));
+        assert_eq!(parse_ephemeral("60999 32768"), None);
+        assert_eq!(parse_ephemeral("32768"), None);
+        assert_eq!(parse_ephemeral(""), None);
+        // This machine's, where Linux has it.
+        if std::path::Path::new("/proc/sys/net/ipv4/ip_local_port_range").exists() {
+            assert!(ephemeral_ports().is_some());
+        }
+    }
+
+    #[test]
+    fn an_overlap_names_the_first_and_last_candidate_inside() {
+        let range = PortRange::new(5001, 5999, 1).unwrap();
+        assert_eq!(range.overlap(&(32768..=60999)), None);
+        assert_eq!(range.overlap(&(5500..=6000)), Some(5500..=5999));
+        assert_eq!(range.overlap(&(1..=5001)), Some(5001..=5001));
+        let stepped = PortRange::new(6000, 6100, 7).unwrap();
+        assert_eq!(stepped.overlap(&(6001..=6006)), None);
+        assert_eq!(stepped.overlap(&(6001..=6100)), Some(6007..=6098));
+    }
 
     #[test]
     fn ranges() {

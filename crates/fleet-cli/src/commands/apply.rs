@@ -56,6 +56,7 @@ pub(crate) fn run(context: &Context, args: &Args) -> anyhow::Result<ExitCode> {
     let file = FleetFile::load(&args.file)?;
     let (plan, applied) = runtime()?.block_on(async {
         let fleet = open_fleet(context, &args.registry).await?;
+        super::note_ephemeral_ports(context, &fleet.config().ports);
         let plan = fleet.plan_apply(&file, &args.file)?;
         if !context.out.is_json() {
             context.out.lines(&plan_lines(&plan, args.prune))?;

@@ -260,6 +260,7 @@ pub(crate) fn run(context: &Context, args: &Args) -> anyhow::Result<ExitCode> {
     let instance = runtime()?.block_on(async {
         let fleet = open_fleet(context, &args.registry).await?;
         let range = &fleet.config().ports;
+        super::note_ephemeral_ports(context, range);
         for port in spec.ports.iter().filter_map(|p| p.host) {
             if port < range.first() || port > range.last() {
                 context.out.note(&format!(

@@ -109,6 +109,27 @@ async fn open_fleet_in(
         .await?)
 }
 
+/// A note when `[ports]` reaches into the kernel's ephemeral port range: an outgoing
+/// connection can hold such a port while its instance's container restarts, and the
+/// restart then fails ("address already in use").
+pub(crate) fn note_ephemeral_ports(context: &Context, range: &fleet_core::PortRange) {
+    let Some(kernel) = fleet_core::ephemeral_ports() else {
+        return;
+    };
+    if let Some(inside) = range.overlap(&kernel) {
+        context.out.note(&format!(
+            "host ports {}-{} of [ports] in {} are in the kernel's ephemeral port range {}-{} (net.ipv4.ip_local_port_range): \
+             an outgoing connection can take one of them while its instance restarts, and the restart fails; \
+             choose [ports] outside it (the default is 5001-5999)",
+            inside.start(),
+            inside.end(),
+            context.state_dir.join("config.toml").display(),
+            kernel.start(),
+            kernel.end(),
+        ));
+    }
+}
+
 /// `sha256:0123456789ab` (12 hex digits, as `docker images` shows).
 pub(crate) fn short_digest(digest: &str) -> &str {
     let end = digest.find(':').map_or(12, |colon| colon + 13);
