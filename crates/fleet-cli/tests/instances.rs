@@ -523,11 +523,11 @@ async fn purge_never_deletes_what_fleet_did_not_make() {
     assert!(!made.exists());
 
     // A fixed host port outside the configured range works, with a note.
-    let outside_range = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    // From 25900-25999: no test's range, and below the kernel's ephemeral ports (a port
+    // the kernel hands out could be taken by an outgoing connection before `create`).
+    let outside_range = (25900..=25999)
+        .find(|port| fleet_core::bindable(*port))
+        .expect("a free port in 25900-25999")
         .to_string();
     let (code, _, stderr) = bed.run(&[
         "create",

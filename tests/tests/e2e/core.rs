@@ -712,7 +712,11 @@ mod engine {
                 ports: vec![PublishedPort {
                     container: 8080,
                     host_ip: "127.0.0.1".parse()?,
-                    host: fleet_tests::net::free_port()?,
+                    // A block of its own, below the kernel's ephemeral ports.
+                    host: super::port_range()
+                        .iter()
+                        .find(|port| fleet_core::bindable(*port))
+                        .context("no free port in the test's block")?,
                 }],
                 binds: vec![
                     Bind {
