@@ -341,27 +341,33 @@ fn ports_in_the_kernel_ephemeral_range_get_a_note_at_create() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     std::fs::create_dir(&state).unwrap();
+    // `fleet create` with `[ports]` first..=last. Nothing listens on port 1: the create
+    // fails at resolving, after any note.
+    let create = |first: u16, last: u16| {
+        std::fs::write(
+            state.join("config.toml"),
+            format!("[ports]\nfirst = {first}\nlast = {last}\n"),
+        )
+        .unwrap();
+        let (code, _, stderr) = fleet(
+            &state,
+            "",
+            &[
+                "create",
+                "alice",
+                "--image",
+                "127.0.0.1:1/app:v1",
+                "--port",
+                "8080",
+                "--no-start",
+            ],
+        );
+        assert_eq!(code, 1, "{stderr}");
+        stderr
+    };
+
     let (first, last) = (*kernel.start(), kernel.start() + 9);
-    std::fs::write(
-        state.join("config.toml"),
-        format!("[ports]\nfirst = {first}\nlast = {last}\n"),
-    )
-    .unwrap();
-    // Nothing listens on port 1: the create fails at resolving, after the note.
-    let (code, _, stderr) = fleet(
-        &state,
-        "",
-        &[
-            "create",
-            "alice",
-            "--image",
-            "127.0.0.1:1/app:v1",
-            "--port",
-            "8080",
-            "--no-start",
-        ],
-    );
-    assert_eq!(code, 1, "{stderr}");
+    let stderr = create(first, last);
     assert!(
         stderr.contains(&format!(
             "note: host ports {first}-{last} of [ports] in {}/config.toml are in the kernel's ephemeral port range {}-{} (net.ipv4.ip_local_port_range)",
@@ -374,24 +380,6 @@ fn ports_in_the_kernel_ephemeral_range_get_a_note_at_create() {
     assert!(stderr.contains("the default is 5001-5999"), "{stderr}");
 
     // Outside it, no note.
-    std::fs::write(
-        state.join("config.toml"),
-        format!("[ports]\nfirst = {}\nlast = {}\n", first - 10, first - 1),
-    )
-    .unwrap();
-    let (code, _, stderr) = fleet(
-        &state,
-        "",
-        &[
-            "create",
-            "alice",
-            "--image",
-            "127.0.0.1:1/app:v1",
-            "--port",
-            "8080",
-            "--no-start",
-        ],
-    );
-    assert_eq!(code, 1, "{stderr}");
+    let stderr = create(first - 10, first - 1);
     assert!(!stderr.contains("ephemeral"), "{stderr}");
 }
