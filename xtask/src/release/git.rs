@@ -88,53 +88,40 @@ impl Repo {
 
     /// The commit a tag points at, if the tag exists.
     pub(crate) fn tag_commit(&self, tag: &str) -> anyhow::Result<Option<String>> {
-        let output = self
-            .command(&[
-                "rev-parse",
-                "--verify",
-                "--quiet",
-                &format!("refs/tags/{tag}^{{commit}}"),
-            ])
-            .output()
-            .context("cannot run git")?;
-        Ok(output
-            .status
-            .success()
-            .then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned()))
+        self.output_if_success(&[
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            &format!("refs/tags/{tag}^{{commit}}"),
+        ])
     }
 
     /// The newest release tag (`v` and a version) reachable from HEAD.
     pub(crate) fn last_release_tag(&self) -> anyhow::Result<Option<String>> {
-        let output = self
-            .command(&[
-                "describe",
-                "--tags",
-                "--abbrev=0",
-                "--match",
-                "v[0-9]*",
-                "HEAD",
-            ])
-            .output()
-            .context("cannot run git")?;
-        Ok(output
-            .status
-            .success()
-            .then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned()))
+        self.release_tag_reachable_from("HEAD")
     }
 
     /// The newest release tag reachable from `tag`'s parent: the release before `tag`.
     pub(crate) fn last_release_tag_before(&self, tag: &str) -> anyhow::Result<Option<String>> {
-        let output = self
-            .command(&[
-                "describe",
-                "--tags",
-                "--abbrev=0",
-                "--match",
-                "v[0-9]*",
-                &format!("{tag}^"),
-            ])
-            .output()
-            .context("cannot run git")?;
+        self.release_tag_reachable_from(&format!("{tag}^"))
+    }
+
+    /// The newest release tag reachable from `rev`, if there is one.
+    fn release_tag_reachable_from(&self, rev: &str) -> anyhow::Result<Option<String>> {
+        self.output_if_success(&[
+            "describe",
+            "--tags",
+            "--abbrev=0",
+            "--match",
+            "v[0-9]*",
+            rev,
+        ])
+    }
+
+    /// git's trimmed stdout when it succeeds, `None` when it fails (a missing tag, no
+    /// release yet): an answer, not an error.
+    fn output_if_success(&self, args: &[&str]) -> anyhow::Result<Option<String>> {
+        let output = self.command(args).output().context("cannot run git")?;
         Ok(output
             .status
             .success()
