@@ -9,7 +9,7 @@
 //! and body frames over channels, which measured as about a third of the proxy's CPU
 //! time per request.
 
-use std::future::{Future as _, poll_fn};
+use std::future::poll_fn;
 use std::io;
 use std::ops::Range;
 use std::pin::Pin;
@@ -81,8 +81,8 @@ impl Pooled for RawConn {
 
 /// A connection's response deadline, on one Tokio sleep that is moved only when it
 /// must be: at once to an earlier deadline, and to a later one (the usual case, each
-/// exchange's deadline being later than the one before) only when it fires first. It
-/// expires at the deadline last set all the same.
+/// exchange's deadline being later than the one before) only when it fires first
+/// ([`crate::timer::poll_shared`]). It expires at the deadline last set all the same.
 struct Deadline {
     sleep: Pin<Box<Sleep>>,
     at: Instant,
@@ -97,23 +97,11 @@ impl Deadline {
 
     fn set(&mut self, at: Instant) {
         self.at = at;
-        if self.sleep.deadline() > at {
-            self.sleep.as_mut().reset(at);
-        }
     }
 
     /// Whether the deadline has passed; if not, the task is woken when it does.
     fn poll_expired(&mut self, cx: &mut Context<'_>) -> bool {
-        loop {
-            if self.sleep.as_mut().poll(cx).is_pending() {
-                return false;
-            }
-            if self.sleep.deadline() >= self.at {
-                return true;
-            }
-            // An earlier exchange's deadline has passed: on to this one's.
-            self.sleep.as_mut().reset(self.at);
-        }
+        crate::timer::poll_shared(self.sleep.as_mut(), self.at, cx).is_ready()
     }
 }
 

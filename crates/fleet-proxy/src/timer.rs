@@ -68,17 +68,29 @@ impl Future for ConnSleep {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let mut sleep = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
-        if sleep.deadline() > self.deadline {
-            sleep.as_mut().reset(self.deadline);
+        poll_shared(sleep.as_mut(), self.deadline, cx)
+    }
+}
+
+/// Polls for `deadline` on a Tokio sleep that several deadlines share (a connection's,
+/// see the module's documentation; the lean client's response deadline is another):
+/// the sleep moves at once to an earlier deadline, and on to `deadline` when it fires
+/// at an earlier one. Ready once `deadline` has passed.
+pub(crate) fn poll_shared(
+    mut sleep: Pin<&mut tokio::time::Sleep>,
+    deadline: tokio::time::Instant,
+    cx: &mut Context<'_>,
+) -> Poll<()> {
+    if sleep.deadline() > deadline {
+        sleep.as_mut().reset(deadline);
+    }
+    loop {
+        ready!(sleep.as_mut().poll(cx));
+        if sleep.deadline() >= deadline {
+            return Poll::Ready(());
         }
-        loop {
-            ready!(sleep.as_mut().poll(cx));
-            if sleep.deadline() >= self.deadline {
-                return Poll::Ready(());
-            }
-            // An earlier deadline (an earlier request's) has passed: on to this one's.
-            sleep.as_mut().reset(self.deadline);
-        }
+        // An earlier deadline has passed: on to this one.
+        sleep.as_mut().reset(deadline);
     }
 }
 
