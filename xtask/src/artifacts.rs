@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead as _, BufReader};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::{Context as _, bail};
@@ -23,8 +23,22 @@ pub(crate) struct Bin {
 /// The workspace's target directory, as `cargo metadata` reports it (so wherever
 /// `CARGO_TARGET_DIR` or `build.target-dir` puts it).
 pub(crate) fn target_dir() -> anyhow::Result<PathBuf> {
-    let mut command = crate::cargo();
-    command.args([
+    target_dir_of(&metadata(&crate::workspace_root())?)
+}
+
+/// The target directory named in `cargo metadata`'s answer.
+pub(crate) fn target_dir_of(metadata: &serde_json::Value) -> anyhow::Result<PathBuf> {
+    metadata["target_directory"]
+        .as_str()
+        .map(PathBuf::from)
+        .context("cargo metadata names no target directory")
+}
+
+/// `cargo metadata --no-deps` of the workspace at `root` (the packages, the members,
+/// the target directory), read without the network.
+pub(crate) fn metadata(root: &Path) -> anyhow::Result<serde_json::Value> {
+    let mut command = cargo();
+    command.current_dir(root).args([
         "metadata",
         "--format-version",
         "1",
@@ -33,20 +47,17 @@ pub(crate) fn target_dir() -> anyhow::Result<PathBuf> {
     ]);
     let output = command
         .output()
-        .with_context(|| format!("cannot run {}", crate::describe(&command)))?;
+        .with_context(|| format!("cannot run {}", describe(&command)))?;
     if !output.status.success() {
-        anyhow::bail!(
-            "`{}` failed: {}",
-            crate::describe(&command),
+        bail!(
+            "`{}` failed in {} ({}): {}",
+            describe(&command),
+            root.display(),
+            output.status,
             String::from_utf8_lossy(&output.stderr).trim()
         );
     }
-    let metadata: serde_json::Value =
-        serde_json::from_slice(&output.stdout).context("cargo metadata printed no JSON")?;
-    metadata["target_directory"]
-        .as_str()
-        .map(PathBuf::from)
-        .context("cargo metadata names no target directory")
+    serde_json::from_slice(&output.stdout).context("cargo metadata printed no JSON")
 }
 
 /// Builds `bins` in one cargo run, showing cargo's progress and diagnostics as a plain

@@ -45,17 +45,9 @@ const VERIFY_PROFILE: [&str; 3] = [
 /// priority (`cargo xtask test` runs this beside the tests).
 pub(crate) fn check(nice: bool) -> anyhow::Result<()> {
     let started = Instant::now();
-    let metadata = workspace_metadata()?;
+    let metadata = crate::artifacts::metadata(&crate::workspace_root())?;
     remove_unpacked_packages(&metadata)?;
-    let target = match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(dir) => std::path::PathBuf::from(dir),
-        None => std::path::PathBuf::from(
-            metadata["target_directory"]
-                .as_str()
-                .context("cargo metadata names no target directory")?,
-        ),
-    }
-    .join("package-check");
+    let target = crate::artifacts::target_dir_of(&metadata)?.join("package-check");
     forget_packaged_builds(&target, &metadata)?;
     let mut command = if nice {
         let mut command = std::process::Command::new("nice");
@@ -112,23 +104,6 @@ pub(crate) fn check(nice: bool) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
     Ok(())
-}
-
-fn workspace_metadata() -> anyhow::Result<serde_json::Value> {
-    let mut command = cargo();
-    command.args(["metadata", "--format-version", "1", "--no-deps"]);
-    let output = command
-        .output()
-        .with_context(|| format!("cannot run {}", describe(&command)))?;
-    if !output.status.success() {
-        bail!(
-            "`{}` failed ({}): {}",
-            describe(&command),
-            output.status,
-            String::from_utf8_lossy(&output.stderr).trim()
-        );
-    }
-    serde_json::from_slice(&output.stdout).context("cargo metadata printed no JSON")
 }
 
 /// Removes the copies of the workspace's packages that an earlier run unpacked into

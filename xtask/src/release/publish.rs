@@ -168,24 +168,7 @@ pub(crate) fn publish(
 
 /// The workspace members, from `cargo metadata --no-deps` in `root`.
 fn workspace_members(root: &Path) -> anyhow::Result<Vec<Member>> {
-    let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    command
-        .current_dir(root)
-        .args(["metadata", "--format-version", "1", "--no-deps"]);
-    let output = command
-        .output()
-        .with_context(|| format!("cannot run {}", crate::describe(&command)))?;
-    if !output.status.success() {
-        bail!(
-            "`{}` failed in {} ({}): {}",
-            crate::describe(&command),
-            root.display(),
-            output.status,
-            String::from_utf8_lossy(&output.stderr).trim()
-        );
-    }
-    let metadata: serde_json::Value =
-        serde_json::from_slice(&output.stdout).context("cargo metadata printed no JSON")?;
+    let metadata = crate::artifacts::metadata(root)?;
     members_from_metadata(&metadata)
 }
 
